@@ -1,0 +1,53 @@
+//! The agent port: one request per inbound message, an optional reply back.
+//! Adapters: [`HttpAgent`] (`AGENT_BACKEND=http`) and [`ScriptedAgent`] (in-memory, for tests).
+
+pub mod contract;
+mod http;
+mod memory;
+
+pub use contract::{
+    Action, AgentReply, AgentRequest, Attachment, AttachmentKind, ListRow, ListSection, ListSpec,
+    ReplyStatus,
+};
+pub use http::HttpAgent;
+pub use memory::ScriptedAgent;
+
+use crate::BoxFuture;
+
+/// Asks the team's agent about one message.
+pub trait Agent: Send + Sync {
+    /// `Ok(None)` means the agent chose not to reply (HTTP 204 or an empty body).
+    fn ask<'a>(
+        &'a self,
+        request: &'a AgentRequest,
+    ) -> BoxFuture<'a, Result<Option<AgentReply>, AgentError>>;
+}
+
+/// Why the agent gave no usable answer. Logged in full; the user only sees a short ❌ message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    #[error("agent timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("agent unreachable: {0}")]
+    Transport(String),
+    #[error("agent answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("agent answer is not a valid reply: {error}; body starts: {body}")]
+    Decode { error: String, body: String },
+    #[error("agent answer is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("agent backend misconfigured: {0}")]
+    Config(String),
+}
+
+impl AgentError {
+    /// Whether trying again later may succeed (the queue worker retries these).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Timeout(_) | Self::Transport(_) => true,
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Decode { .. } | Self::TooLarge { .. } | Self::Config(_) => false,
+        }
+    }
+}
