@@ -5,13 +5,17 @@
 //! Each outside dependency is a trait (port) with its real adapter and an in-memory twin.
 
 pub mod agent;
+pub mod app;
+pub mod aws;
 pub mod config;
+pub mod events;
 pub mod graph;
 pub mod idempotency;
 pub mod local;
 pub mod message;
 pub mod pipeline;
 pub mod reply;
+pub mod sample_agent;
 pub mod secrets;
 pub mod sender;
 pub mod serde_util;

@@ -27,7 +27,11 @@ where
 }
 
 /// Serves `handler` on `listener` until the task is dropped. Bodies over `max_body` get 413.
-pub async fn serve(listener: TcpListener, handler: Handler, max_body: usize) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    max_body: usize,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let handler = handler.clone();
@@ -60,7 +64,14 @@ async fn dispatch(
                 .is_some();
             let status = if too_large { 413 } else { 400 };
             tracing::warn!(status, %error, "local request body rejected");
-            return plain(status, if too_large { "payload too large" } else { "bad request" });
+            return plain(
+                status,
+                if too_large {
+                    "payload too large"
+                } else {
+                    "bad request"
+                },
+            );
         }
     };
     let body = if bytes.is_empty() {

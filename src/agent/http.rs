@@ -1,4 +1,237 @@
-//! `AGENT_BACKEND=http`: POST the contract request to `AGENT_URL` with ureq.
+//! `AGENT_BACKEND=http`: POST the contract request to `AGENT_URL` with ureq, off the async
+//! runtime, and read the contract reply back.
 
-/// Calls an HTTP agent (implementation pending: see the adapters brief).
-pub struct HttpAgent;
+use super::{Agent, AgentError, AgentReply, AgentRequest};
+use crate::BoxFuture;
+use crate::secrets::Secret;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest agent answer read: a WhatsApp reply is at most a few 4096-character messages, so a
+/// bigger body is a bug on the agent's side, not something to buffer.
+pub const MAX_REPLY_BYTES: u64 = 1024 * 1024;
+/// How much of a failed answer is read for the error excerpt.
+const MAX_ERROR_BODY_BYTES: u64 = 16 * 1024;
+/// Characters of the agent's body kept in `Status` / `Decode` errors.
+pub const BODY_EXCERPT_CHARS: usize = 200;
+
+/// Calls an HTTP agent. Cheap to share: one ureq agent (connection pool) for every call.
+pub struct HttpAgent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    token: Option<Secret>,
+    timeout: Duration,
+    http: ureq::Agent,
+}
+
+impl HttpAgent {
+    /// `timeout` bounds the whole call: connect, send, the agent's thinking, and the answer.
+    pub fn new(url: String, token: Option<Secret>, timeout: Duration) -> Self {
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            // Redirecting a POST would drop its body; an agent URL must point at the agent.
+            .max_redirects(0)
+            .build()
+            .into();
+        Self {
+            inner: Arc::new(Inner {
+                url,
+                token: token.filter(|token| !token.is_empty()),
+                timeout,
+                http,
+            }),
+        }
+    }
+}
+
+impl Agent for HttpAgent {
+    fn ask<'a>(
+        &'a self,
+        request: &'a AgentRequest,
+    ) -> BoxFuture<'a, Result<Option<AgentReply>, AgentError>> {
+        Box::pin(async move {
+            let message_id = request.event.id.clone();
+            let body = serde_json::to_vec(request)
+                .map_err(|error| AgentError::Config(format!("request not encodable: {error}")))?;
+            let inner = self.inner.clone();
+            let started = Instant::now();
+            tracing::debug!(message_id = %message_id, bytes = body.len(), "asking the agent");
+            let id = message_id.clone();
+            let result = tokio::task::spawn_blocking(move || inner.call(&id, &body))
+                .await
+                .unwrap_or_else(|error| {
+                    Err(AgentError::Transport(format!(
+                        "agent call aborted: {error}"
+                    )))
+                });
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &result {
+                Ok((status, reply)) => tracing::info!(
+                    message_id = %message_id,
+                    status,
+                    elapsed_ms,
+                    replied = reply.is_some(),
+                    "agent answered"
+                ),
+                Err(error) => log_failure(&message_id, elapsed_ms, error),
+            }
+            result.map(|(_, reply)| reply)
+        })
+    }
+}
+
+impl Inner {
+    /// The blocking call: returns the HTTP status with the reply.
+    fn call(&self, message_id: &str, body: &[u8]) -> Result<(u16, Option<AgentReply>), AgentError> {
+        let mut builder = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("Idempotency-Key", message_id);
+        if let Some(token) = &self.token {
+            builder = builder.header("Authorization", format!("Bearer {}", token.expose()));
+        }
+        let mut response = builder
+            .send(body)
+            .map_err(|error| self.transport_error(error))?;
+        let status = response.status().as_u16();
+        if status == 204 {
+            return Ok((status, None));
+        }
+        if !(200..300).contains(&status) {
+            let mut bytes = Vec::new();
+            // The excerpt is best effort: a failed read leaves what arrived.
+            let _ = response
+                .body_mut()
+                .as_reader()
+                .take(MAX_ERROR_BODY_BYTES)
+                .read_to_end(&mut bytes);
+            return Err(AgentError::Status {
+                status,
+                body: excerpt(&bytes),
+            });
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()
+            .map_err(|error| match error {
+                ureq::Error::BodyExceedsLimit(_) => AgentError::TooLarge {
+                    limit: MAX_REPLY_BYTES,
+                },
+                other => self.transport_error(other),
+            })?;
+        decode(&bytes).map(|reply| (status, reply))
+    }
+
+    fn transport_error(&self, error: ureq::Error) -> AgentError {
+        match error {
+            ureq::Error::Timeout(_) => AgentError::Timeout(self.timeout),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                AgentError::Timeout(self.timeout)
+            }
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_) => {
+                AgentError::Config(error.to_string())
+            }
+            other => AgentError::Transport(other.to_string()),
+        }
+    }
+}
+
+/// A 2xx body: empty, whitespace or `null` means no reply; otherwise it must be the contract.
+fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
+    if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
+        return Ok(None);
+    }
+    let decode_error = |error: String| AgentError::Decode {
+        error,
+        body: excerpt(bytes),
+    };
+    // Through `Value` first: serde would otherwise accept a JSON array as a struct.
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| decode_error(error.to_string()))?;
+    if !value.is_object() {
+        return Err(decode_error("the reply is not a JSON object".to_owned()));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|error| decode_error(error.to_string()))
+}
+
+/// The start of a body for an error message: lossy UTF-8, control characters as spaces, at most
+/// [`BODY_EXCERPT_CHARS`] characters (never cut inside a character), `…` when shortened.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    let mut out: String = text
+        .chars()
+        .take(BODY_EXCERPT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(BODY_EXCERPT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Warn with what identifies the failure; the body excerpt only at debug.
+fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
+    let retryable = error.is_retryable();
+    match error {
+        AgentError::Status { status, body } => {
+            tracing::warn!(
+                message_id,
+                status,
+                elapsed_ms,
+                retryable,
+                "agent answered with an error status"
+            );
+            tracing::debug!(message_id, status, body = %body, "agent error body");
+        }
+        AgentError::Decode {
+            error: reason,
+            body,
+        } => {
+            tracing::warn!(message_id, elapsed_ms, reason = %reason, "agent answer is not a valid reply");
+            tracing::debug!(message_id, body = %body, "agent answer body");
+        }
+        other => {
+            tracing::warn!(message_id, elapsed_ms, retryable, error = %other, "agent call failed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_is_char_safe_and_bounded() {
+        let long = "é".repeat(500);
+        let cut = excerpt(long.as_bytes());
+        assert_eq!(cut.chars().count(), BODY_EXCERPT_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(excerpt(b"  short\nbody "), "short body");
+        assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
+    }
+
+    #[test]
+    fn empty_whitespace_and_null_bodies_mean_no_reply() {
+        for body in [&b""[..], b"  \n", b"null"] {
+            assert!(decode(body).unwrap().is_none());
+        }
+        assert!(decode(br#"{"text":"hi"}"#).unwrap().is_some());
+        assert!(matches!(decode(b"<html>"), Err(AgentError::Decode { .. })));
+        assert!(matches!(
+            decode(br#"["text"]"#),
+            Err(AgentError::Decode { .. })
+        ));
+    }
+}

@@ -1,1 +1,30 @@
-fn main() {}
+//! The webhook Lambda function (lambda_http). Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) it
+//! serves the same handler over plain HTTP on `LOCAL_ADDR`, path `/webhook`.
+
+use lambda_http::{Error, Request, service_fn};
+use std::sync::Arc;
+use whatsapp_agent_lambda::{app, local};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let (app, config) = app::webhook_from_env().await.inspect_err(|error| {
+        tracing::error!(%error, "webhook cannot start");
+        eprintln!("webhook cannot start: {error}");
+    })?;
+    let app = Arc::new(app);
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let listener = tokio::net::TcpListener::bind(&config.local_addr).await?;
+        tracing::info!(addr = %config.local_addr, "not in Lambda: serving http://{}/webhook", config.local_addr);
+        let handler = local::handler(move |request: Request| {
+            let app = app.clone();
+            async move { app.handle(request).await }
+        });
+        return Ok(local::serve(listener, handler, config.max_body_bytes).await?);
+    }
+    lambda_http::run(service_fn(move |request: Request| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
+    }))
+    .await
+}

@@ -240,7 +240,10 @@ mod tests {
         };
         let json = buttons.to_graph_json(&Recipient::Phone("1".into()), None);
         assert_eq!(json["interactive"]["type"], "button");
-        assert_eq!(json["interactive"]["action"]["buttons"][0]["reply"]["id"], "a");
+        assert_eq!(
+            json["interactive"]["action"]["buttons"][0]["reply"]["id"],
+            "a"
+        );
         assert_eq!(json["interactive"]["footer"]["text"], "f");
 
         let list = OutgoingMessage::List {
@@ -260,7 +263,14 @@ mod tests {
         let json = list.to_graph_json(&Recipient::Phone("1".into()), None);
         assert_eq!(json["interactive"]["type"], "list");
         assert_eq!(json["interactive"]["header"]["text"], "h");
-        assert_eq!(json["interactive"]["action"]["sections"][0]["rows"][0]["title"], "R");
-        assert!(json["interactive"]["action"]["sections"][0]["rows"][0].get("description").is_none());
+        assert_eq!(
+            json["interactive"]["action"]["sections"][0]["rows"][0]["title"],
+            "R"
+        );
+        assert!(
+            json["interactive"]["action"]["sections"][0]["rows"][0]
+                .get("description")
+                .is_none()
+        );
     }
 }

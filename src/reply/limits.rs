@@ -34,6 +34,9 @@ pub const ROW_DESCRIPTION_MAX: usize = 72;
 pub const ROW_ID_MAX: usize = 200;
 /// Media caption.
 pub const CAPTION_MAX: usize = 1024;
+/// Our own bound, not WhatsApp's: messages one reply's text may become (the interactive body
+/// included) before it is cut with a marker, so a runaway agent cannot flood the chat.
+pub const MAX_TEXT_PARTS: usize = 10;
 
 /// Checks one outgoing message against every limit above; `Err` names the first broken rule.
 pub fn check(message: &OutgoingMessage) -> Result<(), String> {
@@ -72,7 +75,10 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
                 within("footer", footer, FOOTER_MAX)?;
             }
             if buttons.is_empty() || buttons.len() > BUTTONS_MAX {
-                return Err(format!("{} buttons, allowed 1-{BUTTONS_MAX}", buttons.len()));
+                return Err(format!(
+                    "{} buttons, allowed 1-{BUTTONS_MAX}",
+                    buttons.len()
+                ));
             }
             let mut titles = std::collections::HashSet::new();
             let mut ids = std::collections::HashSet::new();
@@ -111,7 +117,10 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             not_blank("list button", button)?;
             within("list button", button, LIST_BUTTON_MAX)?;
             if sections.is_empty() || sections.len() > LIST_SECTIONS_MAX {
-                return Err(format!("{} sections, allowed 1-{LIST_SECTIONS_MAX}", sections.len()));
+                return Err(format!(
+                    "{} sections, allowed 1-{LIST_SECTIONS_MAX}",
+                    sections.len()
+                ));
             }
             let rows: usize = sections.iter().map(|s| s.rows.len()).sum();
             if rows == 0 || rows > LIST_ROWS_MAX {

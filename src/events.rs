@@ -1,0 +1,141 @@
+//! The sample events in `events/`: API Gateway HTTP API (v2) envelopes, signed with a
+//! documented local test app secret, used by the tests, the demo, `cargo lambda invoke` and
+//! `sam local invoke`. `make events` re-signs them after an edit.
+
+use crate::webhook::sign;
+use base64::Engine;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The app secret the sample events are signed with. Never use it outside local runs.
+pub const LOCAL_APP_SECRET: &str = "local-test-app-secret";
+/// The verify token of `events/get-verify.json`.
+pub const LOCAL_VERIFY_TOKEN: &str = "local-test-verify-token";
+/// The access token local runs send to the (fake) Graph API.
+pub const LOCAL_ACCESS_TOKEN: &str = "local-test-access-token";
+/// The senders the sample events come from that local runs allow; `447700900123` is not listed.
+pub const LOCAL_ALLOWED_SENDERS: &str = "+1 (415) 555-1234, BR.20261124000000000042";
+/// Events whose file name contains this are signed with the wrong secret on purpose.
+pub const FORGED_MARKER: &str = "bad-signature";
+const FORGED_SECRET: &str = "not-the-app-secret";
+const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The exact body bytes of an envelope (base64-decoded when `isBase64Encoded`).
+pub fn body_bytes(envelope: &Value) -> Result<Option<Vec<u8>>, String> {
+    let Some(body) = envelope.get("body").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    if envelope.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map(Some)
+            .map_err(|e| format!("body is not valid base64: {e}"))
+    } else {
+        Ok(Some(body.as_bytes().to_vec()))
+    }
+}
+
+/// Sets the signature header of a POST envelope. Returns whether anything changed.
+pub fn resign(envelope: &mut Value, forged: bool) -> Result<bool, String> {
+    let Some(body) = body_bytes(envelope)? else {
+        return Ok(false);
+    };
+    let secret = if forged {
+        FORGED_SECRET
+    } else {
+        LOCAL_APP_SECRET
+    };
+    let signature = Value::String(sign(secret.as_bytes(), &body));
+    let headers = envelope
+        .get_mut("headers")
+        .and_then(Value::as_object_mut)
+        .ok_or("envelope has no headers object")?;
+    if headers.get(SIGNATURE_HEADER) == Some(&signature) {
+        return Ok(false);
+    }
+    headers.insert(SIGNATURE_HEADER.to_owned(), signature);
+    Ok(true)
+}
+
+/// Re-signs every `*.json` envelope in `dir`; returns the files that changed.
+pub fn resign_dir(dir: &Path) -> Result<Vec<PathBuf>, EventError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EventError::Io { path, source }
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    let mut changed = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let invalid = |reason: String| EventError::Invalid {
+            path: path.clone(),
+            reason,
+        };
+        let mut envelope: Value =
+            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        // Only API Gateway envelopes carry a signature; SQS and other events are left alone.
+        if envelope.get("routeKey").is_none() {
+            continue;
+        }
+        let forged = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().contains(FORGED_MARKER));
+        if resign(&mut envelope, forged).map_err(invalid)? {
+            let mut pretty =
+                serde_json::to_string_pretty(&envelope).map_err(|e| invalid(e.to_string()))?;
+            pretty.push('\n');
+            std::fs::write(&path, pretty).map_err(io(&path))?;
+            changed.push(path);
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::verify_signature;
+    use serde_json::json;
+
+    #[test]
+    fn resigning_sets_a_verifiable_signature_once() {
+        let mut envelope = json!({"routeKey": "POST /webhook", "headers": {}, "body": "{}", "isBase64Encoded": false});
+        assert!(resign(&mut envelope, false).unwrap());
+        assert!(!resign(&mut envelope, false).unwrap());
+        let header = envelope["headers"][SIGNATURE_HEADER].as_str().unwrap();
+        assert!(verify_signature(Some(header), LOCAL_APP_SECRET.as_bytes(), b"{}").is_ok());
+    }
+
+    #[test]
+    fn base64_bodies_are_signed_over_the_decoded_bytes() {
+        let mut envelope = json!({"headers": {}, "body": "e30=", "isBase64Encoded": true});
+        resign(&mut envelope, false).unwrap();
+        let header = envelope["headers"][SIGNATURE_HEADER].as_str().unwrap();
+        assert!(verify_signature(Some(header), LOCAL_APP_SECRET.as_bytes(), b"{}").is_ok());
+    }
+
+    #[test]
+    fn forged_events_do_not_verify() {
+        let mut envelope = json!({"headers": {}, "body": "{}"});
+        resign(&mut envelope, true).unwrap();
+        let header = envelope["headers"][SIGNATURE_HEADER].as_str().unwrap();
+        assert!(verify_signature(Some(header), LOCAL_APP_SECRET.as_bytes(), b"{}").is_err());
+    }
+}

@@ -1,0 +1,582 @@
+//! The agent's quick actions and explicit lists → one WhatsApp interactive message (reply
+//! buttons or a list) within every interactive limit; the body is chosen by the caller.
+//! <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-reply-buttons-messages>
+//! <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-list-messages>
+
+use super::limits::{
+    BUTTON_ID_MAX, BUTTON_TITLE_MAX, BUTTONS_MAX, HEADER_MAX, INTERACTIVE_BODY_MAX,
+    LIST_BUTTON_MAX, LIST_ROWS_MAX, LIST_SECTIONS_MAX, ROW_DESCRIPTION_MAX, ROW_ID_MAX,
+    ROW_TITLE_MAX, SECTION_TITLE_MAX,
+};
+use super::markdown::to_whatsapp;
+use super::split::{shorten, truncate};
+use crate::agent::{Action, AgentReply, ListRow, ListSpec};
+use crate::graph::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
+use std::collections::HashSet;
+
+/// The list's menu button when the agent names none.
+pub const DEFAULT_LIST_BUTTON: &str = "Choose";
+/// The body of an interactive message when the reply has no text.
+pub const DEFAULT_BODY: &str = "Choose an option:";
+/// Title of the n-th section of a multi-section list that has none (WhatsApp requires one).
+const DEFAULT_SECTION_TITLE: &str = "Options";
+/// Id of an action whose label has nothing to make a slug from.
+const FALLBACK_ID: &str = "option";
+
+/// An interactive message waiting for its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Menu {
+    /// The body the agent set explicitly (`list.body`), converted and within the limit.
+    pub body: Option<String>,
+    kind: MenuKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum MenuKind {
+    Buttons(Vec<ReplyButton>),
+    List {
+        header: Option<String>,
+        button: String,
+        sections: Vec<ListSectionOut>,
+    },
+}
+
+impl Menu {
+    /// The message, with `body` (non-blank, at most [`INTERACTIVE_BODY_MAX`] chars) as its body.
+    pub fn into_message(self, body: String) -> OutgoingMessage {
+        match self.kind {
+            MenuKind::Buttons(buttons) => OutgoingMessage::Buttons {
+                header: None,
+                body,
+                footer: None,
+                buttons,
+            },
+            MenuKind::List {
+                header,
+                button,
+                sections,
+            } => OutgoingMessage::List {
+                header,
+                body,
+                footer: None,
+                button,
+                sections,
+            },
+        }
+    }
+}
+
+/// The interactive message a reply asks for, if any: its explicit list, else its actions.
+pub fn menu(reply: &AgentReply) -> Option<Menu> {
+    if let Some(list) = &reply.list {
+        if let Some(menu) = explicit_list(list) {
+            if !reply.actions.is_empty() {
+                tracing::warn!(
+                    dropped = reply.actions.len(),
+                    "reply has both a list and actions; the list wins, actions dropped"
+                );
+            }
+            return Some(menu);
+        }
+        tracing::warn!("reply list has no usable rows; no list message sent");
+    }
+    actions_menu(&reply.actions)
+}
+
+/// An action or row with its id and title filled in from each other.
+#[derive(Debug, Clone, PartialEq)]
+struct Choice {
+    id: String,
+    title: String,
+    /// A list row's description as the agent wrote it.
+    description: Option<String>,
+}
+
+impl Choice {
+    /// Trims both; `None` when both are empty. An empty id becomes a slug of the title, an empty
+    /// title the id.
+    fn new(id: &str, title: &str) -> Option<Self> {
+        let (id, title) = (id.trim(), title.trim());
+        if id.is_empty() && title.is_empty() {
+            return None;
+        }
+        let id = if id.is_empty() {
+            slug(title)
+        } else {
+            id.to_owned()
+        };
+        let title = if title.is_empty() {
+            id.clone()
+        } else {
+            title.to_owned()
+        };
+        Some(Self {
+            id,
+            title,
+            description: None,
+        })
+    }
+}
+
+/// Lowercase letters and digits of `label`, other runs replaced by one `-`: "Restart API!" → "restart-api".
+pub fn slug(label: &str) -> String {
+    let mut slug = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_alphanumeric() {
+            slug.extend(c.to_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        FALLBACK_ID.to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
+fn actions_menu(actions: &[Action]) -> Option<Menu> {
+    let mut choices: Vec<Choice> = actions
+        .iter()
+        .filter_map(|action| Choice::new(&action.id, &action.label))
+        .collect();
+    if choices.len() > LIST_ROWS_MAX {
+        tracing::warn!(
+            dropped = choices.len() - LIST_ROWS_MAX,
+            "more than {LIST_ROWS_MAX} actions; extra actions dropped"
+        );
+        choices.truncate(LIST_ROWS_MAX);
+    }
+    if choices.is_empty() {
+        return None;
+    }
+    let kind = if choices.len() <= BUTTONS_MAX {
+        let ids = unique_ids(choices.iter().map(|c| c.id.as_str()), BUTTON_ID_MAX);
+        let titles = unique_titles(choices.iter().map(|c| c.title.as_str()), BUTTON_TITLE_MAX);
+        MenuKind::Buttons(
+            ids.into_iter()
+                .zip(titles)
+                .map(|(id, title)| ReplyButton { id, title })
+                .collect(),
+        )
+    } else {
+        // More than three actions do not fit as buttons: a one-section list.
+        let ids = unique_ids(choices.iter().map(|c| c.id.as_str()), ROW_ID_MAX);
+        let rows = ids
+            .into_iter()
+            .zip(&choices)
+            .map(|(id, choice)| {
+                let title = shorten(&choice.title, ROW_TITLE_MAX);
+                // The full label still reads in the description when the title had to be cut.
+                let description = (choice.title.chars().count() > ROW_TITLE_MAX)
+                    .then(|| shorten(&choice.title, ROW_DESCRIPTION_MAX));
+                ListRowOut {
+                    id,
+                    title,
+                    description,
+                }
+            })
+            .collect();
+        MenuKind::List {
+            header: None,
+            button: DEFAULT_LIST_BUTTON.to_owned(),
+            sections: vec![ListSectionOut { title: None, rows }],
+        }
+    };
+    Some(Menu { body: None, kind })
+}
+
+/// The agent's list within every list limit; `None` when no row is left.
+fn explicit_list(list: &ListSpec) -> Option<Menu> {
+    let mut kept: Vec<(Option<&str>, Vec<Choice>)> = Vec::new();
+    let mut rows_left = LIST_ROWS_MAX;
+    let (mut dropped_rows, mut dropped_sections) = (0, 0);
+    for section in &list.sections {
+        let rows: Vec<Choice> = section.rows.iter().filter_map(row_choice).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        if kept.len() == LIST_SECTIONS_MAX || rows_left == 0 {
+            dropped_sections += 1;
+            dropped_rows += rows.len();
+            continue;
+        }
+        let take = rows.len().min(rows_left);
+        dropped_rows += rows.len() - take;
+        rows_left -= take;
+        let title = section
+            .title
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        kept.push((title, rows.into_iter().take(take).collect()));
+    }
+    if dropped_rows > 0 {
+        tracing::warn!(
+            dropped_rows,
+            dropped_sections,
+            "list exceeds WhatsApp's {LIST_ROWS_MAX} rows / {LIST_SECTIONS_MAX} sections; extra dropped"
+        );
+    }
+    if kept.is_empty() {
+        return None;
+    }
+
+    let mut ids = unique_ids(
+        kept.iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| r.id.as_str())),
+        ROW_ID_MAX,
+    )
+    .into_iter();
+    let several = kept.len() > 1;
+    let sections = kept
+        .into_iter()
+        .enumerate()
+        .map(|(index, (title, rows))| {
+            let title = match title {
+                Some(title) => Some(shorten(title, SECTION_TITLE_MAX)),
+                None if several => Some(format!("{DEFAULT_SECTION_TITLE} {}", index + 1)),
+                None => None,
+            };
+            let rows = rows
+                .into_iter()
+                .zip(&mut ids)
+                .map(|(choice, id)| ListRowOut {
+                    id,
+                    title: shorten(&choice.title, ROW_TITLE_MAX),
+                    description: choice
+                        .description
+                        .map(|d| shorten(&d, ROW_DESCRIPTION_MAX))
+                        .filter(|d| !d.is_empty()),
+                })
+                .collect();
+            ListSectionOut { title, rows }
+        })
+        .collect();
+
+    let header = list
+        .header
+        .as_deref()
+        .map(|header| shorten(header, HEADER_MAX))
+        .filter(|header| !header.is_empty());
+    let button = list
+        .button
+        .as_deref()
+        .map(|button| shorten(button, LIST_BUTTON_MAX))
+        .filter(|button| !button.is_empty())
+        .unwrap_or_else(|| DEFAULT_LIST_BUTTON.to_owned());
+    let body = list
+        .body
+        .as_deref()
+        .map(|body| shorten(&to_whatsapp(body), INTERACTIVE_BODY_MAX))
+        .filter(|body| !body.is_empty());
+    Some(Menu {
+        body,
+        kind: MenuKind::List {
+            header,
+            button,
+            sections,
+        },
+    })
+}
+
+fn row_choice(row: &ListRow) -> Option<Choice> {
+    let description = row.description.as_deref().unwrap_or_default();
+    Choice::new(&row.id, &row.title).map(|choice| Choice {
+        description: Some(description.to_owned()),
+        ..choice
+    })
+}
+
+/// Ids within `max` chars, without surrounding spaces, made unique with "-2", "-3", …
+fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, max: usize) -> Vec<String> {
+    let fit = |id: &str, max: usize| {
+        let id = truncate(id.trim(), max).trim_end();
+        if id.is_empty() {
+            truncate(FALLBACK_ID, max).to_owned()
+        } else {
+            id.to_owned()
+        }
+    };
+    unique(ids, max, fit, |n| format!("-{n}"))
+}
+
+/// Titles shortened to `max` chars, made unique with " (2)", " (3)", …
+pub fn unique_titles<'a>(titles: impl Iterator<Item = &'a str>, max: usize) -> Vec<String> {
+    unique(titles, max, shorten, |n| format!(" ({n})"))
+}
+
+/// Fits each value to `max` chars; a value seen before gets the first free suffix, its base
+/// shortened further so that base and suffix still fit.
+fn unique<'a>(
+    values: impl Iterator<Item = &'a str>,
+    max: usize,
+    fit: impl Fn(&str, usize) -> String,
+    suffix: impl Fn(usize) -> String,
+) -> Vec<String> {
+    let mut used = HashSet::new();
+    values
+        .map(|value| {
+            let mut candidate = fit(value, max);
+            let mut n = 1;
+            while used.contains(&candidate) {
+                n += 1;
+                let suffix = suffix(n);
+                let base = fit(value, max.saturating_sub(suffix.chars().count()));
+                candidate = format!("{base}{suffix}");
+            }
+            used.insert(candidate.clone());
+            candidate
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::ListSection;
+
+    fn action(id: &str, label: &str) -> Action {
+        Action {
+            id: id.into(),
+            label: label.into(),
+        }
+    }
+
+    fn buttons(menu: Option<Menu>) -> Vec<ReplyButton> {
+        match menu.map(|m| m.into_message("b".into())) {
+            Some(OutgoingMessage::Buttons { buttons, .. }) => buttons,
+            other => panic!("expected buttons, got {other:?}"),
+        }
+    }
+
+    fn list(menu: Option<Menu>) -> (Option<String>, String, Vec<ListSectionOut>) {
+        match menu.map(|m| m.into_message("b".into())) {
+            Some(OutgoingMessage::List {
+                header,
+                button,
+                sections,
+                ..
+            }) => (header, button, sections),
+            other => panic!("expected a list, got {other:?}"),
+        }
+    }
+
+    fn reply_with_actions(actions: Vec<Action>) -> AgentReply {
+        AgentReply {
+            actions,
+            ..AgentReply::default()
+        }
+    }
+
+    fn row(id: &str, title: &str) -> ListRow {
+        ListRow {
+            id: id.into(),
+            title: title.into(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn actions_are_trimmed_and_filled_from_each_other() {
+        let reply = reply_with_actions(vec![
+            action("  restart ", " Restart pod "),
+            action("", "Scale Up!"),
+            action("logs", "   "),
+            action("  ", ""),
+        ]);
+        assert_eq!(
+            buttons(menu(&reply)),
+            vec![
+                ReplyButton {
+                    id: "restart".into(),
+                    title: "Restart pod".into()
+                },
+                ReplyButton {
+                    id: "scale-up".into(),
+                    title: "Scale Up!".into()
+                },
+                ReplyButton {
+                    id: "logs".into(),
+                    title: "logs".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn long_button_titles_are_shortened_with_an_ellipsis() {
+        let reply = reply_with_actions(vec![action("a", "Restart the payments API now")]);
+        assert_eq!(buttons(menu(&reply))[0].title, "Restart the payment…");
+    }
+
+    #[test]
+    fn duplicate_button_titles_are_disambiguated() {
+        let reply = reply_with_actions(vec![
+            action("a", "Restart the payments API"),
+            action("b", "Restart the payments API again"),
+            action("c", "OK"),
+        ]);
+        let titles: Vec<String> = buttons(menu(&reply)).into_iter().map(|b| b.title).collect();
+        assert_eq!(
+            titles,
+            vec!["Restart the payment…", "Restart the pay… (2)", "OK"]
+        );
+        assert!(titles.iter().all(|t| t.chars().count() <= BUTTON_TITLE_MAX));
+    }
+
+    #[test]
+    fn duplicate_ids_are_made_unique() {
+        let reply =
+            reply_with_actions(vec![action("x", "A"), action("x", "B"), action("x-2", "C")]);
+        let ids: Vec<String> = buttons(menu(&reply)).into_iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec!["x", "x-2", "x-2-2"]);
+    }
+
+    #[test]
+    fn slug_keeps_letters_and_digits() {
+        assert_eq!(slug("Restart API (prod)!"), "restart-api-prod");
+        assert_eq!(slug("🚀 Déployer"), "déployer");
+        assert_eq!(slug("🚀"), "option");
+    }
+
+    #[test]
+    fn more_than_three_actions_become_a_list() {
+        let reply = reply_with_actions(
+            [
+                "one",
+                "two",
+                "three",
+                "Restart every pod in the payments namespace",
+            ]
+            .iter()
+            .map(|label| action("", label))
+            .collect(),
+        );
+        let (header, button, sections) = list(menu(&reply));
+        assert_eq!(header, None);
+        assert_eq!(button, "Choose");
+        assert_eq!(sections.len(), 1);
+        assert_eq!(sections[0].title, None);
+        let rows = &sections[0].rows;
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].id, "one");
+        assert_eq!(rows[0].description, None);
+        assert_eq!(rows[3].title, "Restart every pod in th…");
+        assert_eq!(
+            rows[3].description.as_deref(),
+            Some("Restart every pod in the payments namespace")
+        );
+    }
+
+    #[test]
+    fn more_than_ten_actions_keep_the_first_ten() {
+        let reply = reply_with_actions((1..=13).map(|n| action(&n.to_string(), "same")).collect());
+        let (_, _, sections) = list(menu(&reply));
+        let ids: Vec<&str> = sections[0].rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+    }
+
+    #[test]
+    fn list_keeps_within_ten_rows() {
+        let spec = ListSpec {
+            header: Some("  Pods  ".into()),
+            body: Some("Pick **one**".into()),
+            button: Some("   ".into()),
+            sections: vec![
+                ListSection {
+                    title: None,
+                    rows: (0..4).map(|n| row(&format!("a{n}"), "A")).collect(),
+                },
+                ListSection {
+                    title: Some("Empty".into()),
+                    rows: vec![row(" ", "")],
+                },
+                ListSection {
+                    title: Some("B".into()),
+                    rows: (0..8).map(|n| row(&format!("b{n}"), "B")).collect(),
+                },
+                ListSection {
+                    title: Some("C".into()),
+                    rows: vec![row("c", "C")],
+                },
+            ],
+        };
+        let reply = AgentReply {
+            list: Some(spec),
+            ..AgentReply::default()
+        };
+        let menu = menu(&reply);
+        assert_eq!(
+            menu.as_ref().and_then(|m| m.body.clone()).as_deref(),
+            Some("Pick *one*")
+        );
+        let (header, button, sections) = list(menu);
+        assert_eq!(header.as_deref(), Some("Pods"));
+        assert_eq!(button, "Choose");
+        assert_eq!(sections.len(), 2);
+        assert_eq!(sections[0].title.as_deref(), Some("Options 1"));
+        assert_eq!(sections[1].title.as_deref(), Some("B"));
+        assert_eq!(
+            sections[0].rows.len() + sections[1].rows.len(),
+            LIST_ROWS_MAX
+        );
+        assert_eq!(sections[1].rows.last().map(|r| r.id.as_str()), Some("b5"));
+    }
+
+    #[test]
+    fn list_row_ids_are_unique_across_sections_and_descriptions_follow_their_rows() {
+        let spec = ListSpec {
+            sections: vec![
+                ListSection {
+                    title: Some("  ".into()),
+                    rows: vec![ListRow {
+                        id: "dup".into(),
+                        title: "First".into(),
+                        description: Some("  ".into()),
+                    }],
+                },
+                ListSection {
+                    title: Some("A very long section title here".into()),
+                    rows: vec![
+                        row("", ""),
+                        ListRow {
+                            id: "dup".into(),
+                            title: "Second".into(),
+                            description: Some("x".repeat(100)),
+                        },
+                    ],
+                },
+            ],
+            ..ListSpec::default()
+        };
+        let reply = AgentReply {
+            list: Some(spec),
+            actions: vec![action("ignored", "Ignored")],
+            ..AgentReply::default()
+        };
+        let (_, _, sections) = list(menu(&reply));
+        assert_eq!(sections[0].title.as_deref(), Some("Options 1"));
+        assert_eq!(
+            sections[1].title.as_deref(),
+            Some("A very long section tit…")
+        );
+        assert_eq!(sections[0].rows[0].id, "dup");
+        assert_eq!(sections[0].rows[0].description, None);
+        assert_eq!(sections[1].rows[0].id, "dup-2");
+        let description = sections[1].rows[0].description.clone().unwrap_or_default();
+        assert_eq!(description.chars().count(), ROW_DESCRIPTION_MAX);
+        assert!(description.ends_with('…'));
+    }
+
+    #[test]
+    fn empty_list_falls_back_to_actions() {
+        let reply = AgentReply {
+            list: Some(ListSpec::default()),
+            actions: vec![action("ok", "OK")],
+            ..AgentReply::default()
+        };
+        assert_eq!(buttons(menu(&reply)).len(), 1);
+    }
+}

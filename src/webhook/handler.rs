@@ -1,0 +1,308 @@
+//! The webhook's HTTP answers (DESIGN.md's table), in one place:
+//! verify → parse → filter and hand off → answer.
+
+use super::parse::{ParseError, ParsedWebhook, parse};
+use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
+use crate::local::{body_bytes, response};
+use crate::message::InboundMessage;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::secrets::Secrets;
+use crate::sender::Allowlist;
+use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The path Meta's webhook is configured with.
+pub const WEBHOOK_PATH: &str = "/webhook";
+/// Longest `hub.challenge` echoed back (Meta sends a short number).
+const MAX_CHALLENGE_CHARS: usize = 256;
+/// How many message ids a malformed body's error log quotes at most.
+const MAX_IDS_IN_LOG: usize = 5;
+
+/// The webhook function: shared state built once at cold start, borrowed by every request.
+pub struct WebhookApp {
+    secrets: Arc<Secrets>,
+    allowlist: Allowlist,
+    pipeline: Pipeline,
+    max_body_bytes: usize,
+}
+
+impl WebhookApp {
+    pub fn new(
+        secrets: Secrets,
+        allowlist: Allowlist,
+        pipeline: Pipeline,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            secrets: Arc::new(secrets),
+            allowlist,
+            pipeline,
+            max_body_bytes,
+        }
+    }
+
+    /// Answers one HTTP request. Never panics on bad input.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let answer = if !is_webhook_path(request.uri().path()) {
+            text(404, "not found")
+        } else if method == lambda_http::http::Method::GET {
+            self.verify_subscription(request.uri().query())
+        } else if method == lambda_http::http::Method::POST {
+            self.receive(&request).await
+        } else {
+            let mut answer = text(405, "method not allowed");
+            answer.headers_mut().insert(
+                "allow",
+                lambda_http::http::HeaderValue::from_static("GET, POST"),
+            );
+            answer
+        };
+        tracing::info!(
+            %method,
+            status = answer.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "webhook answered"
+        );
+        answer
+    }
+
+    /// GET: Meta's subscription handshake.
+    fn verify_subscription(&self, query: Option<&str>) -> Response<Body> {
+        let (mut mode, mut token, mut challenge) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "hub.mode" => mode.push(value),
+                "hub.verify_token" => token.push(value),
+                "hub.challenge" => challenge.push(value),
+                _ => {}
+            }
+        }
+        // Exactly one of each: a repeated parameter is ambiguous, so refused.
+        let (Ok([mode]), Ok([token]), Ok([challenge])) = (
+            <[_; 1]>::try_from(mode),
+            <[_; 1]>::try_from(token),
+            <[_; 1]>::try_from(challenge),
+        ) else {
+            tracing::warn!("verification GET refused: hub.* parameters missing or repeated");
+            return text(403, "forbidden");
+        };
+        let token_ok = token_matches(
+            self.secrets.verify_token.expose().as_bytes(),
+            token.as_bytes(),
+        );
+        if mode != "subscribe"
+            || !token_ok
+            || challenge.is_empty()
+            || challenge.chars().count() > MAX_CHALLENGE_CHARS
+        {
+            tracing::warn!(mode = %mode, token_ok, "verification GET refused");
+            return text(403, "forbidden");
+        }
+        tracing::info!("webhook subscription verified");
+        response(200, "text/plain", challenge.into_owned())
+    }
+
+    /// POST: an update batch from Meta.
+    async fn receive(&self, request: &Request) -> Response<Body> {
+        let body = body_bytes(request.body());
+        if body.len() > self.max_body_bytes {
+            tracing::warn!(
+                bytes = body.len(),
+                limit = self.max_body_bytes,
+                "webhook body too large"
+            );
+            return text(413, "payload too large");
+        }
+        let mut signatures = request.headers().get_all(SIGNATURE_HEADER).iter();
+        let signature = match (signatures.next(), signatures.next()) {
+            (_, Some(_)) => Err(VerifyError::DuplicateHeader),
+            (Some(value), None) => value.to_str().map(Some).map_err(|_| VerifyError::BadHex),
+            (None, None) => Ok(None),
+        };
+        let verified = signature.and_then(|header| {
+            verify_signature(header, self.secrets.app_secret.expose().as_bytes(), body)
+        });
+        if let Err(reason) = verified {
+            if reason == VerifyError::EmptySecret {
+                tracing::error!("no app secret configured: refusing every webhook POST");
+            } else {
+                tracing::warn!(%reason, bytes = body.len(), "webhook POST refused: bad signature");
+            }
+            return text(401, "unauthorized");
+        }
+
+        let parsed = match parse(body) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let message_ids = message_ids_in(body);
+                match &error {
+                    ParseError::NotJson(_) | ParseError::NotWhatsApp(_) => tracing::error!(
+                        %error,
+                        ?message_ids,
+                        "signed webhook body is not a WhatsApp payload; answering 200 so Meta does not retry it"
+                    ),
+                }
+                return text(200, "ok");
+            }
+        };
+        log_side_updates(&parsed);
+
+        let allowed = self.allowed(parsed.messages);
+        let outcomes = dispatch_inline(&self.pipeline, allowed).await;
+        if outcomes.contains(&Outcome::Retry) {
+            // Nothing was done for those messages: let Meta redeliver; handled ones are deduplicated.
+            return text(500, "retry later");
+        }
+        text(200, "ok")
+    }
+
+    /// Keeps messages from allowed senders; the others are ignored silently and logged masked.
+    fn allowed(&self, messages: Vec<InboundMessage>) -> Vec<InboundMessage> {
+        messages
+            .into_iter()
+            .filter(|message| {
+                let allowed = self.allowlist.allows(&message.sender);
+                if !allowed {
+                    tracing::warn!(
+                        message_id = %message.id,
+                        sender = %message.sender.masked(),
+                        kind = message.kind.type_name(),
+                        "sender not on the allowlist: ignored"
+                    );
+                } else {
+                    tracing::info!(
+                        message_id = %message.id,
+                        sender = %message.sender.masked(),
+                        kind = message.kind.type_name(),
+                        "message received"
+                    );
+                }
+                allowed
+            })
+            .collect()
+    }
+}
+
+/// `DISPATCH=inline`: runs the pipeline before answering. One sender's messages run in order;
+/// different senders run concurrently.
+async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> Vec<Outcome> {
+    let mut by_sender: Vec<(String, Vec<InboundMessage>)> = Vec::new();
+    for message in messages {
+        let key = message.sender.id().to_owned();
+        match by_sender.iter_mut().find(|(sender, _)| *sender == key) {
+            Some((_, queue)) => queue.push(message),
+            None => by_sender.push((key, vec![message])),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, queue) in by_sender {
+        let pipeline = pipeline.clone();
+        tasks.spawn(async move {
+            let mut outcomes = Vec::with_capacity(queue.len());
+            for message in &queue {
+                outcomes.push(pipeline.handle(message).await);
+            }
+            outcomes
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(done) => outcomes.extend(done),
+            Err(error) => tracing::error!(%error, "a message task failed"),
+        }
+    }
+    outcomes
+}
+
+fn log_side_updates(parsed: &ParsedWebhook) {
+    for status in &parsed.statuses {
+        if status.errors.is_empty() {
+            tracing::info!(
+                sent_id = %status.message_id,
+                status = %status.status,
+                recipient = %status.recipient_masked,
+                "delivery status"
+            );
+        }
+        for error in &status.errors {
+            tracing::warn!(
+                sent_id = %status.message_id,
+                status = %status.status,
+                recipient = %status.recipient_masked,
+                code = error.code.as_deref().unwrap_or("-"),
+                title = error.title.as_deref().unwrap_or("-"),
+                details = error.details.as_deref().unwrap_or("-"),
+                "delivery failed"
+            );
+        }
+    }
+    for error in &parsed.errors {
+        tracing::warn!(
+            code = error.code.as_deref().unwrap_or("-"),
+            title = error.title.as_deref().unwrap_or("-"),
+            message = error.message.as_deref().unwrap_or("-"),
+            details = error.details.as_deref().unwrap_or("-"),
+            "WhatsApp reported an error"
+        );
+    }
+    for field in &parsed.ignored_fields {
+        tracing::info!(field = %field, "webhook field not handled: ignored");
+    }
+}
+
+/// Accepts `/webhook` and stage-prefixed paths such as `/prod/webhook`.
+fn is_webhook_path(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path == WEBHOOK_PATH || path.ends_with(WEBHOOK_PATH)
+}
+
+/// Message ids (`wamid.…`) found in a body that could not be parsed, for the error log.
+fn message_ids_in(body: &[u8]) -> Vec<String> {
+    const MARKER: &[u8] = b"wamid.";
+    let mut ids = Vec::new();
+    let mut rest = body;
+    while ids.len() < MAX_IDS_IN_LOG {
+        let Some(start) = rest.windows(MARKER.len()).position(|w| w == MARKER) else {
+            break;
+        };
+        let tail = &rest[start..];
+        let end = tail
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'=')))
+            .unwrap_or(tail.len());
+        ids.push(String::from_utf8_lossy(&tail[..end]).into_owned());
+        rest = &tail[end..];
+    }
+    ids
+}
+
+fn text(status: u16, body: &'static str) -> Response<Body> {
+    response(status, "text/plain", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_path_accepts_stage_prefixes_only_for_webhook() {
+        assert!(is_webhook_path("/webhook"));
+        assert!(is_webhook_path("/prod/webhook/"));
+        assert!(!is_webhook_path("/"));
+        assert!(!is_webhook_path("/webhooks"));
+    }
+
+    #[test]
+    fn finds_message_ids_in_garbage() {
+        let body = br#"{"broken": "wamid.HBgL123==", "x": wamid.ABC_-9 }"#;
+        assert_eq!(
+            message_ids_in(body),
+            vec!["wamid.HBgL123==", "wamid.ABC_-9"]
+        );
+        assert!(message_ids_in(b"nothing here").is_empty());
+    }
+}

@@ -1,0 +1,504 @@
+//! The ureq adapters (HTTP agent, Graph API client) against loopback fakes: what they send, and
+//! how every kind of answer or failure comes back.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentRequest, ReplyStatus};
+use whatsapp_agent_lambda::graph::{
+    GraphClient, GraphError, Messenger, OutgoingMessage, Recipient,
+};
+use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
+use whatsapp_agent_lambda::message::{MessageId, PhoneNumberId};
+use whatsapp_agent_lambda::secrets::Secret;
+
+const AGENT_TOKEN: &str = "agent-bearer-token";
+const ACCESS_TOKEN: &str = "EAAG-access-token";
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the adapter sent JSON")
+    }
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// A loopback server recording every request and answering with `answer()`, after `delay`.
+fn fake(
+    delay: Duration,
+    answer: impl Fn() -> Response<Body> + Send + Sync + 'static,
+) -> (LoopbackServer, Log) {
+    let log: Log = Arc::default();
+    let seen = log.clone();
+    let answer = Arc::new(answer);
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        let answer = answer.clone();
+        async move {
+            seen.lock().unwrap().push(Seen {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                body: body_bytes(request.body()).to_vec(),
+            });
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            answer()
+        }
+    }));
+    (server, log)
+}
+
+fn answering(status: u16, content_type: &'static str, body: &'static str) -> (LoopbackServer, Log) {
+    fake(Duration::ZERO, move || response(status, content_type, body))
+}
+
+fn only(log: &Log) -> Seen {
+    let seen = log.lock().unwrap();
+    assert_eq!(seen.len(), 1, "expected exactly one request, got {seen:?}");
+    seen[0].clone()
+}
+
+fn request() -> AgentRequest {
+    serde_json::from_value(json!({
+        "version": "1",
+        "platform": "whatsapp",
+        "session_id": "whatsapp:106540352242922:14155551234",
+        "event": {
+            "id": "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQTdBNUQ0",
+            "type": "text",
+            "text": "pods crashing in prod",
+            "reply_to": null,
+            "timestamp": "2026-11-24T10:00:00Z",
+            "user": {"id": "14155551234", "phone": "14155551234", "bsuid": null, "display_name": "John Doe"},
+            "channel": {"phone_number_id": PHONE_NUMBER_ID, "display_phone_number": "15550001111", "business_account_id": "1029384756"}
+        }
+    }))
+    .unwrap()
+}
+
+fn agent_at(
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> whatsapp_agent_lambda::agent::HttpAgent {
+    whatsapp_agent_lambda::agent::HttpAgent::new(url.to_owned(), token.map(Secret::from), timeout)
+}
+
+fn agent_for(server: &LoopbackServer) -> whatsapp_agent_lambda::agent::HttpAgent {
+    agent_at(
+        &format!("{}/agent", server.url()),
+        Some(AGENT_TOKEN),
+        TIMEOUT,
+    )
+}
+
+// ---------------------------------------------------------------- agent
+
+#[tokio::test]
+async fn agent_receives_the_contract_with_bearer_and_idempotency_key() {
+    let (server, log) = answering(
+        200,
+        "application/json",
+        r#"{"status":"success","text":"Found 2 pods","actions":[{"id":"view_logs","label":"View Logs"}]}"#,
+    );
+    let request = request();
+    let reply = agent_for(&server).ask(&request).await.unwrap().unwrap();
+    assert_eq!(reply.status, Some(ReplyStatus::Success));
+    assert_eq!(reply.text.as_deref(), Some("Found 2 pods"));
+    assert_eq!(reply.actions[0].id, "view_logs");
+
+    let seen = only(&log);
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.path, "/agent");
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {AGENT_TOKEN}").as_str())
+    );
+    assert_eq!(
+        seen.header("idempotency-key"),
+        Some(request.event.id.as_str())
+    );
+    assert_eq!(seen.json(), serde_json::to_value(&request).unwrap());
+}
+
+#[tokio::test]
+async fn agent_gets_no_authorization_header_without_a_token() {
+    for token in [None, Some("")] {
+        let (server, log) = answering(200, "application/json", r#"{"text":"hi"}"#);
+        let agent = agent_at(&server.url(), token, TIMEOUT);
+        agent.ask(&request()).await.unwrap();
+        assert_eq!(only(&log).header("authorization"), None, "token {token:?}");
+    }
+}
+
+#[tokio::test]
+async fn agent_204_means_no_reply() {
+    let (server, _) = answering(204, "application/json", "");
+    assert!(agent_for(&server).ask(&request()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn agent_empty_200_means_no_reply() {
+    for body in ["", "  \n"] {
+        let (server, _) = answering(200, "application/json", body);
+        assert!(agent_for(&server).ask(&request()).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn agent_500_is_a_retryable_status_error() {
+    let (server, _) = answering(500, "text/plain", "Traceback (most recent call last): boom");
+    let error = agent_for(&server).ask(&request()).await.unwrap_err();
+    match &error {
+        AgentError::Status { status, body } => {
+            assert_eq!(*status, 500);
+            assert!(body.starts_with("Traceback"), "{body}");
+        }
+        other => panic!("expected Status, got {other:?}"),
+    }
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn agent_400_is_not_retryable() {
+    let (server, _) = answering(400, "application/json", r#"{"detail":"bad"}"#);
+    let error = agent_for(&server).ask(&request()).await.unwrap_err();
+    assert!(matches!(error, AgentError::Status { status: 400, .. }));
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn agent_malformed_json_is_a_decode_error_with_a_short_excerpt() {
+    let (server, _) = answering(200, "application/json", r#"{"text": "unterminated"#);
+    let error = agent_for(&server).ask(&request()).await.unwrap_err();
+    assert!(
+        matches!(&error, AgentError::Decode { body, .. } if body.contains("unterminated")),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+
+    let html: &'static str =
+        Box::leak(format!("<html>{}</html>", "ü".repeat(1000)).into_boxed_str());
+    let (server, _) = answering(200, "text/html", html);
+    match agent_for(&server).ask(&request()).await.unwrap_err() {
+        AgentError::Decode { body, .. } => assert!(body.chars().count() <= 201, "{body}"),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn agent_wrong_field_types_are_a_decode_error() {
+    for body in [
+        r#"{"text": 42}"#,
+        r#"{"actions": "view_logs"}"#,
+        r#"["text"]"#,
+    ] {
+        let body: &'static str = Box::leak(body.to_owned().into_boxed_str());
+        let (server, _) = answering(200, "application/json", body);
+        let error = agent_for(&server).ask(&request()).await.unwrap_err();
+        assert!(
+            matches!(error, AgentError::Decode { .. }),
+            "{body}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn agent_slower_than_the_timeout_is_a_timeout() {
+    let (server, _) = fake(Duration::from_secs(4), || {
+        response(200, "application/json", r#"{"text":"late"}"#)
+    });
+    let agent = agent_at(&server.url(), None, Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let error = agent.ask(&request()).await.unwrap_err();
+    assert!(
+        matches!(error, AgentError::Timeout(t) if t == Duration::from_secs(1)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn agent_connection_refused_is_a_transport_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let agent = agent_at(&format!("http://127.0.0.1:{port}/agent"), None, TIMEOUT);
+    let error = agent.ask(&request()).await.unwrap_err();
+    assert!(matches!(error, AgentError::Transport(_)), "{error:?}");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn agent_answer_over_one_mebibyte_is_too_large() {
+    let (server, _) = fake(Duration::ZERO, || {
+        let body = format!(r#"{{"text":"{}"}}"#, "a".repeat(1024 * 1024 + 1));
+        response(200, "application/json", body)
+    });
+    let error = agent_for(&server).ask(&request()).await.unwrap_err();
+    assert!(
+        matches!(error, AgentError::TooLarge { limit: 1_048_576 }),
+        "{error:?}"
+    );
+}
+
+// ---------------------------------------------------------------- Graph API
+
+fn graph_for(server: &LoopbackServer) -> GraphClient {
+    GraphClient::new(&server.url(), "v25.0", Secret::from(ACCESS_TOKEN), TIMEOUT)
+}
+
+fn from() -> PhoneNumberId {
+    PhoneNumberId::from(PHONE_NUMBER_ID)
+}
+
+#[tokio::test]
+async fn graph_send_posts_the_message_json_with_bearer_and_returns_the_wamid() {
+    let (server, log) = answering(
+        200,
+        "application/json",
+        r#"{"messaging_product":"whatsapp","contacts":[{"input":"14155551234","wa_id":"14155551234"}],"messages":[{"id":"wamid.OUT123"}]}"#,
+    );
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "✅ Found 2 pods".to_owned(),
+    };
+    let context = MessageId::from("wamid.IN1");
+    let id = graph_for(&server)
+        .send(&from(), &to, &message, Some(&context))
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "wamid.OUT123");
+
+    let seen = only(&log);
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.path, format!("/v25.0/{PHONE_NUMBER_ID}/messages"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(seen.json(), message.to_graph_json(&to, Some(&context)));
+}
+
+#[tokio::test]
+async fn graph_base_url_with_trailing_slash_hits_the_same_path() {
+    let (server, log) = answering(
+        200,
+        "application/json",
+        r#"{"messages":[{"id":"wamid.X"}]}"#,
+    );
+    let graph = GraphClient::new(
+        &format!("{}/", server.url()),
+        "v25.0",
+        Secret::from(ACCESS_TOKEN),
+        TIMEOUT,
+    );
+    let to = Recipient::Bsuid("US.13491208655302741918".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    graph.send(&from(), &to, &message, None).await.unwrap();
+    let seen = only(&log);
+    assert_eq!(seen.path, format!("/v25.0/{PHONE_NUMBER_ID}/messages"));
+    assert_eq!(seen.json()["recipient"], "US.13491208655302741918");
+}
+
+#[tokio::test]
+async fn graph_error_body_becomes_an_api_error_with_metas_fields() {
+    let (server, _) = answering(
+        400,
+        "application/json",
+        r#"{"error":{"message":"(#131047) Re-engagement message","type":"OAuthException","code":131047,"error_subcode":2494010,"fbtrace_id":"Ab"}}"#,
+    );
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let error = graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap_err();
+    match &error {
+        GraphError::Api {
+            status,
+            code,
+            subcode,
+            message,
+            fbtrace_id,
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(*code, 131047);
+            assert_eq!(*subcode, Some(2494010));
+            assert_eq!(message, "(#131047) Re-engagement message");
+            assert_eq!(fbtrace_id.as_deref(), Some("Ab"));
+        }
+        other => panic!("expected Api, got {other:?}"),
+    }
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn graph_html_502_is_a_retryable_decode_error() {
+    let (server, _) = answering(
+        502,
+        "text/html",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    );
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let error = graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GraphError::Decode { status: 502, body } if body.contains("Bad Gateway")),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn graph_success_without_a_message_id_is_a_decode_error() {
+    let (server, _) = answering(200, "application/json", r#"{"messages":[]}"#);
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let error = graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, GraphError::Decode { status: 200, .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn graph_timeout_and_refused_connection_are_retryable() {
+    let (server, _) = fake(Duration::from_secs(4), || {
+        response(200, "application/json", "{}")
+    });
+    let graph = GraphClient::new(
+        &server.url(),
+        "v25.0",
+        Secret::from(ACCESS_TOKEN),
+        Duration::from_secs(1),
+    );
+    let error = graph
+        .mark_read(&from(), &MessageId::from("wamid.IN1"), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GraphError::Timeout), "{error:?}");
+    assert!(error.is_retryable());
+
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let graph = GraphClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        "v25.0",
+        Secret::from(ACCESS_TOKEN),
+        TIMEOUT,
+    );
+    let error = graph
+        .mark_read(&from(), &MessageId::from("wamid.IN1"), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GraphError::Transport(_)), "{error:?}");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn graph_mark_read_posts_the_read_receipt_with_typing_indicator() {
+    let (server, log) = answering(200, "application/json", r#"{"success":true}"#);
+    graph_for(&server)
+        .mark_read(&from(), &MessageId::from("wamid.IN1"), true)
+        .await
+        .unwrap();
+    let seen = only(&log);
+    assert_eq!(seen.path, format!("/v25.0/{PHONE_NUMBER_ID}/messages"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+    );
+    assert_eq!(
+        seen.json(),
+        json!({
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": "wamid.IN1",
+            "typing_indicator": {"type": "text"}
+        })
+    );
+}
+
+#[tokio::test]
+async fn graph_mark_read_without_typing_has_no_indicator() {
+    let (server, log) = answering(200, "application/json", r#"{"success":true}"#);
+    graph_for(&server)
+        .mark_read(&from(), &MessageId::from("wamid.IN2"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        only(&log).json(),
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN2"})
+    );
+}
+
+#[tokio::test]
+async fn graph_mark_read_error_is_reported() {
+    let (server, _) = answering(
+        401,
+        "application/json",
+        r#"{"error":{"message":"Error validating access token","type":"OAuthException","code":190,"fbtrace_id":"Zz"}}"#,
+    );
+    let error = graph_for(&server)
+        .mark_read(&from(), &MessageId::from("wamid.IN3"), true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GraphError::Api {
+                status: 401,
+                code: 190,
+                subcode: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,197 @@
+//! The real `webhook` binary outside Lambda: it serves the same handler over plain HTTP on
+//! `LOCAL_ADDR`, calls the sample agent over loopback and sends through a loopback Graph API.
+
+use lambda_http::Request;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use whatsapp_agent_lambda::events::{
+    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN, body_bytes,
+};
+use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
+use whatsapp_agent_lambda::sample_agent;
+
+/// The webhook process; killed when dropped.
+struct Webhook {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_webhook(agent_url: &str, graph_url: &str) -> Webhook {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOCAL_ADDR", &addr)
+        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
+        .env("AGENT_URL", agent_url)
+        .env("AGENT_TIMEOUT_SECS", "10")
+        .env("GRAPH_API_BASE_URL", graph_url)
+        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
+        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
+        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the webhook binary");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "webhook did not listen on {addr} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Webhook {
+        child,
+        url: format!("http://{addr}/webhook"),
+    }
+}
+
+fn envelope(name: &str) -> Value {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+#[test]
+fn local_mode_serves_the_webhook_over_http_end_to_end() {
+    let agent = LoopbackServer::start(sample_agent::http_handler(None));
+    let graph_bodies: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let graph = {
+        let bodies = graph_bodies.clone();
+        LoopbackServer::start(handler(move |request: Request| {
+            let bodies = bodies.clone();
+            async move {
+                let auth = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = serde_json::from_slice(local::body_bytes(request.body()))
+                    .unwrap_or(Value::Null);
+                bodies.lock().unwrap().push((auth, body));
+                response(
+                    200,
+                    "application/json",
+                    r#"{"messages":[{"id":"wamid.out.1"}]}"#,
+                )
+            }
+        }))
+    };
+    let webhook = start_webhook(&agent.url(), &graph.url());
+    let http = http();
+
+    // GET: the subscription handshake.
+    let verify = envelope("get-verify.json");
+    let query = verify["rawQueryString"].as_str().unwrap();
+    let mut answer = http
+        .get(&format!("{}?{query}", webhook.url))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.body_mut().read_to_string().unwrap(), "1158201444");
+
+    // POST: the signed text event, as Meta would send it.
+    let text = envelope("post-text.json");
+    let body = body_bytes(&text).unwrap().unwrap();
+    let signature = text["headers"]["x-hub-signature-256"].as_str().unwrap();
+    let answer = http
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let bodies = graph_bodies.lock().unwrap().clone();
+    assert!(
+        bodies
+            .iter()
+            .all(|(auth, _)| auth == &format!("Bearer {LOCAL_ACCESS_TOKEN}"))
+    );
+    let read = bodies
+        .iter()
+        .find(|(_, b)| b["status"] == "read")
+        .expect("read mark");
+    assert_eq!(read.1["typing_indicator"]["type"], "text");
+    let replies: Vec<&Value> = bodies
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b["type"] == "interactive")
+        .collect();
+    assert_eq!(replies.len(), 1, "{bodies:?}");
+    let interactive = &replies[0]["interactive"];
+    assert_eq!(replies[0]["to"], "14155551234");
+    assert!(
+        interactive["body"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("⚠️ Found 2 pods")
+    );
+    let titles: Vec<&str> = interactive["action"]["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reply"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["View Logs", "Describe Pod", "Check Events"]);
+
+    // The forged event is refused over HTTP too.
+    let forged = envelope("post-bad-signature.json");
+    let answer = http
+        .post(&webhook.url)
+        .header(
+            "x-hub-signature-256",
+            forged["headers"]["x-hub-signature-256"].as_str().unwrap(),
+        )
+        .send(&body_bytes(&forged).unwrap().unwrap()[..])
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+
+    // Wrong paths and methods.
+    assert_eq!(
+        http.get(&webhook.url.replace("/webhook", "/nope"))
+            .call()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(http.put(&webhook.url).send("x").unwrap().status(), 405);
+}
+
+#[test]
+fn webhook_refuses_to_start_without_an_allowlist() {
+    let output = Command::new(env!("CARGO_BIN_EXE_webhook"))
+        .env_clear()
+        .env("AGENT_URL", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ALLOWED_SENDERS is required"), "{stderr}");
+}

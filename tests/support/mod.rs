@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests: each test binary uses only some of them.
+#![allow(dead_code)]
+
+pub mod moto;

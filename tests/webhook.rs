@@ -1,0 +1,424 @@
+//! The webhook handler end to end, fed the sample events in `events/` (the same files
+//! `cargo lambda invoke` and `sam local invoke` use), with in-memory agent and Graph API.
+
+use lambda_http::{Body, Request};
+use std::sync::Arc;
+use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
+use whatsapp_agent_lambda::events::{
+    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+};
+use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
+use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
+use whatsapp_agent_lambda::secrets::Secrets;
+use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::{WebhookApp, sign};
+
+const JOHN: &str = "14155551234";
+
+struct Harness {
+    app: WebhookApp,
+    agent: Arc<ScriptedAgent>,
+    messenger: Arc<RecordingMessenger>,
+}
+
+fn secrets(app_secret: &str) -> Secrets {
+    let app_secret = app_secret.to_owned();
+    Secrets::from_env(move |name| match name {
+        "WHATSAPP_APP_SECRET" => Some(app_secret.clone()),
+        "WHATSAPP_ACCESS_TOKEN" => Some(LOCAL_ACCESS_TOKEN.to_owned()),
+        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
+        _ => None,
+    })
+}
+
+fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harness {
+    let agent = Arc::new(agent);
+    let messenger = Arc::new(RecordingMessenger::new());
+    let pipeline = Pipeline {
+        agent: agent.clone(),
+        messenger: messenger.clone(),
+        idempotency: Arc::new(MemoryIdempotency::default()),
+    };
+    let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
+    let app = WebhookApp::new(secrets(app_secret), allowlist, pipeline, max_body);
+    Harness {
+        app,
+        agent,
+        messenger,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(
+        ScriptedAgent::new(|request| {
+            Ok(Some(AgentReply::text(
+                Some(ReplyStatus::Success),
+                format!("echo: {}", request.event.text),
+            )))
+        }),
+        LOCAL_APP_SECRET,
+        4 * 1024 * 1024,
+    )
+}
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn post(body: &[u8], signature: Option<String>) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
+        .header("content-type", "application/json");
+    if let Some(signature) = signature {
+        builder = builder.header("x-hub-signature-256", signature);
+    }
+    builder.body(Body::Binary(body.to_vec())).unwrap()
+}
+
+fn get(query: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!(
+            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
+        ))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+fn text_of(body: &Body) -> String {
+    match body {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
+    messenger
+        .sent()
+        .into_iter()
+        .filter_map(|record| match record.message {
+            OutgoingMessage::Text { body } => Some(body),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn verification_get_echoes_the_challenge_as_text() {
+    let h = harness();
+    let answer = h.app.handle(event("get-verify.json")).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/plain");
+    assert_eq!(text_of(answer.body()), "1158201444");
+}
+
+#[tokio::test]
+async fn verification_with_a_wrong_token_or_mode_is_forbidden() {
+    let h = harness();
+    for query in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+        "hub.mode=unsubscribe&hub.verify_token=local-test-verify-token&hub.challenge=1",
+        "hub.mode=subscribe&hub.challenge=1",
+        "hub.mode=subscribe&hub.verify_token=local-test-verify-token",
+        "hub.mode=subscribe&hub.verify_token=local-test-verify-token&hub.verify_token=x&hub.challenge=1",
+        "",
+    ] {
+        let answer = h.app.handle(get(query)).await;
+        assert_eq!(answer.status(), 403, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn text_message_reaches_the_agent_and_the_reply_is_sent() {
+    let h = harness();
+    let answer = h.app.handle(event("post-text.json")).await;
+    assert_eq!(answer.status(), 200);
+
+    let requests = h.agent.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.version, "1");
+    assert_eq!(request.platform, "whatsapp");
+    assert_eq!(
+        request.session_id,
+        format!("whatsapp:106540352242922:{JOHN}")
+    );
+    assert_eq!(request.event.kind, "text");
+    assert_eq!(request.event.text, "pods crashing in prod");
+    assert_eq!(request.event.timestamp, "2026-11-24T10:00:00Z");
+    assert_eq!(request.event.user.phone.as_deref(), Some(JOHN));
+    assert_eq!(
+        request.event.user.bsuid.as_deref(),
+        Some("US.13491208655302741918")
+    );
+    assert_eq!(request.event.user.display_name.as_deref(), Some("John Doe"));
+    assert_eq!(request.event.channel.phone_number_id, "106540352242922");
+    assert_eq!(
+        request.event.channel.business_account_id.as_deref(),
+        Some("102290129340398")
+    );
+
+    let sent = h.messenger.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, Recipient::Phone(JOHN.to_owned()));
+    assert_eq!(sent[0].from.as_str(), "106540352242922");
+    assert_eq!(
+        sent[0].context.as_ref().map(|id| id.as_str()),
+        Some(request.event.id.as_str())
+    );
+    assert_eq!(
+        sent_texts(&h.messenger),
+        vec!["✅ echo: pods crashing in prod"]
+    );
+    let marks = h.messenger.read_marks();
+    assert_eq!(marks.len(), 1);
+    assert!(marks[0].1, "typing indicator shown while the agent works");
+}
+
+#[tokio::test]
+async fn duplicate_delivery_reaches_the_agent_once() {
+    let h = harness();
+    for _ in 0..3 {
+        assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    }
+    assert_eq!(h.agent.calls(), 1);
+    assert_eq!(h.messenger.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_signature_is_refused_and_nothing_happens() {
+    let h = harness();
+    let answer = h.app.handle(event("post-bad-signature.json")).await;
+    assert_eq!(answer.status(), 401);
+    assert_eq!(h.agent.calls(), 0);
+    assert!(h.messenger.sent().is_empty());
+    assert!(h.messenger.read_marks().is_empty());
+}
+
+#[tokio::test]
+async fn missing_malformed_or_duplicated_signatures_are_refused() {
+    let h = harness();
+    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let good = sign(LOCAL_APP_SECRET.as_bytes(), body);
+    for signature in [
+        None,
+        Some(String::new()),
+        Some("sha256=".to_owned()),
+        Some(good.replace("sha256=", "sha1=")),
+        Some(good[..good.len() - 2].to_owned()),
+        Some(sign(b"another secret", body)),
+    ] {
+        let answer = h.app.handle(post(body, signature.clone())).await;
+        assert_eq!(answer.status(), 401, "{signature:?}");
+    }
+    let mut doubled = post(body, Some(good.clone()));
+    doubled
+        .headers_mut()
+        .append("x-hub-signature-256", good.parse().unwrap());
+    assert_eq!(h.app.handle(doubled).await.status(), 401);
+    assert_eq!(h.agent.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_empty_app_secret_never_verifies() {
+    let h = harness_with(ScriptedAgent::replying_text("hi"), "", 4096);
+    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let answer = h.app.handle(post(body, Some(sign(b"", body)))).await;
+    assert_eq!(answer.status(), 401);
+}
+
+#[tokio::test]
+async fn base64_bodies_are_verified_over_the_decoded_bytes() {
+    let h = harness();
+    let answer = h.app.handle(event("post-base64.json")).await;
+    assert_eq!(answer.status(), 200);
+    let requests = h.agent.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].event.text.starts_with("résumé of the incident"));
+    assert!(requests[0].event.text.contains('🔥'));
+}
+
+#[tokio::test]
+async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
+    let cases = [
+        ("post-button-reply.json", "button_reply", "button:view_logs"),
+        ("post-list-reply.json", "list_reply", "list:env_staging"),
+        (
+            "post-template-button.json",
+            "template_button",
+            "button:ack_incident_4711",
+        ),
+        ("post-image.json", "image", "grafana shows this since 09:40"),
+    ];
+    for (file, kind, text) in cases {
+        let h = harness();
+        assert_eq!(h.app.handle(event(file)).await.status(), 200, "{file}");
+        let requests = h.agent.requests();
+        assert_eq!(requests.len(), 1, "{file}");
+        assert_eq!(requests[0].event.kind, kind, "{file}");
+        assert_eq!(requests[0].event.text, text, "{file}");
+    }
+    let h = harness();
+    h.app.handle(event("post-button-reply.json")).await;
+    let request = &h.agent.requests()[0];
+    let interactive = request.event.interactive.as_ref().unwrap();
+    assert_eq!(
+        (interactive.id.as_str(), interactive.title.as_str()),
+        ("view_logs", "View Logs")
+    );
+    assert!(
+        request
+            .event
+            .reply_to
+            .as_deref()
+            .unwrap()
+            .starts_with("wamid.")
+    );
+
+    let h = harness();
+    h.app.handle(event("post-image.json")).await;
+    let media = h.agent.requests()[0].event.media.clone().unwrap();
+    assert_eq!(media.id, "1048399176812345");
+    assert_eq!(media.mime_type.as_deref(), Some("image/jpeg"));
+}
+
+#[tokio::test]
+async fn statuses_are_logged_not_sent_to_the_agent() {
+    let h = harness();
+    let answer = h.app.handle(event("post-status-only.json")).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(h.agent.calls(), 0);
+    assert!(h.messenger.sent().is_empty());
+}
+
+#[tokio::test]
+async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignored() {
+    let h = harness();
+    assert_eq!(h.app.handle(event("post-batch.json")).await.status(), 200);
+    let mut ids: Vec<String> = h
+        .agent
+        .requests()
+        .iter()
+        .map(|r| r.event.id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "wamid.BATCH.0001",
+            "wamid.BATCH.0002",
+            "wamid.BATCH.0003",
+            "wamid.BATCH.0004",
+            "wamid.BATCH.0005"
+        ]
+    );
+    // One sender's messages reach the agent in order.
+    let john: Vec<String> = h
+        .agent
+        .requests()
+        .iter()
+        .filter(|r| r.event.user.phone.as_deref() == Some(JOHN))
+        .map(|r| r.event.kind.clone())
+        .collect();
+    assert_eq!(john, ["text", "location", "reaction"]);
+    // The BSUID-only sender is answered by BSUID; the unlisted sender gets nothing.
+    let recipients: Vec<Recipient> = h.messenger.sent().into_iter().map(|s| s.to).collect();
+    assert!(recipients.contains(&Recipient::Bsuid("BR.20261124000000000042".to_owned())));
+    assert!(!recipients.iter().any(|r| r.as_str() == "447700900123"));
+    assert!(
+        !h.messenger
+            .read_marks()
+            .iter()
+            .any(|(id, _)| id.as_str() == "wamid.BATCH.0006")
+    );
+}
+
+#[tokio::test]
+async fn agent_failure_gets_the_user_a_short_error_message() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| {
+            Err(AgentError::Status {
+                status: 500,
+                body: "Traceback: secret internals".to_owned(),
+            })
+        }),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let texts = sent_texts(&h.messenger);
+    assert_eq!(texts, vec![AGENT_FAILED_TEXT.to_owned()]);
+    assert!(!texts[0].contains("Traceback"));
+}
+
+#[tokio::test]
+async fn agent_choosing_not_to_reply_sends_nothing() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| Ok(None)),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    assert_eq!(h.agent.calls(), 1);
+    assert!(h.messenger.sent().is_empty());
+}
+
+#[tokio::test]
+async fn signed_garbage_gets_200_and_reaches_nobody() {
+    let h = harness();
+    for body in [
+        &b"not json at all wamid.X1"[..],
+        b"{}",
+        br#"{"object":"page","entry":[]}"#,
+        b"[1,2]",
+    ] {
+        let answer = h
+            .app
+            .handle(post(body, Some(sign(LOCAL_APP_SECRET.as_bytes(), body))))
+            .await;
+        assert_eq!(answer.status(), 200);
+    }
+    assert_eq!(h.agent.calls(), 0);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413() {
+    let h = harness_with(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
+    let body = vec![b' '; 1025];
+    let answer = h
+        .app
+        .handle(post(&body, Some(sign(LOCAL_APP_SECRET.as_bytes(), &body))))
+        .await;
+    assert_eq!(answer.status(), 413);
+    let body = vec![b' '; 1024];
+    let answer = h
+        .app
+        .handle(post(&body, Some(sign(LOCAL_APP_SECRET.as_bytes(), &body))))
+        .await;
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_get_405_and_404() {
+    let h = harness();
+    let put = lambda_http::http::Request::builder()
+        .method("PUT")
+        .uri("/webhook")
+        .body(Body::Empty)
+        .unwrap();
+    let answer = h.app.handle(put).await;
+    assert_eq!(answer.status(), 405);
+    assert_eq!(answer.headers()["allow"], "GET, POST");
+    let elsewhere = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/admin")
+        .body(Body::Empty)
+        .unwrap();
+    assert_eq!(h.app.handle(elsewhere).await.status(), 404);
+}
