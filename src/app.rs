@@ -1,13 +1,18 @@
-//! Cold-start wiring: configuration and secrets in, the webhook app out. The binaries call
-//! this once and keep the result for every invocation.
+//! Cold-start wiring: configuration, secrets and one shared AWS SDK configuration in; the
+//! webhook app or the worker out. The binaries call this once and keep the result for every
+//! invocation. AWS clients are only built when the configuration needs them.
 
 use crate::agent::{Agent, HttpAgent};
-use crate::config::{AgentBackend, Config, ConfigError, GRAPH_TIMEOUT};
+use crate::config::{
+    AgentBackend, Config, ConfigError, Dispatch, GRAPH_TIMEOUT, StepFunctionsMode,
+};
 use crate::graph::GraphClient;
-use crate::idempotency::MemoryIdempotency;
+use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
 use crate::pipeline::Pipeline;
+use crate::queue::SqsQueue;
 use crate::secrets::{self, Secrets, SecretsError};
-use crate::webhook::WebhookApp;
+use crate::webhook::{Dispatcher, WebhookApp};
+use crate::worker::Worker;
 use std::sync::Arc;
 
 /// Why the function could not start. Printed once; the Lambda init fails loudly.
@@ -17,53 +22,128 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretsError),
+    #[error("{0} needs AWS, but no AWS configuration was loaded")]
+    NoAws(&'static str),
 }
 
-/// Builds the webhook app from validated configuration and loaded secrets.
-pub fn webhook_app(config: &Config, secrets: Secrets) -> WebhookApp {
-    let agent: Arc<dyn Agent> = match &config.agent {
-        AgentBackend::Http { url, timeout } => Arc::new(HttpAgent::new(
-            url.clone(),
-            secrets.agent_token.clone(),
-            *timeout,
-        )),
-    };
-    let messenger = Arc::new(GraphClient::new(
-        &config.graph_api_base_url,
-        &config.graph_api_version,
-        secrets.access_token.clone(),
-        GRAPH_TIMEOUT,
-    ));
-    let pipeline = Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(MemoryIdempotency::default()),
-    };
-    WebhookApp::new(
-        secrets,
-        config.allowlist.clone(),
-        pipeline,
-        config.max_body_bytes,
-    )
+/// Everything read at cold start.
+pub struct Env {
+    pub config: Config,
+    pub secrets: Secrets,
+    /// Built once when something needs AWS (secret, queue, table, state machine).
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
-/// Reads the environment, loads the secrets (Secrets Manager when `WHATSAPP_SECRET_ID` is set)
-/// and builds the webhook app. Logs what it configured, never a secret.
-pub async fn webhook_from_env() -> Result<(WebhookApp, Config), StartupError> {
-    let config = Config::from_env()?;
-    let secrets =
-        secrets::load(config.secret_id.as_deref(), |name| std::env::var(name).ok()).await?;
+impl Env {
+    /// Reads the environment, builds the AWS configuration if needed and loads the secrets
+    /// (Secrets Manager when `WHATSAPP_SECRET_ID` is set, reusing that configuration).
+    pub async fn load() -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let aws = if needs_aws(&config) {
+            Some(crate::aws::sdk_config().await)
+        } else {
+            None
+        };
+        let secrets = match (&config.secret_id, &aws) {
+            (Some(id), Some(aws)) => secrets::from_secrets_manager(aws, id).await?,
+            _ => Secrets::from_env(|name| std::env::var(name).ok()),
+        };
+        log_configuration(&config);
+        Ok(Self {
+            config,
+            secrets,
+            aws,
+        })
+    }
+
+    /// The webhook: in queue mode it only needs the queue; inline, the whole pipeline.
+    pub fn into_webhook(self) -> Result<WebhookApp, StartupError> {
+        let dispatcher = match &self.config.dispatch {
+            Dispatch::Inline => Dispatcher::Inline(self.pipeline()?),
+            Dispatch::Queue { queue_url } => Dispatcher::Queue(Arc::new(SqsQueue::new(
+                self.aws("JOB_QUEUE_URL")?,
+                queue_url,
+            ))),
+        };
+        Ok(WebhookApp::new(
+            self.secrets,
+            self.config.allowlist.clone(),
+            dispatcher,
+            self.config.max_body_bytes,
+        ))
+    }
+
+    /// The queue worker (also the target of Step Functions "deliver" events).
+    pub fn into_worker(self) -> Result<Worker, StartupError> {
+        Ok(Worker::new(self.pipeline()?, self.config.max_receive_count))
+    }
+
+    /// The ports one message needs, from configuration.
+    pub fn pipeline(&self) -> Result<Pipeline, StartupError> {
+        let agent: Arc<dyn Agent> = match &self.config.agent {
+            AgentBackend::Http { url, timeout } => Arc::new(HttpAgent::new(
+                url.clone(),
+                self.secrets.agent_token.clone(),
+                *timeout,
+            )),
+            // WIRE-SFN: replaced by StepFunctionsAgent once its adapter lands (same session).
+            AgentBackend::StepFunctions { .. } => {
+                let _ = (StepFunctionsMode::Sync, self.aws("STATE_MACHINE_ARN")?);
+                return Err(StartupError::NoAws("AGENT_BACKEND=stepfunctions"));
+            }
+        };
+        let messenger = Arc::new(GraphClient::new(
+            &self.config.graph_api_base_url,
+            &self.config.graph_api_version,
+            self.secrets.access_token.clone(),
+            GRAPH_TIMEOUT,
+        ));
+        let idempotency: Arc<dyn IdempotencyStore> = match &self.config.idempotency_table {
+            Some(table) => Arc::new(DynamoIdempotency::new(
+                self.aws("IDEMPOTENCY_TABLE")?,
+                table,
+            )),
+            None => Arc::new(MemoryIdempotency::default()),
+        };
+        Ok(Pipeline {
+            agent,
+            messenger,
+            idempotency,
+            lease: self.config.lease,
+        })
+    }
+
+    fn aws(&self, what: &'static str) -> Result<&aws_config::SdkConfig, StartupError> {
+        self.aws.as_ref().ok_or(StartupError::NoAws(what))
+    }
+}
+
+fn needs_aws(config: &Config) -> bool {
+    config.secret_id.is_some()
+        || config.idempotency_table.is_some()
+        || matches!(config.dispatch, Dispatch::Queue { .. })
+        || matches!(config.agent, AgentBackend::StepFunctions { .. })
+}
+
+/// What was configured, never a secret.
+fn log_configuration(config: &Config) {
     let backend = match &config.agent {
         AgentBackend::Http { timeout, .. } => format!("http (timeout {}s)", timeout.as_secs()),
+        AgentBackend::StepFunctions { mode, .. } => format!("stepfunctions ({mode:?})"),
+    };
+    let dispatch = match &config.dispatch {
+        Dispatch::Inline => "inline",
+        Dispatch::Queue { .. } => "queue",
     };
     tracing::info!(
         allowlist_entries = config.allowlist.len(),
         allow_everyone = config.allowlist.allows_everyone(),
         agent = %backend,
-        dispatch = ?config.dispatch,
+        dispatch,
+        idempotency = if config.idempotency_table.is_some() { "dynamodb" } else { "memory" },
+        lease_secs = config.lease.as_secs(),
         graph_api_version = %config.graph_api_version,
         secrets_from = if config.secret_id.is_some() { "secrets-manager" } else { "environment" },
-        "webhook configured"
+        "configured"
     );
-    Ok((webhook_app(&config, secrets), config))
 }

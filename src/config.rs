@@ -13,16 +13,38 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Graph API calls are small and fast; anything slower is a fault.
 pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Extra lease time on top of the agent timeout: sending the reply, Lambda overhead.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// SQS receives before a job goes to the dead-letter queue (the template's `maxReceiveCount`).
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 3;
+
 /// Which agent backend answers messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentBackend {
-    Http { url: String, timeout: Duration },
+    Http {
+        url: String,
+        timeout: Duration,
+    },
+    StepFunctions {
+        state_machine_arn: String,
+        mode: StepFunctionsMode,
+    },
+}
+
+/// `STEP_FUNCTIONS_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepFunctionsMode {
+    /// StartSyncExecution on an Express state machine: its output is the reply.
+    Sync,
+    /// StartExecution on a Standard state machine that delivers the reply to the worker.
+    Async,
 }
 
 /// Where the webhook runs the agent: inside the webhook invocation, or in a queue worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dispatch {
     Inline,
+    Queue { queue_url: String },
 }
 
 /// Everything the webhook needs, validated.
@@ -32,6 +54,12 @@ pub struct Config {
     pub allowlist: Allowlist,
     pub agent: AgentBackend,
     pub dispatch: Dispatch,
+    /// DynamoDB table for durable idempotency; `None`: in memory (one warm process).
+    pub idempotency_table: Option<String>,
+    /// How long a claim holds before a redelivery may take over.
+    pub lease: Duration,
+    /// The worker's last attempt (SQS `ApproximateReceiveCount`) before the dead-letter queue.
+    pub max_receive_count: u32,
     pub graph_api_base_url: String,
     pub graph_api_version: String,
     pub local_addr: String,
@@ -67,44 +95,85 @@ impl Config {
             &get("ALLOWED_SENDERS").ok_or(ConfigError::Missing("ALLOWED_SENDERS"))?,
         )?;
 
+        let agent_timeout = match get("AGENT_TIMEOUT_SECS") {
+            None => DEFAULT_AGENT_TIMEOUT,
+            Some(secs) => match secs.parse::<u64>() {
+                Ok(secs) if (1..=900).contains(&secs) => Duration::from_secs(secs),
+                _ => return Err(invalid("AGENT_TIMEOUT_SECS", "must be 1-900 seconds")),
+            },
+        };
         let agent = match get("AGENT_BACKEND").as_deref().unwrap_or("http") {
             "http" => {
                 let url = get("AGENT_URL").ok_or(ConfigError::Missing("AGENT_URL"))?;
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(invalid("AGENT_URL", "must start with http:// or https://"));
                 }
-                let timeout = match get("AGENT_TIMEOUT_SECS") {
-                    None => DEFAULT_AGENT_TIMEOUT,
-                    Some(secs) => match secs.parse::<u64>() {
-                        Ok(secs) if (1..=900).contains(&secs) => Duration::from_secs(secs),
-                        _ => return Err(invalid("AGENT_TIMEOUT_SECS", "must be 1-900 seconds")),
-                    },
-                };
-                AgentBackend::Http { url, timeout }
+                AgentBackend::Http {
+                    url,
+                    timeout: agent_timeout,
+                }
             }
             "stepfunctions" => {
-                return Err(invalid(
-                    "AGENT_BACKEND",
-                    "stepfunctions is not available in this version; use http",
-                ));
+                let state_machine_arn =
+                    get("STATE_MACHINE_ARN").ok_or(ConfigError::Missing("STATE_MACHINE_ARN"))?;
+                if !state_machine_arn.starts_with("arn:") {
+                    return Err(invalid("STATE_MACHINE_ARN", "must be a state machine ARN"));
+                }
+                let mode = match get("STEP_FUNCTIONS_MODE").as_deref().unwrap_or("sync") {
+                    "sync" => StepFunctionsMode::Sync,
+                    "async" => StepFunctionsMode::Async,
+                    other => {
+                        return Err(invalid(
+                            "STEP_FUNCTIONS_MODE",
+                            &format!("{other:?} is neither sync nor async"),
+                        ));
+                    }
+                };
+                AgentBackend::StepFunctions {
+                    state_machine_arn,
+                    mode,
+                }
             }
             other => {
                 return Err(invalid(
                     "AGENT_BACKEND",
-                    &format!("unknown backend {other:?}"),
+                    &format!("unknown backend {other:?}: use http or stepfunctions"),
                 ));
             }
         };
 
         let dispatch = match get("DISPATCH").as_deref().unwrap_or("inline") {
             "inline" => Dispatch::Inline,
-            "queue" => {
+            "queue" => Dispatch::Queue {
+                queue_url: get("JOB_QUEUE_URL").ok_or(ConfigError::Missing("JOB_QUEUE_URL"))?,
+            },
+            other => {
                 return Err(invalid(
                     "DISPATCH",
-                    "queue is not available in this version; use inline",
+                    &format!("unknown mode {other:?}: use inline or queue"),
                 ));
             }
-            other => return Err(invalid("DISPATCH", &format!("unknown mode {other:?}"))),
+        };
+
+        let lease = match get("IDEMPOTENCY_LEASE_SECS") {
+            None => agent_timeout + LEASE_MARGIN,
+            Some(secs) => match secs.parse::<u64>() {
+                Ok(secs) if secs >= 1 => Duration::from_secs(secs),
+                _ => {
+                    return Err(invalid(
+                        "IDEMPOTENCY_LEASE_SECS",
+                        "must be a number of seconds",
+                    ));
+                }
+            },
+        };
+        let max_receive_count = match get("MAX_RECEIVE_COUNT") {
+            None => DEFAULT_MAX_RECEIVE_COUNT,
+            Some(count) => count
+                .parse::<u32>()
+                .ok()
+                .filter(|count| *count >= 1)
+                .ok_or_else(|| invalid("MAX_RECEIVE_COUNT", "must be a count of at least 1"))?,
         };
 
         let max_body_bytes = match get("MAX_BODY_BYTES") {
@@ -136,6 +205,9 @@ impl Config {
             allowlist,
             agent,
             dispatch,
+            idempotency_table: get("IDEMPOTENCY_TABLE"),
+            lease,
+            max_receive_count,
             graph_api_base_url,
             graph_api_version: get("GRAPH_API_VERSION")
                 .unwrap_or_else(|| DEFAULT_GRAPH_API_VERSION.to_owned()),
@@ -212,6 +284,12 @@ mod tests {
             }
         ));
         let mut vars = MINIMAL.to_vec();
+        vars.push(("DISPATCH", "queue"));
+        assert_eq!(
+            config(&vars).unwrap_err(),
+            ConfigError::Missing("JOB_QUEUE_URL")
+        );
+        let mut vars = MINIMAL.to_vec();
         vars.push(("DISPATCH", "carrier-pigeon"));
         assert!(matches!(
             config(&vars).unwrap_err(),
@@ -226,6 +304,59 @@ mod tests {
             config(&vars).unwrap_err(),
             ConfigError::Invalid {
                 var: "MAX_BODY_BYTES",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn queue_dispatch_and_step_functions_are_configured_together() {
+        let config = config(&[
+            ("ALLOWED_SENDERS", "*"),
+            ("AGENT_BACKEND", "stepfunctions"),
+            (
+                "STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:1:stateMachine:agent",
+            ),
+            ("STEP_FUNCTIONS_MODE", "async"),
+            ("DISPATCH", "queue"),
+            (
+                "JOB_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/jobs.fifo",
+            ),
+            ("IDEMPOTENCY_TABLE", "claims"),
+            ("MAX_RECEIVE_COUNT", "5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.agent,
+            AgentBackend::StepFunctions {
+                state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:agent".into(),
+                mode: StepFunctionsMode::Async
+            }
+        );
+        assert!(matches!(config.dispatch, Dispatch::Queue { .. }));
+        assert_eq!(config.idempotency_table.as_deref(), Some("claims"));
+        assert_eq!(config.max_receive_count, 5);
+        assert_eq!(config.lease, DEFAULT_AGENT_TIMEOUT + LEASE_MARGIN);
+    }
+
+    #[test]
+    fn step_functions_needs_an_arn_and_a_known_mode() {
+        let base = [("ALLOWED_SENDERS", "*"), ("AGENT_BACKEND", "stepfunctions")];
+        assert_eq!(
+            config(&base).unwrap_err(),
+            ConfigError::Missing("STATE_MACHINE_ARN")
+        );
+        let mut vars = base.to_vec();
+        vars.extend([
+            ("STATE_MACHINE_ARN", "arn:x"),
+            ("STEP_FUNCTIONS_MODE", "maybe"),
+        ]);
+        assert!(matches!(
+            config(&vars).unwrap_err(),
+            ConfigError::Invalid {
+                var: "STEP_FUNCTIONS_MODE",
                 ..
             }
         ));

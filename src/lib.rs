@@ -11,15 +11,18 @@ pub mod config;
 pub mod events;
 pub mod graph;
 pub mod idempotency;
+pub mod job;
 pub mod local;
 pub mod message;
 pub mod pipeline;
+pub mod queue;
 pub mod reply;
 pub mod sample_agent;
 pub mod secrets;
 pub mod sender;
 pub mod serde_util;
 pub mod webhook;
+pub mod worker;
 
 use std::future::Future;
 use std::pin::Pin;

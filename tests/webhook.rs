@@ -9,11 +9,11 @@ use whatsapp_agent_lambda::events::{
 };
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
 use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
 use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::sender::Allowlist;
-use whatsapp_agent_lambda::webhook::{WebhookApp, sign};
+use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
 
@@ -40,9 +40,15 @@ fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harn
         agent: agent.clone(),
         messenger: messenger.clone(),
         idempotency: Arc::new(MemoryIdempotency::default()),
+        lease: DEFAULT_LEASE,
     };
     let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
-    let app = WebhookApp::new(secrets(app_secret), allowlist, pipeline, max_body);
+    let app = WebhookApp::new(
+        secrets(app_secret),
+        allowlist,
+        Dispatcher::Inline(pipeline),
+        max_body,
+    );
     Harness {
         app,
         agent,

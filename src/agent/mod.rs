@@ -4,6 +4,7 @@
 pub mod contract;
 mod http;
 mod memory;
+mod stepfunctions;
 
 pub use contract::{
     Action, AgentReply, AgentRequest, Attachment, AttachmentKind, ListRow, ListSection, ListSpec,
@@ -11,6 +12,7 @@ pub use contract::{
 };
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;
+pub use stepfunctions::{StepFunctionsAgent, StepFunctionsMode, execution_name};
 
 use crate::BoxFuture;
 
@@ -39,6 +41,18 @@ pub enum AgentError {
     TooLarge { limit: u64 },
     #[error("agent backend misconfigured: {0}")]
     Config(String),
+    /// A state machine execution ended without success (`FAILED`, `TIMED_OUT`, …), with the
+    /// `error` and (shortened) `cause` Step Functions reported.
+    #[error(
+        "state machine execution {status}: {}: {}",
+        .error.as_deref().unwrap_or("no error name"),
+        .cause.as_deref().unwrap_or("no cause")
+    )]
+    Execution {
+        status: String,
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 impl AgentError {
@@ -48,6 +62,7 @@ impl AgentError {
             Self::Timeout(_) | Self::Transport(_) => true,
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Decode { .. } | Self::TooLarge { .. } | Self::Config(_) => false,
+            Self::Execution { status, .. } => status == stepfunctions::STATUS_TIMED_OUT,
         }
     }
 }

@@ -75,8 +75,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN.to_owned()),
     ]);
     let lookup = |name: &str| env.get(name).cloned();
-    let config = Config::from_lookup(lookup)?;
-    let webhook = app::webhook_app(&config, Secrets::from_env(lookup));
+    let webhook = app::Env {
+        config: Config::from_lookup(lookup)?,
+        secrets: Secrets::from_env(lookup),
+        aws: None,
+    }
+    .into_webhook()?;
 
     println!("whatsapp-agent-lambda demo");
     println!("  sample agent      {}", agent.url());

@@ -8,11 +8,9 @@ use whatsapp_agent_lambda::{app, local};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let (app, config) = app::webhook_from_env().await.inspect_err(|error| {
-        tracing::error!(%error, "webhook cannot start");
-        eprintln!("webhook cannot start: {error}");
-    })?;
-    let app = Arc::new(app);
+    let env = app::Env::load().await.inspect_err(report)?;
+    let config = env.config.clone();
+    let app = Arc::new(env.into_webhook().inspect_err(report)?);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         let listener = tokio::net::TcpListener::bind(&config.local_addr).await?;
         tracing::info!(addr = %config.local_addr, "not in Lambda: serving http://{}/webhook", config.local_addr);
@@ -27,4 +25,9 @@ async fn main() -> Result<(), Error> {
         async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
     }))
     .await
+}
+
+fn report(error: &app::StartupError) {
+    tracing::error!(%error, "webhook cannot start");
+    eprintln!("webhook cannot start: {error}");
 }

@@ -3,9 +3,11 @@
 
 use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
+use crate::job::Job;
 use crate::local::{body_bytes, response};
 use crate::message::InboundMessage;
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Attempt, Outcome, Pipeline};
+use crate::queue::JobQueue;
 use crate::secrets::Secrets;
 use crate::sender::Allowlist;
 use lambda_http::{Body, Request, Response};
@@ -19,11 +21,19 @@ const MAX_CHALLENGE_CHARS: usize = 256;
 /// How many message ids a malformed body's error log quotes at most.
 const MAX_IDS_IN_LOG: usize = 5;
 
+/// How allowed messages leave the webhook.
+pub enum Dispatcher {
+    /// `DISPATCH=inline`: run the pipeline before answering Meta.
+    Inline(Pipeline),
+    /// `DISPATCH=queue`: send one job per message to the queue; answer 200 once it accepted them.
+    Queue(Arc<dyn JobQueue>),
+}
+
 /// The webhook function: shared state built once at cold start, borrowed by every request.
 pub struct WebhookApp {
     secrets: Arc<Secrets>,
     allowlist: Allowlist,
-    pipeline: Pipeline,
+    dispatcher: Dispatcher,
     max_body_bytes: usize,
 }
 
@@ -31,13 +41,13 @@ impl WebhookApp {
     pub fn new(
         secrets: Secrets,
         allowlist: Allowlist,
-        pipeline: Pipeline,
+        dispatcher: Dispatcher,
         max_body_bytes: usize,
     ) -> Self {
         Self {
             secrets: Arc::new(secrets),
             allowlist,
-            pipeline,
+            dispatcher,
             max_body_bytes,
         }
     }
@@ -151,12 +161,34 @@ impl WebhookApp {
         log_side_updates(&parsed);
 
         let allowed = self.allowed(parsed.messages);
-        let outcomes = dispatch_inline(&self.pipeline, allowed).await;
-        if outcomes.contains(&Outcome::Retry) {
-            // Nothing was done for those messages: let Meta redeliver; handled ones are deduplicated.
-            return text(500, "retry later");
+        if allowed.is_empty() {
+            return text(200, "ok");
         }
-        text(200, "ok")
+        match &self.dispatcher {
+            Dispatcher::Inline(pipeline) => {
+                let outcomes = dispatch_inline(pipeline, allowed).await;
+                if outcomes.iter().any(|o| matches!(o, Outcome::Retry { .. })) {
+                    // Nothing was done for those messages: let Meta redeliver; the handled ones
+                    // are deduplicated by their claims.
+                    return text(500, "retry later");
+                }
+                text(200, "ok")
+            }
+            Dispatcher::Queue(queue) => {
+                let jobs: Vec<Job> = allowed.into_iter().map(Job::new).collect();
+                match queue.enqueue(&jobs).await {
+                    Ok(()) => {
+                        tracing::info!(jobs = jobs.len(), "messages queued for the worker");
+                        text(200, "ok")
+                    }
+                    Err(error) => {
+                        // Meta retries a non-200: nothing is lost.
+                        tracing::error!(%error, jobs = jobs.len(), "could not queue the messages; answering 500 so Meta retries");
+                        text(500, "retry later")
+                    }
+                }
+            }
+        }
     }
 
     /// Keeps messages from allowed senders; the others are ignored silently and logged masked.
@@ -187,7 +219,7 @@ impl WebhookApp {
 }
 
 /// `DISPATCH=inline`: runs the pipeline before answering. One sender's messages run in order;
-/// different senders run concurrently.
+/// different senders run concurrently. There is no later attempt: failures are answered now.
 async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> Vec<Outcome> {
     let mut by_sender: Vec<(String, Vec<InboundMessage>)> = Vec::new();
     for message in messages {
@@ -203,7 +235,7 @@ async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> 
         tasks.spawn(async move {
             let mut outcomes = Vec::with_capacity(queue.len());
             for message in &queue {
-                outcomes.push(pipeline.handle(message).await);
+                outcomes.push(pipeline.handle(message, Attempt::Last).await);
             }
             outcomes
         });

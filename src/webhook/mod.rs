@@ -5,6 +5,6 @@ pub mod parse;
 pub mod payload;
 pub mod verify;
 
-pub use handler::{WEBHOOK_PATH, WebhookApp};
+pub use handler::{Dispatcher, WEBHOOK_PATH, WebhookApp};
 pub use parse::{ParseError, ParsedWebhook, StatusUpdate, parse};
 pub use verify::{VerifyError, sign, verify_signature};

@@ -53,6 +53,23 @@ impl Moto {
         &self.endpoint
     }
 
+    /// Changes this server's moto configuration (`POST /moto-api/config`): e.g.
+    /// `{"stepfunctions": {"execute_state_machine": true}}` makes Step Functions really run the
+    /// ASL of state machines (moto's parser) instead of leaving every execution `RUNNING`.
+    /// moto reads this from its config, not from an environment variable
+    /// (`SF_EXECUTION_HISTORY_TYPE` only picks the canned execution history).
+    pub fn configure(&self, config: &serde_json::Value) {
+        let url = format!("{}/moto-api/config", self.endpoint);
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(PROBE_TIMEOUT))
+            .build()
+            .into();
+        http.post(&url)
+            .header("Content-Type", "application/json")
+            .send(config.to_string())
+            .unwrap_or_else(|e| panic!("configure moto at {url}: {e}"));
+    }
+
     fn wait_ready(&mut self, addr: SocketAddr) {
         let http: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -1,0 +1,166 @@
+//! `IDEMPOTENCY_TABLE`: claims in DynamoDB, shared by every webhook and worker instance.
+//! Table: partition key `id` (S); TTL attribute `expires_at` (epoch seconds).
+//! A claim is a conditional write: it succeeds only when the id is new or its lease expired.
+
+use super::{COMPLETED_TTL, Claim, IdempotencyError, IdempotencyStore};
+use crate::BoxFuture;
+use crate::message::MessageId;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+
+/// Claims stored in a DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoIdempotency {
+    client: Client,
+    table: String,
+}
+
+impl DynamoIdempotency {
+    pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    async fn claim_now(&self, id: &MessageId, lease: Duration) -> Result<Claim, IdempotencyError> {
+        let now = now();
+        let lease_until = now.as_millis() + lease.as_millis();
+        let expires_at = now.as_secs() + COMPLETED_TTL.as_secs();
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(id.0.clone()))
+            .item("state", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .item("lease_until", number(lease_until))
+            .item("expires_at", number(expires_at))
+            .condition_expression(
+                "attribute_not_exists(id) OR (#state = :in_progress AND lease_until < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":now", number(now.as_millis()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Acquired),
+            Err(SdkError::ServiceError(error))
+                if error.err().is_conditional_check_failed_exception() =>
+            {
+                self.state_of(id).await
+            }
+            Err(error) => Err(failure("claim", id, &error)),
+        }
+    }
+
+    /// After a lost race: is the holder still working, or done?
+    async fn state_of(&self, id: &MessageId) -> Result<Claim, IdempotencyError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.0.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| failure("read", id, &error))?;
+        let state = item
+            .item()
+            .and_then(|item| item.get("state"))
+            .and_then(|value| value.as_s().ok())
+            .map(String::as_str);
+        Ok(match state {
+            Some(COMPLETED) => Claim::Completed,
+            // Still in progress, or deleted/expired in between: let the caller retry later.
+            _ => Claim::InProgress,
+        })
+    }
+
+    async fn complete_now(&self, id: &MessageId) -> Result<(), IdempotencyError> {
+        let expires_at = now().as_secs() + COMPLETED_TTL.as_secs();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.0.clone()))
+            .update_expression(
+                "SET #state = :completed, expires_at = :expires_at REMOVE lease_until",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
+            .expression_attribute_values(":expires_at", number(expires_at))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| failure("complete", id, &error))
+    }
+
+    async fn release_now(&self, id: &MessageId) -> Result<(), IdempotencyError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.0.clone()))
+            .condition_expression("#state = :in_progress")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // Already completed (or gone): nothing to release.
+            Err(SdkError::ServiceError(error))
+                if error.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failure("release", id, &error)),
+        }
+    }
+}
+
+impl IdempotencyStore for DynamoIdempotency {
+    fn claim<'a>(
+        &'a self,
+        id: &'a MessageId,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
+        Box::pin(self.claim_now(id, lease))
+    }
+
+    fn complete<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(self.complete_now(id))
+    }
+
+    fn release<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(self.release_now(id))
+    }
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn number(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn failure<E, R>(operation: &str, id: &MessageId, error: &SdkError<E, R>) -> IdempotencyError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = error.code().unwrap_or("unknown");
+    tracing::warn!(message_id = %id, operation, code, "DynamoDB idempotency call failed");
+    IdempotencyError(format!(
+        "DynamoDB {operation} failed ({code}): {}",
+        DisplayErrorContext(error)
+    ))
+}

@@ -1,0 +1,223 @@
+//! In-process idempotency: bounded in size (oldest forgotten first) with lease and TTL.
+
+use super::{COMPLETED_TTL, Claim, IdempotencyError, IdempotencyStore};
+use crate::BoxFuture;
+use crate::message::MessageId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Ids remembered per process (about 100 bytes each).
+pub const MEMORY_CAPACITY: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    InProgress { lease_until: Instant },
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    state: State,
+    /// When the id was first claimed: the key of its place in `order`.
+    since: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    entries: HashMap<MessageId, Entry>,
+    order: VecDeque<(MessageId, Instant)>,
+}
+
+/// Idempotency for one warm process.
+#[derive(Debug)]
+pub struct MemoryIdempotency {
+    inner: Mutex<Memory>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl Default for MemoryIdempotency {
+    fn default() -> Self {
+        Self::new(MEMORY_CAPACITY, COMPLETED_TTL)
+    }
+}
+
+impl MemoryIdempotency {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Memory::default()),
+            capacity: capacity.max(1),
+            ttl,
+        }
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn claim_at(&self, id: &MessageId, lease: Duration, now: Instant) -> Claim {
+        let mut memory = self.memory();
+        // Forget expired ids and, past capacity, the oldest ones.
+        while let Some((old, since)) = memory.order.front().cloned() {
+            let expired = now.saturating_duration_since(since) >= self.ttl;
+            if !expired && memory.order.len() < self.capacity {
+                break;
+            }
+            memory.order.pop_front();
+            if memory.entries.get(&old).is_some_and(|e| e.since == since) {
+                memory.entries.remove(&old);
+            }
+        }
+        match memory.entries.get_mut(id) {
+            Some(Entry {
+                state: State::Completed,
+                ..
+            }) => Claim::Completed,
+            Some(Entry {
+                state: State::InProgress { lease_until },
+                ..
+            }) if *lease_until > now => Claim::InProgress,
+            Some(entry) => {
+                entry.state = State::InProgress {
+                    lease_until: now + lease,
+                };
+                Claim::Acquired
+            }
+            None => {
+                memory.entries.insert(
+                    id.clone(),
+                    Entry {
+                        state: State::InProgress {
+                            lease_until: now + lease,
+                        },
+                        since: now,
+                    },
+                );
+                memory.order.push_back((id.clone(), now));
+                Claim::Acquired
+            }
+        }
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.memory().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl IdempotencyStore for MemoryIdempotency {
+    fn claim<'a>(
+        &'a self,
+        id: &'a MessageId,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
+        Box::pin(async move { Ok(self.claim_at(id, lease, Instant::now())) })
+    }
+
+    fn complete<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(async move {
+            if let Some(entry) = self.memory().entries.get_mut(id) {
+                entry.state = State::Completed;
+            }
+            Ok(())
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(async move {
+            let mut memory = self.memory();
+            if matches!(
+                memory.entries.get(id),
+                Some(Entry {
+                    state: State::InProgress { .. },
+                    ..
+                })
+            ) {
+                memory.entries.remove(id);
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn id(s: &str) -> MessageId {
+        MessageId::from(s)
+    }
+
+    #[tokio::test]
+    async fn second_claim_is_in_progress_then_completed() {
+        let store = MemoryIdempotency::default();
+        assert_eq!(store.claim(&id("a"), LEASE).await.unwrap(), Claim::Acquired);
+        assert_eq!(
+            store.claim(&id("a"), LEASE).await.unwrap(),
+            Claim::InProgress
+        );
+        store.complete(&id("a")).await.unwrap();
+        assert_eq!(
+            store.claim(&id("a"), LEASE).await.unwrap(),
+            Claim::Completed
+        );
+        assert_eq!(store.claim(&id("b"), LEASE).await.unwrap(), Claim::Acquired);
+    }
+
+    #[tokio::test]
+    async fn released_ids_can_be_claimed_again_but_completed_ones_stay() {
+        let store = MemoryIdempotency::default();
+        store.claim(&id("a"), LEASE).await.unwrap();
+        store.release(&id("a")).await.unwrap();
+        assert_eq!(store.claim(&id("a"), LEASE).await.unwrap(), Claim::Acquired);
+        store.complete(&id("a")).await.unwrap();
+        store.release(&id("a")).await.unwrap();
+        assert_eq!(
+            store.claim(&id("a"), LEASE).await.unwrap(),
+            Claim::Completed
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over() {
+        let store = MemoryIdempotency::default();
+        let start = Instant::now();
+        assert_eq!(store.claim_at(&id("a"), LEASE, start), Claim::Acquired);
+        assert_eq!(
+            store.claim_at(&id("a"), LEASE, start + LEASE / 2),
+            Claim::InProgress
+        );
+        assert_eq!(
+            store.claim_at(&id("a"), LEASE, start + LEASE * 2),
+            Claim::Acquired
+        );
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_forgets_the_oldest() {
+        let store = MemoryIdempotency::new(3, COMPLETED_TTL);
+        let now = Instant::now();
+        for n in 0..10 {
+            store.claim_at(&id(&n.to_string()), LEASE, now);
+        }
+        assert!(store.len() <= 3);
+        assert_eq!(store.claim_at(&id("9"), LEASE, now), Claim::InProgress);
+        assert_eq!(store.claim_at(&id("0"), LEASE, now), Claim::Acquired);
+    }
+
+    #[test]
+    fn expired_ids_are_forgotten() {
+        let store = MemoryIdempotency::new(10, Duration::from_secs(60));
+        let start = Instant::now();
+        store.claim_at(&id("a"), Duration::from_secs(1), start);
+        let later = start + Duration::from_secs(61);
+        assert_eq!(store.claim_at(&id("a"), LEASE, later), Claim::Acquired);
+    }
+}

@@ -1,0 +1,21 @@
+//! The job queue port: the webhook hands allowed messages to the worker through it.
+//! Adapters: [`SqsQueue`] (SQS FIFO, `JOB_QUEUE_URL`) and [`MemoryQueue`] (tests).
+
+mod memory;
+mod sqs;
+
+pub use memory::MemoryQueue;
+pub use sqs::{SqsQueue, deduplication_id};
+
+use crate::BoxFuture;
+use crate::job::Job;
+
+/// Sends jobs; succeeds only when every job was accepted.
+pub trait JobQueue: Send + Sync {
+    fn enqueue<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), QueueError>>;
+}
+
+/// The queue refused or could not be reached: the webhook answers 500 so Meta retries.
+#[derive(Debug, thiserror::Error)]
+#[error("job queue failed: {0}")]
+pub struct QueueError(pub String);

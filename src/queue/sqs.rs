@@ -1,0 +1,125 @@
+//! SQS FIFO adapter: MessageGroupId = sender (one user's messages run in order),
+//! MessageDeduplicationId = message id (SQS drops redeliveries within its 5-minute window),
+//! batched by 10, the SQS maximum.
+//! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>
+
+use super::{JobQueue, QueueError};
+use crate::BoxFuture;
+use crate::job::Job;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use sha2::{Digest, Sha256};
+
+/// SendMessageBatch takes at most 10 entries.
+const BATCH_MAX: usize = 10;
+/// Group and deduplication ids: at most 128 characters of ASCII letters, digits, punctuation.
+const ID_MAX: usize = 128;
+
+/// A FIFO queue of jobs.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(config: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            url: url.into(),
+        }
+    }
+
+    async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        let mut batches = tokio::task::JoinSet::new();
+        for chunk in jobs.chunks(BATCH_MAX) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, job)| entry(index, job))
+                .collect::<Result<Vec<_>, _>>()?;
+            let request = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            batches.spawn(async move { request.send().await });
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = batches.join_next().await {
+            match joined {
+                Ok(Ok(output)) => failures.extend(
+                    output
+                        .failed()
+                        .iter()
+                        .map(|f| format!("{} ({})", f.code(), f.message().unwrap_or_default())),
+                ),
+                Ok(Err(error)) => failures.push(format!(
+                    "{}: {}",
+                    error.code().unwrap_or("unreachable"),
+                    DisplayErrorContext(&error)
+                )),
+                Err(error) => failures.push(format!("send task failed: {error}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(QueueError(failures.join("; ")))
+        }
+    }
+}
+
+impl JobQueue for SqsQueue {
+    fn enqueue<'a>(&'a self, jobs: &'a [Job]) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(self.send(jobs))
+    }
+}
+
+fn entry(index: usize, job: &Job) -> Result<SendMessageBatchRequestEntry, QueueError> {
+    let body =
+        serde_json::to_string(job).map_err(|e| QueueError(format!("job not encodable: {e}")))?;
+    SendMessageBatchRequestEntry::builder()
+        .id(index.to_string())
+        .message_body(body)
+        .message_group_id(fifo_id(job.message.sender.id()))
+        .message_deduplication_id(deduplication_id(job.message.id.as_str()))
+        .build()
+        .map_err(|e| QueueError(format!("job entry invalid: {e}")))
+}
+
+/// The FIFO deduplication id of a message: the message id itself when SQS accepts it,
+/// else its SHA-256 (wamids are ~60 ASCII characters, so this is a safety net).
+pub fn deduplication_id(message_id: &str) -> String {
+    fifo_id(message_id)
+}
+
+fn fifo_id(id: &str) -> String {
+    let valid = !id.is_empty() && id.len() <= ID_MAX && id.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        id.to_owned()
+    } else {
+        hex::encode(Sha256::digest(id.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_used_as_deduplication_ids_when_valid() {
+        let id = "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=";
+        assert_eq!(deduplication_id(id), id);
+    }
+
+    #[test]
+    fn overlong_or_odd_ids_are_hashed_deterministically() {
+        let long = "x".repeat(200);
+        assert_eq!(deduplication_id(&long).len(), 64);
+        assert_eq!(deduplication_id(&long), deduplication_id(&long));
+        assert_ne!(deduplication_id("a b"), "a b");
+        assert_eq!(fifo_id(""), hex::encode(Sha256::digest(b"")));
+    }
+}

@@ -1,0 +1,626 @@
+//! Production dispatch against real local AWS services (moto server on loopback): the webhook
+//! queues jobs to SQS FIFO, the worker claims them in DynamoDB, and every message is answered
+//! exactly once whatever the duplicates, crashes and outages.
+
+mod support;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use lambda_http::Request;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use support::moto::Moto;
+use whatsapp_agent_lambda::agent::{
+    AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
+};
+use whatsapp_agent_lambda::aws::sdk_config_for;
+use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
+use whatsapp_agent_lambda::idempotency::{DynamoIdempotency, IdempotencyStore};
+use whatsapp_agent_lambda::job::Job;
+use whatsapp_agent_lambda::message::MessageId;
+use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::queue::SqsQueue;
+use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
+use whatsapp_agent_lambda::secrets::Secrets;
+use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
+use whatsapp_agent_lambda::worker::Worker;
+
+const TABLE: &str = "whatsapp-claims";
+const QUEUE: &str = "whatsapp-jobs.fifo";
+const MAX_RECEIVE_COUNT: u32 = 3;
+
+/// moto with a FIFO job queue and the idempotency table.
+struct Aws {
+    _moto: Moto,
+    config: aws_config::SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+async fn aws() -> Aws {
+    let moto = Moto::start();
+    let config = sdk_config_for(moto.endpoint(), "us-east-1").await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(QUEUE)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .expect("create FIFO queue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned();
+    create_table(&config).await;
+    Aws {
+        _moto: moto,
+        config,
+        sqs,
+        queue_url,
+    }
+}
+
+async fn create_table(config: &aws_config::SdkConfig) {
+    aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(TABLE)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+}
+
+fn secrets() -> Secrets {
+    Secrets::from_env(|name| match name {
+        "WHATSAPP_APP_SECRET" => Some(LOCAL_APP_SECRET.to_owned()),
+        "WHATSAPP_ACCESS_TOKEN" => Some("token".to_owned()),
+        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
+        _ => None,
+    })
+}
+
+fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
+    WebhookApp::new(
+        secrets(),
+        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+        Dispatcher::Queue(Arc::new(SqsQueue::new(config, queue_url))),
+        4 * 1024 * 1024,
+    )
+}
+
+fn pipeline(
+    config: &aws_config::SdkConfig,
+    agent: Arc<ScriptedAgent>,
+    messenger: Arc<RecordingMessenger>,
+    lease: Duration,
+) -> Pipeline {
+    Pipeline {
+        agent,
+        messenger,
+        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
+        lease,
+    }
+}
+
+fn echo_agent() -> Arc<ScriptedAgent> {
+    Arc::new(
+        ScriptedAgent::new(|request| {
+            Ok(Some(AgentReply::text(
+                Some(ReplyStatus::Success),
+                format!("echo: {}", request.event.text),
+            )))
+        })
+        .with_delay(Duration::from_millis(200)),
+    )
+}
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Receives what the queue holds, as the Lambda event source mapping would.
+async fn receive(aws: &Aws) -> Vec<aws_sdk_sqs::types::Message> {
+    aws.sqs
+        .receive_message()
+        .queue_url(&aws.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive")
+        .messages()
+        .to_vec()
+}
+
+/// The SQS event Lambda would hand the worker for these messages.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message], receive_count: Option<u32>) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|message| {
+            let mut attributes: serde_json::Map<String, Value> = message
+                .attributes()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(count) = receive_count {
+                attributes.insert("ApproximateReceiveCount".into(), json!(count.to_string()));
+            }
+            json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{QUEUE}"),
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// A job as the webhook would queue it, for driving the worker directly.
+fn job_event(message_id: &str, receive_count: u32) -> Value {
+    let job = Job::new(
+        whatsapp_agent_lambda::webhook::parse(
+            &whatsapp_agent_lambda::events::body_bytes(
+                &serde_json::from_str(
+                    &std::fs::read_to_string(format!(
+                        "{}/events/post-text.json",
+                        env!("CARGO_MANIFEST_DIR")
+                    ))
+                    .unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .unwrap(),
+        )
+        .unwrap()
+        .messages
+        .remove(0),
+    );
+    json!({"Records": [{
+        "messageId": message_id,
+        "receiptHandle": "rh",
+        "body": serde_json::to_string(&job).unwrap(),
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string(), "MessageGroupId": "14155551234"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+fn failed_items(response: &Value) -> usize {
+    response["batchItemFailures"].as_array().map_or(0, Vec::len)
+}
+
+fn texts(messenger: &RecordingMessenger) -> Vec<String> {
+    messenger
+        .sent()
+        .into_iter()
+        .filter_map(|record| match record.message {
+            OutgoingMessage::Text { body } => Some(body),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_once() {
+    let aws = aws().await;
+    let webhook = Arc::new(queue_webhook(&aws.config, &aws.queue_url));
+
+    // Meta delivers the same webhook five times at once.
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let webhook = webhook.clone();
+        posts.spawn(async move {
+            webhook
+                .handle(event("post-text.json"))
+                .await
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(status) = posts.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let queued = receive(&aws).await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "FIFO deduplication keeps one job for five deliveries"
+    );
+    let job: Job = serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    assert_eq!(
+        job.message.id.as_str(),
+        "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA="
+    );
+    assert_eq!(
+        queued[0].attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId],
+        "14155551234"
+    );
+
+    // The queue hands the job to five worker instances at once (at-least-once delivery).
+    let agent = echo_agent();
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = Arc::new(Worker::new(
+        pipeline(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
+        ),
+        MAX_RECEIVE_COUNT,
+    ));
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let worker = worker.clone();
+        let batch = sqs_event(&queued[..1], None);
+        runs.spawn(async move { worker.handle(batch).await.unwrap() });
+    }
+    let mut failed = 0;
+    while let Some(response) = runs.join_next().await {
+        failed += failed_items(&response.unwrap());
+    }
+    println!(
+        "five concurrent deliveries: agent calls = {}, replies sent = {}, deliveries told to retry = {failed}",
+        agent.calls(),
+        messenger.sent().len()
+    );
+    assert_eq!(agent.calls(), 1, "exactly one agent call");
+    assert_eq!(
+        texts(&messenger),
+        vec!["✅ echo: pods crashing in prod"],
+        "exactly one reply"
+    );
+
+    // Later redeliveries (SQS retries of the ones told to retry) are recognised as done.
+    let response = worker
+        .handle(sqs_event(&queued[..1], Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(failed_items(&response), 0);
+    assert_eq!(agent.calls(), 1);
+    assert_eq!(messenger.sent().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
+    let aws = aws().await;
+    let lease = Duration::from_secs(2);
+    let message_id =
+        MessageId::from("wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=");
+    // A worker claimed the message, then died before replying.
+    let store = DynamoIdempotency::new(&aws.config, TABLE);
+    assert_eq!(
+        store.claim(&message_id, lease).await.unwrap(),
+        whatsapp_agent_lambda::idempotency::Claim::Acquired
+    );
+
+    let agent = echo_agent();
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = Worker::new(
+        pipeline(&aws.config, agent.clone(), messenger.clone(), lease),
+        MAX_RECEIVE_COUNT,
+    );
+
+    // Redelivered while the dead worker's lease still holds: not handled, retried later.
+    let early = worker.handle(job_event("sqs-1", 2)).await.unwrap();
+    assert_eq!(failed_items(&early), 1);
+    assert_eq!(agent.calls(), 0);
+
+    // After the lease: answered exactly once.
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+    let late = worker.handle(job_event("sqs-1", 3)).await.unwrap();
+    assert_eq!(failed_items(&late), 0);
+    let again = worker.handle(job_event("sqs-1", 3)).await.unwrap();
+    assert_eq!(failed_items(&again), 0);
+    println!(
+        "crash after claim: agent calls = {}, replies = {}",
+        agent.calls(),
+        messenger.sent().len()
+    );
+    assert_eq!(agent.calls(), 1);
+    assert_eq!(texts(&messenger), vec!["✅ echo: pods crashing in prod"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_down_answers_500_and_nothing_is_lost() {
+    let aws = aws().await;
+    // The queue is unreachable (its URL names a queue that does not exist yet).
+    let missing = aws.queue_url.replace(QUEUE, "down.fifo");
+    let down = queue_webhook(&aws.config, &missing);
+    assert_eq!(down.handle(event("post-text.json")).await.status(), 500);
+
+    // An endpoint nobody listens on: 500 as well, within the SDK's bounded retries.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable_config =
+        sdk_config_for(&format!("http://127.0.0.1:{closed_port}"), "us-east-1").await;
+    let unreachable = queue_webhook(&unreachable_config, &aws.queue_url);
+    assert_eq!(
+        unreachable.handle(event("post-text.json")).await.status(),
+        500
+    );
+
+    // Meta retries; the queue is back: the message is queued, nothing lost.
+    let up = queue_webhook(&aws.config, &aws.queue_url);
+    assert_eq!(up.handle(event("post-text.json")).await.status(), 200);
+    let queued = receive(&aws).await;
+    assert_eq!(queued.len(), 1);
+    let job: Job = serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    assert_eq!(job.message.kind.text(), "pods crashing in prod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
+    let aws = aws().await;
+    let webhook = queue_webhook(&aws.config, &aws.queue_url);
+    assert_eq!(webhook.handle(event("post-batch.json")).await.status(), 200);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        for message in receive(&aws).await {
+            let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+            ids.push(job.message.id.0.clone());
+            aws.sqs
+                .delete_message()
+                .queue_url(&aws.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if ids.len() >= 5 {
+            break;
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "wamid.BATCH.0001",
+            "wamid.BATCH.0002",
+            "wamid.BATCH.0003",
+            "wamid.BATCH.0004",
+            "wamid.BATCH.0005"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_event_delivered_twice_sends_one_reply() {
+    let aws = aws().await;
+    let agent = echo_agent();
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = Arc::new(Worker::new(
+        pipeline(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
+        ),
+        MAX_RECEIVE_COUNT,
+    ));
+    let job: Job = serde_json::from_value(
+        serde_json::from_str::<Value>(job_event("x", 1)["Records"][0]["body"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let request = AgentRequest::from_message(&job.message);
+    let deliver = json!({"deliver": {"request": request, "reply": {"status": "info", "text": "Deploy finished."}}});
+
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let worker = worker.clone();
+        let deliver = deliver.clone();
+        runs.spawn(async move { worker.handle(deliver).await });
+    }
+    let mut delivered = 0;
+    while let Some(result) = runs.join_next().await {
+        // One run delivers; the other sees it done (or in progress, and would be retried).
+        if result.unwrap().is_ok() {
+            delivered += 1;
+        }
+    }
+    assert!(delivered >= 1);
+    assert!(
+        worker.handle(deliver.clone()).await.is_ok(),
+        "a late duplicate is harmless"
+    );
+    println!("deliver twice: replies = {}", messenger.sent().len());
+    assert_eq!(texts(&messenger), vec!["ℹ️ Deploy finished."]);
+    assert_eq!(agent.calls(), 0, "a deliver event never calls the agent");
+
+    // The state machine's Catch: the user gets an honest ❌ once.
+    let mut failed_request = request.clone();
+    failed_request.event.id = "wamid.failed.1".to_owned();
+    let failure =
+        json!({"deliver": {"request": failed_request, "error": {"Error": "States.Timeout"}}});
+    worker.handle(failure.clone()).await.unwrap();
+    worker.handle(failure).await.unwrap();
+    assert_eq!(
+        texts(&messenger).last().map(String::as_str),
+        Some(AGENT_FAILED_TEXT)
+    );
+    assert_eq!(messenger.sent().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_dead_lettered() {
+    let aws = aws().await;
+    let agent = Arc::new(ScriptedAgent::new(|_| {
+        Err(AgentError::Timeout(Duration::from_secs(60)))
+    }));
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = Worker::new(
+        pipeline(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
+        ),
+        MAX_RECEIVE_COUNT,
+    );
+    for attempt in 1..MAX_RECEIVE_COUNT {
+        let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
+        assert_eq!(failed_items(&response), 1, "attempt {attempt} is retried");
+        assert!(
+            texts(&messenger).is_empty(),
+            "no ❌ before the last attempt"
+        );
+    }
+    let last = worker
+        .handle(job_event("sqs-t", MAX_RECEIVE_COUNT))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_items(&last),
+        1,
+        "the last failure goes to the dead-letter queue"
+    );
+    assert_eq!(texts(&messenger), vec![AGENT_FAILED_TEXT.to_owned()]);
+    assert_eq!(agent.calls(), MAX_RECEIVE_COUNT as usize);
+    // A redrive from the dead-letter queue does not answer twice.
+    let redriven = worker.handle(job_event("sqs-t", 1)).await.unwrap();
+    assert_eq!(failed_items(&redriven), 0);
+    assert_eq!(messenger.sent().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
+    let aws = aws().await;
+    let agent = Arc::new(ScriptedAgent::new(|_| {
+        Err(AgentError::Status {
+            status: 400,
+            body: "bad request".to_owned(),
+        })
+    }));
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = Worker::new(
+        pipeline(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
+        ),
+        MAX_RECEIVE_COUNT,
+    );
+    let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
+    assert_eq!(failed_items(&response), 0);
+    assert_eq!(texts(&messenger), vec![AGENT_FAILED_TEXT.to_owned()]);
+    assert_eq!(agent.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_mode_with_a_table_shares_claims_across_instances() {
+    let aws = aws().await;
+    let agent = echo_agent();
+    let messenger = Arc::new(RecordingMessenger::new());
+    // Two warm Lambda instances of the inline webhook, one table.
+    let instance = || {
+        WebhookApp::new(
+            secrets(),
+            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+            Dispatcher::Inline(pipeline(
+                &aws.config,
+                agent.clone(),
+                messenger.clone(),
+                Duration::from_secs(60),
+            )),
+            4 * 1024 * 1024,
+        )
+    };
+    let (first, second) = (instance(), instance());
+    let (a, b) = tokio::join!(
+        first.handle(event("post-text.json")),
+        second.handle(event("post-text.json"))
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    assert_eq!(agent.calls(), 1);
+    assert_eq!(messenger.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
+    // Worker-level FIFO ordering with in-memory stores: no AWS needed.
+    let agent = Arc::new(ScriptedAgent::new(|request| {
+        if request.event.text == "first" {
+            Err(AgentError::Transport("agent down".into()))
+        } else {
+            Ok(None)
+        }
+    }));
+    let worker = Worker::new(
+        Pipeline {
+            agent: agent.clone(),
+            messenger: Arc::new(RecordingMessenger::new()),
+            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+            lease: Duration::from_secs(60),
+        },
+        MAX_RECEIVE_COUNT,
+    );
+    let record = |sqs_id: &str, wamid: &str, text: &str, group: &str| {
+        let mut job: Value =
+            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
+                .unwrap();
+        job["message"]["id"] = json!(wamid);
+        job["message"]["kind"]["body"] = json!(text);
+        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
+    };
+    let batch = json!({"Records": [
+        record("1", "wamid.f1", "first", "john"),
+        record("2", "wamid.f2", "second", "john"),
+        record("3", "wamid.o1", "other", "ana"),
+    ]});
+    let response = worker.handle(batch).await.unwrap();
+    let failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["1", "2"],
+        "john's second message waits for his first"
+    );
+    let asked: Vec<String> = agent
+        .requests()
+        .iter()
+        .map(|r| r.event.text.clone())
+        .collect();
+    assert_eq!(asked, ["first", "other"]);
+}
