@@ -139,3 +139,31 @@ mod tests {
         assert!(verify_signature(Some(header), LOCAL_APP_SECRET.as_bytes(), b"{}").is_err());
     }
 }
+
+#[cfg(test)]
+mod sample_files {
+    use crate::job::{DeliverEvent, Job};
+    use aws_lambda_events::event::sqs::SqsEvent;
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn sqs_sample_event_carries_a_readable_job() {
+        let event: SqsEvent = serde_json::from_str(&read("sqs-job.json")).unwrap();
+        let job: Job = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(job.message.kind.text(), "pods crashing in prod");
+        assert_eq!(
+            event.records[0].attributes["MessageGroupId"],
+            job.message.sender.id()
+        );
+    }
+
+    #[test]
+    fn deliver_sample_event_carries_request_and_reply() {
+        let event: DeliverEvent = serde_json::from_str(&read("sfn-deliver.json")).unwrap();
+        assert_eq!(event.deliver.sender().phone.as_deref(), Some("14155551234"));
+        assert_eq!(event.deliver.reply.unwrap().actions.len(), 2);
+    }
+}

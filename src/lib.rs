@@ -8,6 +8,7 @@ pub mod agent;
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod emulator;
 pub mod events;
 pub mod graph;
 pub mod idempotency;

@@ -4,10 +4,7 @@
 
 mod support;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use lambda_http::Request;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -17,6 +14,7 @@ use whatsapp_agent_lambda::agent::{
     AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
+use whatsapp_agent_lambda::emulator::create_pipeline_resources;
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::{DynamoIdempotency, IdempotencyStore};
@@ -30,11 +28,12 @@ use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
 
-const TABLE: &str = "whatsapp-claims";
+const PREFIX: &str = "whatsapp-jobs";
 const QUEUE: &str = "whatsapp-jobs.fifo";
+const TABLE: &str = "whatsapp-jobs-claims";
 const MAX_RECEIVE_COUNT: u32 = 3;
 
-/// moto with a FIFO job queue and the idempotency table.
+/// moto with the production stack's FIFO job queue, dead-letter queue and idempotency table.
 struct Aws {
     _moto: Moto,
     config: aws_config::SdkConfig,
@@ -45,49 +44,16 @@ struct Aws {
 async fn aws() -> Aws {
     let moto = Moto::start();
     let config = sdk_config_for(moto.endpoint(), "us-east-1").await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(QUEUE)
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
+    let resources = create_pipeline_resources(&config, PREFIX, 30, MAX_RECEIVE_COUNT)
         .await
-        .expect("create FIFO queue")
-        .queue_url()
-        .expect("queue url")
-        .to_owned();
-    create_table(&config).await;
+        .expect("create the queues and the table");
+    assert_eq!(resources.table, TABLE);
     Aws {
         _moto: moto,
+        sqs: aws_sdk_sqs::Client::new(&config),
         config,
-        sqs,
-        queue_url,
+        queue_url: resources.queue_url,
     }
-}
-
-async fn create_table(config: &aws_config::SdkConfig) {
-    aws_sdk_dynamodb::Client::new(config)
-        .create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
 }
 
 fn secrets() -> Secrets {
@@ -156,35 +122,14 @@ async fn receive(aws: &Aws) -> Vec<aws_sdk_sqs::types::Message> {
 
 /// The SQS event Lambda would hand the worker for these messages.
 fn sqs_event(messages: &[aws_sdk_sqs::types::Message], receive_count: Option<u32>) -> Value {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|message| {
-            let mut attributes: serde_json::Map<String, Value> = message
-                .attributes()
-                .map(|attrs| {
-                    attrs
-                        .iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(count) = receive_count {
-                attributes.insert("ApproximateReceiveCount".into(), json!(count.to_string()));
-            }
-            json!({
-                "messageId": message.message_id(),
-                "receiptHandle": message.receipt_handle(),
-                "body": message.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": message.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{QUEUE}"),
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{QUEUE}");
+    let mut event = whatsapp_agent_lambda::queue::lambda_event(messages, &arn, "us-east-1");
+    if let (Some(count), Some(records)) = (receive_count, event["Records"].as_array_mut()) {
+        for record in records {
+            record["attributes"]["ApproximateReceiveCount"] = json!(count.to_string());
+        }
+    }
+    event
 }
 
 /// A job as the webhook would queue it, for driving the worker directly.

@@ -119,7 +119,12 @@ impl StepFunctionsAgent {
     }
 
     /// Express: waits for the execution and reads the reply from its output.
-    async fn run_sync(&self, name: &str, input: String) -> Result<Finished, AgentError> {
+    async fn run_sync(
+        &self,
+        message_id: &str,
+        name: &str,
+        input: String,
+    ) -> Result<Finished, AgentError> {
         let output = self
             .client
             .start_sync_execution()
@@ -129,7 +134,7 @@ impl StepFunctionsAgent {
             .send()
             .await
             .map_err(sdk_error)?;
-        finished_sync(&output)
+        finished_sync(&output, message_id)
     }
 
     /// Standard: starts the execution; a duplicate start is harmless.
@@ -186,12 +191,16 @@ impl Agent for StepFunctionsAgent {
             );
             let started = Instant::now();
             let result = match self.mode {
-                StepFunctionsMode::Sync => self.run_sync(&execution_name, input).await,
+                StepFunctionsMode::Sync => self.run_sync(message_id, &execution_name, input).await,
                 StepFunctionsMode::Async => self.start_async(&execution_name, input).await,
             };
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match result {
                 Ok(finished) => {
+                    let outcome = match self.mode {
+                        StepFunctionsMode::Sync => "state machine execution finished",
+                        StepFunctionsMode::Async => "state machine execution started",
+                    };
                     tracing::info!(
                         message_id,
                         execution_name = %execution_name,
@@ -200,7 +209,7 @@ impl Agent for StepFunctionsAgent {
                         status = finished.status,
                         elapsed_ms,
                         replied = finished.reply.is_some(),
-                        "state machine execution finished"
+                        "{outcome}"
                     );
                     Ok(finished.reply)
                 }
@@ -223,13 +232,16 @@ struct Finished {
 
 /// SUCCEEDED → the reply in the output; FAILED / TIMED_OUT (or a status newer than this SDK)
 /// → [`AgentError::Execution`].
-fn finished_sync(output: &StartSyncExecutionOutput) -> Result<Finished, AgentError> {
+fn finished_sync(
+    output: &StartSyncExecutionOutput,
+    message_id: &str,
+) -> Result<Finished, AgentError> {
     let execution_arn = Some(output.execution_arn().to_owned());
     match output.status() {
         SyncExecutionStatus::Succeeded => Ok(Finished {
             status: "SUCCEEDED",
             execution_arn,
-            reply: decode(output.output())?,
+            reply: decode(output.output(), message_id)?,
         }),
         other => Err(AgentError::Execution {
             status: other.as_str().to_owned(),
@@ -239,9 +251,9 @@ fn finished_sync(output: &StartSyncExecutionOutput) -> Result<Finished, AgentErr
     }
 }
 
-/// A state machine's output: absent, empty, `null`, or an object with nothing to say mean no
-/// reply; otherwise it must be the contract reply.
-fn decode(output: Option<&str>) -> Result<Option<AgentReply>, AgentError> {
+/// A state machine's output: absent, empty, `null`, `""`, or an object with nothing to say
+/// mean no reply; otherwise it must be the contract reply.
+fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, AgentError> {
     let Some(text) = output.map(str::trim) else {
         return Ok(None);
     };
@@ -255,6 +267,10 @@ fn decode(output: Option<&str>) -> Result<Option<AgentReply>, AgentError> {
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|error| decode_error(error.to_string()))?;
+    // An HTTP Task's `ResponseBody` of an empty (204) answer.
+    if value.as_str().is_some_and(|text| text.trim().is_empty()) {
+        return Ok(None);
+    }
     let Some(object) = value.as_object() else {
         return Err(decode_error(
             "the state machine output is not a JSON object".to_owned(),
@@ -270,6 +286,7 @@ fn decode(output: Option<&str>) -> Result<Option<AgentReply>, AgentError> {
         // Typically a Task's raw result (`{"Payload": …, "StatusCode": 200}`) that should have
         // been narrowed with `OutputPath`: the user would silently get no answer.
         tracing::warn!(
+            message_id,
             keys = ?keys,
             "state machine output has none of the reply fields (status, text, actions, list, attachments)"
         );
@@ -278,15 +295,22 @@ fn decode(output: Option<&str>) -> Result<Option<AgentReply>, AgentError> {
 }
 
 /// An SDK failure as an agent error. Throttling and 5xx answers, and failures to reach Step
-/// Functions at all, may pass: `Transport` (retryable). Other service errors
+/// Functions at all, may pass: `Transport` (retryable). A request the SDK could not build will
+/// not: `Config`. Nor will other service errors
 /// (`StateMachineDoesNotExist`, `AccessDeniedException`, `StateMachineTypeNotSupported`, …) will
 /// not: `Status` with the HTTP status and `code: message`.
 fn sdk_error<E>(error: SdkError<E, HttpResponse>) -> AgentError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let SdkError::ServiceError(service) = &error else {
-        return AgentError::Transport(DisplayErrorContext(&error).to_string());
+    let service = match &error {
+        SdkError::ServiceError(service) => service,
+        // The request could not even be built (a required field, serialization): permanent.
+        SdkError::ConstructionFailure(_) => {
+            return AgentError::Config(DisplayErrorContext(&error).to_string());
+        }
+        // Credentials, endpoint, connection, timeouts, an unreadable answer.
+        _ => return AgentError::Transport(DisplayErrorContext(&error).to_string()),
     };
     let status = service.raw().status().as_u16();
     let code = service.err().code().unwrap_or("UnknownError");
@@ -505,16 +529,23 @@ mod tests {
 
     #[test]
     fn output_without_anything_to_say_is_no_reply() {
-        for output in [None, Some(""), Some("  \n"), Some("null"), Some("{}")] {
-            assert!(decode(output).unwrap().is_none(), "{output:?}");
+        for output in [
+            None,
+            Some(""),
+            Some("  \n"),
+            Some("null"),
+            Some("{}"),
+            Some(r#"" ""#),
+        ] {
+            assert!(decode(output, WAMID).unwrap().is_none(), "{output:?}");
         }
         // A raw Lambda Task result: nothing the user can be sent.
         assert!(
-            decode(Some(r#"{"Payload":{"text":"hi"},"StatusCode":200}"#))
+            decode(Some(r#"{"Payload":{"text":"hi"},"StatusCode":200}"#), WAMID)
                 .unwrap()
                 .is_none()
         );
-        let reply = decode(Some(r#"{"status":"success","output":"2 pods"}"#))
+        let reply = decode(Some(r#"{"status":"success","output":"2 pods"}"#), WAMID)
             .unwrap()
             .unwrap();
         assert_eq!(reply.text.as_deref(), Some("2 pods"));
@@ -529,12 +560,12 @@ mod tests {
             r#"{"actions":"x"}"#,
         ] {
             assert!(
-                matches!(decode(Some(output)), Err(AgentError::Decode { .. })),
+                matches!(decode(Some(output), WAMID), Err(AgentError::Decode { .. })),
                 "{output}"
             );
         }
         let long = format!("not json {}", "é".repeat(1000));
-        let Err(AgentError::Decode { body, .. }) = decode(Some(&long)) else {
+        let Err(AgentError::Decode { body, .. }) = decode(Some(&long), WAMID) else {
             panic!("expected a decode error");
         };
         assert_eq!(body.chars().count(), OUTPUT_EXCERPT_CHARS + 1);
@@ -626,7 +657,7 @@ mod tests {
             .cause("x".repeat(5000))
             .build()
             .unwrap();
-        let Err(error) = finished_sync(&output) else {
+        let Err(error) = finished_sync(&output, WAMID) else {
             panic!("FAILED must be an error");
         };
         assert!(!error.is_retryable());
@@ -649,7 +680,7 @@ mod tests {
             .status(SyncExecutionStatus::TimedOut)
             .build()
             .unwrap();
-        let Err(error) = finished_sync(&timed_out) else {
+        let Err(error) = finished_sync(&timed_out, WAMID) else {
             panic!("TIMED_OUT must be an error");
         };
         assert!(error.is_retryable(), "{error}");

@@ -1,18 +1,24 @@
 //! `make demo`: runs every sample event in `events/` through the real webhook handler, with the
 //! sample agent on loopback and a loopback stand-in for the Graph API that prints each request
 //! the function would send to WhatsApp. No AWS account, no Meta account.
+//!
+//! `make pipeline` (`demo --pipeline`): the production shape instead: the webhook in queue mode
+//! sends jobs to an SQS FIFO queue in a local AWS emulator (moto), and the worker polls it,
+//! claims each message in DynamoDB, asks the agent and answers.
 
 use lambda_http::{Body, Request};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use whatsapp_agent_lambda::config::Config;
+use whatsapp_agent_lambda::emulator::{MOTO_SERVER, Moto, create_pipeline_resources};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
 use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
 use whatsapp_agent_lambda::secrets::Secrets;
-use whatsapp_agent_lambda::{app, sample_agent};
+use whatsapp_agent_lambda::worker::poll_sqs;
+use whatsapp_agent_lambda::{app, aws, sample_agent};
 
 /// The order the demo plays the sample events in.
 const STORY: [&str; 10] = [
@@ -74,18 +80,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN.to_owned()),
         ("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN.to_owned()),
     ]);
-    let lookup = |name: &str| env.get(name).cloned();
-    let webhook = app::Env {
-        config: Config::from_lookup(lookup)?,
-        secrets: Secrets::from_env(lookup),
-        aws: None,
+    let pipeline_mode = std::env::args().any(|a| a == "--pipeline");
+    let mut env = env;
+    let mut pipeline = None;
+    if pipeline_mode {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let moto = Moto::start(&root.join(MOTO_SERVER), &std::env::temp_dir())?;
+        let aws = aws::sdk_config_for(moto.endpoint(), "us-east-1").await;
+        let resources = create_pipeline_resources(&aws, "demo-jobs", 30, 3).await?;
+        env.insert("DISPATCH", "queue".to_owned());
+        env.insert("JOB_QUEUE_URL", resources.queue_url.clone());
+        env.insert("IDEMPOTENCY_TABLE", resources.table.clone());
+        pipeline = Some((moto, aws, resources));
     }
-    .into_webhook()?;
+    let lookup = |name: &str| env.get(name).cloned();
+    let load = || -> Result<app::Env, Box<dyn std::error::Error>> {
+        Ok(app::Env {
+            config: Config::from_lookup(lookup)?,
+            secrets: Secrets::from_env(lookup),
+            aws: pipeline.as_ref().map(|(_, aws, _)| aws.clone()),
+        })
+    };
+    let webhook = load()?.into_webhook()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let poller = match &pipeline {
+        Some((_, aws, resources)) => {
+            let worker = load()?.into_worker()?;
+            let (aws, queue_url) = (aws.clone(), resources.queue_url.clone());
+            Some(tokio::spawn(async move {
+                poll_sqs(&worker, &aws, &queue_url, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            }))
+        }
+        None => None,
+    };
 
-    println!("whatsapp-agent-lambda demo");
+    println!(
+        "whatsapp-agent-lambda demo ({})",
+        if std::env::args().any(|a| a == "--pipeline") {
+            "DISPATCH=queue: webhook → SQS FIFO → worker, claims in DynamoDB"
+        } else {
+            "DISPATCH=inline"
+        }
+    );
     println!("  sample agent      {}", agent.url());
     println!("  Graph API (fake)  {}", graph.url());
     println!("  allowed senders   {LOCAL_ALLOWED_SENDERS}");
+    if let Some((moto, _, resources)) = &pipeline {
+        println!("  AWS emulator      {} (moto)", moto.endpoint());
+        println!("  job queue         {}", resources.queue_url);
+        println!("  claims table      {}", resources.table);
+    }
     println!("  app secret        the local test secret (events/README.md)\n");
 
     let mut files: Vec<_> = std::fs::read_dir(&events_dir)?
@@ -153,6 +200,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             body,
             started.elapsed().as_millis()
         );
+        if let Some((_, aws, resources)) = &pipeline {
+            wait_until_worked(aws, &resources.queue_url).await;
+        }
         let drained: Vec<GraphCall> =
             std::mem::take(&mut *calls.lock().unwrap_or_else(|p| p.into_inner()));
         if drained.is_empty() {
@@ -171,5 +221,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!();
     }
+    let _ = stop.send(());
+    if let Some(poller) = poller {
+        let _ = poller.await;
+    }
     Ok(())
+}
+
+/// Waits (bounded) until the worker has taken every job off the queue and settled it.
+async fn wait_until_worked(aws: &aws_config::SdkConfig, queue_url: &str) {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(attributes) = sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(ApproximateNumberOfMessages)
+            .attribute_names(ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let pending: u64 = attributes
+            .attributes()
+            .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0);
+        if pending == 0 {
+            return;
+        }
+    }
+    println!("   (the worker is still busy after 30 s)");
 }

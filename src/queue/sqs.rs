@@ -123,3 +123,38 @@ mod tests {
         assert_eq!(fifo_id(""), hex::encode(Sha256::digest(b"")));
     }
 }
+
+/// The Lambda SQS event for received messages, exactly as the event source mapping builds it:
+/// lets the worker run outside Lambda (see [`crate::worker::poll_sqs`]) and tests drive it.
+pub fn lambda_event(
+    messages: &[aws_sdk_sqs::types::Message],
+    queue_arn: &str,
+    region: &str,
+) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|message| {
+            let attributes: serde_json::Map<String, serde_json::Value> = message
+                .attributes()
+                .map(|attributes| {
+                    attributes
+                        .iter()
+                        .map(|(name, value)| (name.as_str().to_owned(), value.clone().into()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
