@@ -2,10 +2,8 @@
 //! webhook app or the worker out. The binaries call this once and keep the result for every
 //! invocation. AWS clients are only built when the configuration needs them.
 
-use crate::agent::{Agent, HttpAgent};
-use crate::config::{
-    AgentBackend, Config, ConfigError, Dispatch, GRAPH_TIMEOUT, StepFunctionsMode,
-};
+use crate::agent::{Agent, HttpAgent, StepFunctionsAgent};
+use crate::config::{AgentBackend, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
 use crate::pipeline::Pipeline;
@@ -86,11 +84,14 @@ impl Env {
                 self.secrets.agent_token.clone(),
                 *timeout,
             )),
-            // WIRE-SFN: replaced by StepFunctionsAgent once its adapter lands (same session).
-            AgentBackend::StepFunctions { .. } => {
-                let _ = (StepFunctionsMode::Sync, self.aws("STATE_MACHINE_ARN")?);
-                return Err(StartupError::NoAws("AGENT_BACKEND=stepfunctions"));
-            }
+            AgentBackend::StepFunctions {
+                state_machine_arn,
+                mode,
+            } => Arc::new(StepFunctionsAgent::new(
+                self.aws("STATE_MACHINE_ARN")?,
+                state_machine_arn.clone(),
+                *mode,
+            )),
         };
         let messenger = Arc::new(GraphClient::new(
             &self.config.graph_api_base_url,

@@ -1,5 +1,6 @@
 //! Configuration from environment variables (DESIGN.md's table), read once at cold start.
 
+pub use crate::agent::StepFunctionsMode;
 use crate::sender::{Allowlist, AllowlistError};
 use std::time::Duration;
 
@@ -29,15 +30,6 @@ pub enum AgentBackend {
         state_machine_arn: String,
         mode: StepFunctionsMode,
     },
-}
-
-/// `STEP_FUNCTIONS_MODE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepFunctionsMode {
-    /// StartSyncExecution on an Express state machine: its output is the reply.
-    Sync,
-    /// StartExecution on a Standard state machine that delivers the reply to the worker.
-    Async,
 }
 
 /// Where the webhook runs the agent: inside the webhook invocation, or in a queue worker.

@@ -1,5 +1,6 @@
 //! The agent port: one request per inbound message, an optional reply back.
-//! Adapters: [`HttpAgent`] (`AGENT_BACKEND=http`) and [`ScriptedAgent`] (in-memory, for tests).
+//! Adapters: [`HttpAgent`] (`AGENT_BACKEND=http`), [`StepFunctionsAgent`]
+//! (`AGENT_BACKEND=stepfunctions`) and [`ScriptedAgent`] (in-memory, for tests).
 
 pub mod contract;
 mod http;

@@ -104,26 +104,6 @@ fn fifo_id(id: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_ids_are_used_as_deduplication_ids_when_valid() {
-        let id = "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=";
-        assert_eq!(deduplication_id(id), id);
-    }
-
-    #[test]
-    fn overlong_or_odd_ids_are_hashed_deterministically() {
-        let long = "x".repeat(200);
-        assert_eq!(deduplication_id(&long).len(), 64);
-        assert_eq!(deduplication_id(&long), deduplication_id(&long));
-        assert_ne!(deduplication_id("a b"), "a b");
-        assert_eq!(fifo_id(""), hex::encode(Sha256::digest(b"")));
-    }
-}
-
 /// The Lambda SQS event for received messages, exactly as the event source mapping builds it:
 /// lets the worker run outside Lambda (see [`crate::worker::poll_sqs`]) and tests drive it.
 pub fn lambda_event(
@@ -157,4 +137,24 @@ pub fn lambda_event(
         })
         .collect();
     serde_json::json!({ "Records": records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_used_as_deduplication_ids_when_valid() {
+        let id = "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=";
+        assert_eq!(deduplication_id(id), id);
+    }
+
+    #[test]
+    fn overlong_or_odd_ids_are_hashed_deterministically() {
+        let long = "x".repeat(200);
+        assert_eq!(deduplication_id(&long).len(), 64);
+        assert_eq!(deduplication_id(&long), deduplication_id(&long));
+        assert_ne!(deduplication_id("a b"), "a b");
+        assert_eq!(fifo_id(""), hex::encode(Sha256::digest(b"")));
+    }
 }
