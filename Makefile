@@ -1,0 +1,54 @@
+# whatsapp-agent-lambda: GNU make targets. Needs only the Rust toolchain and Python 3 (with
+# venv); the test and deploy tools (moto, cfn-lint, SAM CLI, cargo-lambda + zig) are pinned in
+# tests/requirements.txt and installed into ./.venv on first use.
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint demo pipeline events build deploy
+# One thing at a time, in the order written (`test` = venv, then lint, then the tests), even
+# under `make -j`: cargo parallelises each step by itself.
+.NOTPARALLEL:
+
+VENV := .venv
+STAMP := $(VENV)/.stamp
+REQUIREMENTS := tests/requirements.txt
+# Recipes that use the tools run with the venv first on PATH: `cargo lambda` is
+# .venv/bin/cargo-lambda, and cargo-lambda finds zig as `python3 -m ziglang`, which must be the
+# venv's python3. Prefixed per command (not exported) so `python3 -m venv` below still means
+# the system Python.
+WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
+help: ## list the targets
+	@echo "usage: make <target>"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z]+:.*## / { printf "  %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+venv: $(STAMP) ## install the pinned test and deploy tools into .venv
+
+# Rebuilt whenever the pins change.
+$(STAMP): $(REQUIREMENTS)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
+	touch $@
+
+test: venv lint ## the whole suite: venv, lint, unit + integration + doc tests
+	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --all-targets
+	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --doc
+
+lint: ## rustfmt and clippy (warnings are errors)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+demo: ## run the sample events through the handler; prints what would go to WhatsApp
+	cargo run --quiet --bin demo
+
+pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker, claims in DynamoDB (moto)
+	cargo run --quiet --bin demo -- --pipeline
+
+events: ## re-sign events/*.json after editing them
+	cargo run --quiet --bin sign-events
+
+build: venv ## cross-build the webhook for Lambda (arm64) into target/lambda/webhook/
+	$(WITH_VENV) cargo lambda build --release --arm64 --bin webhook
+
+deploy: venv ## sam build + sam deploy --guided (needs AWS credentials)
+	$(WITH_VENV) sam build
+	$(WITH_VENV) sam deploy --guided
