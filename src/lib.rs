@@ -22,6 +22,7 @@ pub mod sample_agent;
 pub mod secrets;
 pub mod sender;
 pub mod serde_util;
+pub mod text;
 pub mod webhook;
 pub mod worker;
 

@@ -88,6 +88,18 @@ fn pipeline(
     }
 }
 
+fn worker(
+    aws: &Aws,
+    agent: Arc<ScriptedAgent>,
+    messenger: Arc<RecordingMessenger>,
+    lease: Duration,
+) -> Worker {
+    Worker::new(
+        pipeline(&aws.config, agent, messenger, lease),
+        MAX_RECEIVE_COUNT,
+    )
+}
+
 fn echo_agent() -> Arc<ScriptedAgent> {
     Arc::new(
         ScriptedAgent::new(|request| {
@@ -218,14 +230,11 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     // The queue hands the job to five worker instances at once (at-least-once delivery).
     let agent = echo_agent();
     let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(Worker::new(
-        pipeline(
-            &aws.config,
-            agent.clone(),
-            messenger.clone(),
-            Duration::from_secs(60),
-        ),
-        MAX_RECEIVE_COUNT,
+    let worker = Arc::new(worker(
+        &aws,
+        agent.clone(),
+        messenger.clone(),
+        Duration::from_secs(60),
     ));
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..5 {
@@ -274,10 +283,7 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
 
     let agent = echo_agent();
     let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Worker::new(
-        pipeline(&aws.config, agent.clone(), messenger.clone(), lease),
-        MAX_RECEIVE_COUNT,
-    );
+    let worker = worker(&aws, agent.clone(), messenger.clone(), lease);
 
     // Redelivered while the dead worker's lease still holds: not handled, retried later.
     let early = worker.handle(job_event("sqs-1", 2)).await.unwrap();
@@ -370,14 +376,11 @@ async fn deliver_event_delivered_twice_sends_one_reply() {
     let aws = aws().await;
     let agent = echo_agent();
     let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(Worker::new(
-        pipeline(
-            &aws.config,
-            agent.clone(),
-            messenger.clone(),
-            Duration::from_secs(60),
-        ),
-        MAX_RECEIVE_COUNT,
+    let worker = Arc::new(worker(
+        &aws,
+        agent.clone(),
+        messenger.clone(),
+        Duration::from_secs(60),
     ));
     let job: Job = serde_json::from_value(
         serde_json::from_str::<Value>(job_event("x", 1)["Records"][0]["body"].as_str().unwrap())
@@ -430,14 +433,11 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
         Err(AgentError::Timeout(Duration::from_secs(60)))
     }));
     let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Worker::new(
-        pipeline(
-            &aws.config,
-            agent.clone(),
-            messenger.clone(),
-            Duration::from_secs(60),
-        ),
-        MAX_RECEIVE_COUNT,
+    let worker = worker(
+        &aws,
+        agent.clone(),
+        messenger.clone(),
+        Duration::from_secs(60),
     );
     for attempt in 1..MAX_RECEIVE_COUNT {
         let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
@@ -474,14 +474,11 @@ async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
         })
     }));
     let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Worker::new(
-        pipeline(
-            &aws.config,
-            agent.clone(),
-            messenger.clone(),
-            Duration::from_secs(60),
-        ),
-        MAX_RECEIVE_COUNT,
+    let worker = worker(
+        &aws,
+        agent.clone(),
+        messenger.clone(),
+        Duration::from_secs(60),
     );
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
     assert_eq!(failed_items(&response), 0);

@@ -4,6 +4,7 @@
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
 use crate::secrets::Secret;
+use crate::text::excerpt_bytes;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +14,6 @@ use std::time::{Duration, Instant};
 pub const MAX_REPLY_BYTES: u64 = 1024 * 1024;
 /// How much of a failed answer is read for the error excerpt.
 const MAX_ERROR_BODY_BYTES: u64 = 16 * 1024;
-/// Characters of the agent's body kept in `Status` / `Decode` errors.
-pub const BODY_EXCERPT_CHARS: usize = 200;
 
 /// Calls an HTTP agent. Cheap to share: one ureq agent (connection pool) for every call.
 pub struct HttpAgent {
@@ -114,7 +113,7 @@ impl Inner {
                 .read_to_end(&mut bytes);
             return Err(AgentError::Status {
                 status,
-                body: excerpt(&bytes),
+                body: excerpt_bytes(&bytes),
             });
         }
         let bytes = response
@@ -152,7 +151,7 @@ fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
     }
     let decode_error = |error: String| AgentError::Decode {
         error,
-        body: excerpt(bytes),
+        body: excerpt_bytes(bytes),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
     let value: serde_json::Value =
@@ -163,22 +162,6 @@ fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
     serde_json::from_value(value)
         .map(Some)
         .map_err(|error| decode_error(error.to_string()))
-}
-
-/// The start of a body for an error message: lossy UTF-8, control characters as spaces, at most
-/// [`BODY_EXCERPT_CHARS`] characters (never cut inside a character), `…` when shortened.
-fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    let mut out: String = text
-        .chars()
-        .take(BODY_EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(BODY_EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Warn with what identifies the failure; the body excerpt only at debug.
@@ -211,16 +194,6 @@ fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excerpt_is_char_safe_and_bounded() {
-        let long = "é".repeat(500);
-        let cut = excerpt(long.as_bytes());
-        assert_eq!(cut.chars().count(), BODY_EXCERPT_CHARS + 1);
-        assert!(cut.ends_with('…'));
-        assert_eq!(excerpt(b"  short\nbody "), "short body");
-        assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
-    }
 
     #[test]
     fn empty_whitespace_and_null_bodies_mean_no_reply() {

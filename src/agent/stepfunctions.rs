@@ -246,7 +246,9 @@ fn finished_sync(
         other => Err(AgentError::Execution {
             status: other.as_str().to_owned(),
             error: output.error().map(str::to_owned),
-            cause: output.cause().map(|cause| shorten(cause, MAX_CAUSE_CHARS)),
+            cause: output
+                .cause()
+                .map(|cause| crate::text::excerpt(cause, MAX_CAUSE_CHARS)),
         }),
     }
 }
@@ -262,7 +264,7 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     }
     let decode_error = |error: String| AgentError::Decode {
         error,
-        body: shorten(text, OUTPUT_EXCERPT_CHARS),
+        body: crate::text::excerpt(text, OUTPUT_EXCERPT_CHARS),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
     let value: serde_json::Value =
@@ -326,21 +328,6 @@ where
             body: described,
         }
     }
-}
-
-/// The start of `text` for an error: control characters as spaces, at most `limit` characters
-/// (never cut inside a character), `…` when shortened.
-fn shorten(text: &str, limit: usize) -> String {
-    let text = text.trim();
-    let mut out: String = text
-        .chars()
-        .take(limit)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(limit).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Warn with what identifies the failure; output excerpts and causes only at debug (they may

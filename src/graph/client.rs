@@ -6,6 +6,7 @@ use super::{GraphError, Messenger, OutgoingMessage, Recipient};
 use crate::BoxFuture;
 use crate::message::{MessageId, PhoneNumberId};
 use crate::secrets::Secret;
+use crate::text::excerpt_bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Read;
@@ -14,8 +15,6 @@ use std::time::Instant;
 
 /// Largest Graph API answer read: success and error bodies are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
-/// Characters of an unreadable body kept in [`GraphError::Decode`].
-pub const BODY_EXCERPT_CHARS: usize = 200;
 
 /// Sends messages through the real Graph API. Cheap to share: one ureq agent for every call.
 pub struct GraphClient {
@@ -129,7 +128,7 @@ impl Messenger for GraphClient {
                 None => {
                     let error = GraphError::Decode {
                         status,
-                        body: excerpt(answer.to_string().as_bytes()),
+                        body: excerpt_bytes(answer.to_string().as_bytes()),
                     };
                     log_failure(
                         Operation::Send,
@@ -157,7 +156,7 @@ impl Messenger for GraphClient {
             if answer.get("success").and_then(Value::as_bool) == Some(false) {
                 let error = GraphError::Unknown(format!(
                     "Graph API did not mark {message} read: {}",
-                    excerpt(answer.to_string().as_bytes())
+                    excerpt_bytes(answer.to_string().as_bytes())
                 ));
                 log_failure(Operation::MarkRead, from, None, None, &error);
                 return Err(error);
@@ -218,7 +217,7 @@ impl Inner {
             } else {
                 serde_json::from_slice(&bytes).map_err(|_| GraphError::Decode {
                     status,
-                    body: excerpt(&bytes),
+                    body: excerpt_bytes(&bytes),
                 })?
             };
             return Ok((status, value));
@@ -263,7 +262,7 @@ fn api_error(status: u16, bytes: &[u8]) -> GraphError {
     let Some((code, error)) = parsed else {
         return GraphError::Decode {
             status,
-            body: excerpt(bytes),
+            body: excerpt_bytes(bytes),
         };
     };
     let mut message = error.message.unwrap_or_default();
@@ -302,22 +301,6 @@ fn is_path_safe(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && id != "."
         && id != ".."
-}
-
-/// The start of a body for an error message: lossy UTF-8, control characters as spaces, at most
-/// [`BODY_EXCERPT_CHARS`] characters (never cut inside a character), `…` when shortened.
-fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    let mut out: String = text
-        .chars()
-        .take(BODY_EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(BODY_EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Every failure at warn, with Meta's identifiers; never the token, the recipient masked.
