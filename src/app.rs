@@ -93,10 +93,19 @@ impl Env {
                 *mode,
             )),
         };
-        let messenger = Arc::new(GraphClient::new(
+        // The Graph API token: re-read from Secrets Manager when Meta refuses it (rotation).
+        let tokens: Arc<dyn secrets::TokenSource> = match (&self.config.secret_id, &self.aws) {
+            (Some(secret_id), Some(aws)) => Arc::new(secrets::SecretsManagerToken::new(
+                aws,
+                secret_id.clone(),
+                self.secrets.access_token.clone(),
+            )),
+            _ => Arc::new(secrets::StaticToken::new(self.secrets.access_token.clone())),
+        };
+        let messenger = Arc::new(GraphClient::with_token_source(
             &self.config.graph_api_base_url,
             &self.config.graph_api_version,
-            self.secrets.access_token.clone(),
+            tokens,
             GRAPH_TIMEOUT,
         ));
         let idempotency: Arc<dyn IdempotencyStore> = match &self.config.idempotency_table {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentRequest, ReplyStatus};
 use whatsapp_agent_lambda::graph::{
-    GraphClient, GraphError, Messenger, OutgoingMessage, Recipient,
+    Backoff, GRAPH_MAX_ATTEMPTS, GraphClient, GraphError, Messenger, OutgoingMessage, Recipient,
 };
 use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
 use whatsapp_agent_lambda::message::{MessageId, PhoneNumberId};
@@ -501,4 +501,94 @@ async fn graph_mark_read_error_is_reported() {
         ),
         "{error:?}"
     );
+}
+
+/// A fake answering the `n`-th request (from 0) with `answer(n)`, recording every request.
+fn scripted(
+    answer: impl Fn(usize) -> Response<Body> + Send + Sync + 'static,
+) -> (LoopbackServer, Log) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    fake(Duration::ZERO, move || {
+        answer(count.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    })
+}
+
+fn fast_graph_for(server: &LoopbackServer) -> GraphClient {
+    graph_for(server).with_backoff(Backoff {
+        base: Duration::from_millis(10),
+        ..Backoff::default()
+    })
+}
+
+#[tokio::test]
+async fn graph_html_502_is_retried_like_a_5xx() {
+    let (server, log) = scripted(|n| match n {
+        0 => response(
+            502,
+            "text/html",
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        ),
+        _ => response(
+            200,
+            "application/json",
+            r#"{"messages":[{"id":"wamid.AFTER502"}]}"#,
+        ),
+    });
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let id = fast_graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "wamid.AFTER502");
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].body, seen[1].body);
+}
+
+#[tokio::test]
+async fn graph_send_makes_at_most_three_attempts() {
+    let (server, log) = answering(
+        503,
+        "application/json",
+        r#"{"error":{"message":"(#2) Service temporarily unavailable","type":"OAuthException","code":2,"fbtrace_id":"Tr"}}"#,
+    );
+    assert_eq!(Backoff::default().max_attempts, GRAPH_MAX_ATTEMPTS);
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let error = fast_graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GraphError::Api {
+                status: 503,
+                code: 2,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(log.lock().unwrap().len(), GRAPH_MAX_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn graph_success_without_a_message_id_is_not_sent_again() {
+    let (server, log) = answering(200, "application/json", r#"{"messages":[]}"#);
+    let to = Recipient::Phone("14155551234".to_owned());
+    let message = OutgoingMessage::Text {
+        body: "hi".to_owned(),
+    };
+    let error = fast_graph_for(&server)
+        .send(&from(), &to, &message, None)
+        .await
+        .unwrap_err();
+    assert!(!error.is_retryable(), "{error:?}");
+    only(&log);
 }

@@ -1,10 +1,21 @@
-//! Loading the secrets from Secrets Manager, against a real moto server.
+//! Loading the secrets from Secrets Manager, against a real moto server; faults (throttling,
+//! an unreachable or hanging endpoint) against loopback fakes; re-reading the access token.
 
 mod support;
 
+use aws_config::timeout::TimeoutConfig;
+use lambda_http::Request;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use support::moto::Moto;
 use whatsapp_agent_lambda::aws::sdk_config_for;
-use whatsapp_agent_lambda::secrets::{self, SecretsError, from_secrets_manager};
+use whatsapp_agent_lambda::graph::{GraphClient, Messenger, OutgoingMessage, Recipient};
+use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
+use whatsapp_agent_lambda::message::PhoneNumberId;
+use whatsapp_agent_lambda::secrets::{
+    self, Secret, SecretsError, SecretsManagerToken, TokenSource, from_secrets_manager,
+};
 
 const REGION: &str = "us-east-1";
 /// Set only for the child run of `load_finds_secrets_manager_through_aws_endpoint_url`.
@@ -140,4 +151,295 @@ async fn child_loads_secrets_from_the_environment() {
     assert_eq!(secrets.app_secret.expose(), "app-s3cret");
     assert_eq!(secrets.access_token.expose(), "EAAG-token");
     assert!(secrets.agent_token.is_none());
+}
+
+// ---------------------------------------------------------------- faults and token refresh
+
+/// A fake Secrets Manager speaking the JSON protocol: counts `GetSecretValue` calls and answers
+/// each with `answer(n)` (n from 0) after `delay`.
+fn fake_secrets_manager(
+    delay: Duration,
+    answer: impl Fn(usize) -> (u16, String) + Send + Sync + 'static,
+) -> (LoopbackServer, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let answer = Arc::new(answer);
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let counter = counter.clone();
+        let answer = answer.clone();
+        async move {
+            let target = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(target, "secretsmanager.GetSecretValue");
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let (status, body) = answer(n);
+            response(status, "application/x-amz-json-1.1", body)
+        }
+    }));
+    (server, calls)
+}
+
+/// A `GetSecretValue` answer holding `secret` (the JSON document) as `SecretString`.
+fn secret_value(name: &str, secret: &str) -> (u16, String) {
+    let body = serde_json::json!({
+        "ARN": format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:{name}-AbCdEf"),
+        "Name": name,
+        "SecretString": secret,
+        "VersionId": "00000000-0000-0000-0000-000000000001",
+        "VersionStages": ["AWSCURRENT"],
+        "CreatedDate": 1_795_000_000.0
+    });
+    (200, body.to_string())
+}
+
+fn document(access_token: &str) -> String {
+    serde_json::json!({
+        "app_secret": "app-s3cret",
+        "access_token": access_token,
+        "verify_token": "verify-me"
+    })
+    .to_string()
+}
+
+fn closed_port_endpoint() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn throttled_secrets_manager_is_retried_three_times_then_named_clearly() {
+    let (server, calls) = fake_secrets_manager(Duration::ZERO, |_| {
+        (
+            400,
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(),
+        )
+    });
+    let config = sdk_config_for(&server.url(), REGION).await;
+    let started = Instant::now();
+    let error = from_secrets_manager(&config, "whatsapp/prod")
+        .await
+        .unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "SDK_MAX_ATTEMPTS attempts");
+    assert!(
+        matches!(error, SecretsError::Throttled { attempts: 3, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("whatsapp/prod")
+            && message.contains("ThrottlingException")
+            && message.contains("Rate exceeded"),
+        "{message}"
+    );
+    // Two jittered backoffs of at most 0.5 s and 1 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn unreachable_secrets_manager_fails_quickly_naming_the_secret() {
+    let config = sdk_config_for(&closed_port_endpoint(), REGION).await;
+    let started = Instant::now();
+    let error = from_secrets_manager(&config, "whatsapp/prod")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SecretsError::Unreachable { secret_id, .. } if secret_id == "whatsapp/prod"),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("whatsapp/prod") && message.contains("3 attempts"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn hanging_secrets_manager_is_cut_off_by_the_operation_timeout() {
+    let (server, _calls) = fake_secrets_manager(Duration::from_secs(30), |_| {
+        secret_value("whatsapp/prod", &document("never"))
+    });
+    // The production limits are 3 s per attempt and 8 s in all (unit-tested in `aws`); a
+    // tighter operation timeout set on the shared configuration wins, which keeps this short.
+    let config = sdk_config_for(&server.url(), REGION)
+        .await
+        .to_builder()
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(1))
+                .build(),
+        )
+        .build();
+    let started = Instant::now();
+    let error = from_secrets_manager(&config, "whatsapp/prod")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SecretsError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("whatsapp/prod"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn token_refresh_reads_the_rotated_access_token() {
+    let (_moto, config) = moto_with_secret("whatsapp/rotating", &document("EAAG-old")).await;
+    aws_sdk_secretsmanager::Client::new(&config)
+        .put_secret_value()
+        .secret_id("whatsapp/rotating")
+        .secret_string(document("EAAG-new"))
+        .send()
+        .await
+        .unwrap();
+    let tokens = SecretsManagerToken::new(&config, "whatsapp/rotating", Secret::from("EAAG-old"));
+    assert_eq!(tokens.current().expose(), "EAAG-old");
+    assert_eq!(tokens.refresh().await.unwrap().expose(), "EAAG-new");
+    assert_eq!(tokens.current().expose(), "EAAG-new");
+}
+
+#[tokio::test]
+async fn concurrent_token_refreshes_read_the_secret_once() {
+    let (server, calls) = fake_secrets_manager(Duration::from_millis(200), |n| {
+        secret_value("whatsapp/prod", &document(&format!("EAAG-{n}")))
+    });
+    let config = sdk_config_for(&server.url(), REGION).await;
+    let tokens = Arc::new(SecretsManagerToken::new(
+        &config,
+        "whatsapp/prod",
+        Secret::from("EAAG-old"),
+    ));
+    let refreshes: Vec<_> = (0..10)
+        .map(|_| {
+            let tokens = tokens.clone();
+            tokio::spawn(async move { tokens.refresh().await.unwrap().expose().to_owned() })
+        })
+        .collect();
+    for refresh in refreshes {
+        assert_eq!(refresh.await.unwrap(), "EAAG-0");
+    }
+    // A refresh shortly after reuses it too.
+    assert_eq!(tokens.refresh().await.unwrap().expose(), "EAAG-0");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Outside the reuse window, the secret is read again.
+    let tokens = SecretsManagerToken::new(&config, "whatsapp/prod", Secret::from("EAAG-old"))
+        .with_reuse_window(Duration::ZERO);
+    assert_eq!(tokens.refresh().await.unwrap().expose(), "EAAG-1");
+    assert_eq!(tokens.refresh().await.unwrap().expose(), "EAAG-2");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn token_refresh_refuses_an_empty_access_token() {
+    let (server, _calls) = fake_secrets_manager(Duration::ZERO, |_| {
+        secret_value("whatsapp/prod", &document(""))
+    });
+    let config = sdk_config_for(&server.url(), REGION).await;
+    let tokens = SecretsManagerToken::new(&config, "whatsapp/prod", Secret::from("EAAG-old"));
+    let error = tokens.refresh().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SecretsError::EmptyKey {
+                key: "access_token",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("whatsapp/prod"), "{error}");
+    // The token in use stays; a refresh moments later does not read again.
+    assert_eq!(tokens.current().expose(), "EAAG-old");
+    assert!(matches!(
+        tokens.refresh().await,
+        Err(SecretsError::RefreshFailed { .. })
+    ));
+}
+
+/// The production wiring: the Graph API refuses the old token (190), the client re-reads the
+/// secret from Secrets Manager (moto), and the retry carries the rotated token.
+#[tokio::test]
+async fn graph_client_rereads_a_rotated_token_from_secrets_manager() {
+    let (_moto, config) = moto_with_secret("whatsapp/graph", &document("EAAG-old")).await;
+    aws_sdk_secretsmanager::Client::new(&config)
+        .put_secret_value()
+        .secret_id("whatsapp/graph")
+        .secret_string(document("EAAG-new"))
+        .send()
+        .await
+        .unwrap();
+    let bearers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = bearers.clone();
+    let graph = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let bearer = request
+                .headers()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock().unwrap().push(bearer.clone());
+            if bearer == "Bearer EAAG-new" {
+                response(
+                    200,
+                    "application/json",
+                    r#"{"messages":[{"id":"wamid.OUT"}]}"#,
+                )
+            } else {
+                response(
+                    401,
+                    "application/json",
+                    r#"{"error":{"message":"Error validating access token","type":"OAuthException","code":190,"fbtrace_id":"Zz"}}"#,
+                )
+            }
+        }
+    }));
+    let tokens = Arc::new(SecretsManagerToken::new(
+        &config,
+        "whatsapp/graph",
+        Secret::from("EAAG-old"),
+    ));
+    let client =
+        GraphClient::with_token_source(&graph.url(), "v25.0", tokens, Duration::from_secs(5));
+    let id = client
+        .send(
+            &PhoneNumberId::from("106540352242922"),
+            &Recipient::Phone("14155551234".to_owned()),
+            &OutgoingMessage::Text {
+                body: "hi".to_owned(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "wamid.OUT");
+    assert_eq!(
+        *bearers.lock().unwrap(),
+        vec!["Bearer EAAG-old", "Bearer EAAG-new"]
+    );
 }

@@ -1,35 +1,96 @@
 //! The Graph API client: sends messages and read receipts through
 //! `POST {base}/{version}/{phone_number_id}/messages` with ureq, off the async runtime.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages>
+//!
+//! Faults, each call bounded in time:
+//! - transient (HTTP 429 and 5xx, Meta's throttling and temporary codes in
+//!   [`super::RETRYABLE_CODES`], timeouts, network errors, unreadable error pages): retried with
+//!   jittered exponential backoff ([`Backoff`]), at most [`GRAPH_MAX_ATTEMPTS`] attempts,
+//!   honouring `Retry-After` up to [`GRAPH_MAX_RETRY_AFTER`] (longer: give up now and let the
+//!   queue retry later). Read receipts are best effort and not retried.
+//! - a refused token (code 190 or HTTP 401): the [`TokenSource`] re-reads it once (it may have
+//!   been rotated) and the call is repeated once with the new token.
+//! - 131047 (outside the 24-hour customer service window): never retried.
 
 use super::{GraphError, Messenger, OutgoingMessage, Recipient};
 use crate::BoxFuture;
 use crate::message::{MessageId, PhoneNumberId};
-use crate::secrets::Secret;
+use crate::secrets::{Secret, StaticToken, TokenSource};
 use crate::text::excerpt_bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest Graph API answer read: success and error bodies are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Attempts per send for transient faults, the first included.
+pub const GRAPH_MAX_ATTEMPTS: u32 = 3;
+/// Wait before the first retry (before jitter); it doubles with each retry.
+pub const GRAPH_BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Longest computed wait between two attempts.
+pub const GRAPH_BACKOFF_CAP: Duration = Duration::from_secs(4);
+/// Longest `Retry-After` waited for: a longer one ends the call at once with the error, and the
+/// worker's queue retries the job later instead of a Lambda idling.
+pub const GRAPH_MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// No retry starts when the call has run this long (counting the wait before it): with the
+/// 10 s per-request timeout, one send takes at most about 35 s.
+pub const GRAPH_RETRY_BUDGET: Duration = Duration::from_secs(25);
+
+/// How transient faults are retried. Tests shorten `base`; production uses [`Backoff::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Attempts per send, the first included (at least one is made).
+    pub max_attempts: u32,
+    /// Wait before the first retry, before jitter; doubles with each retry.
+    pub base: Duration,
+    /// Longest computed wait.
+    pub cap: Duration,
+    /// Longest `Retry-After` honoured; a longer one ends the call at once.
+    pub max_retry_after: Duration,
+    /// No retry starts once the call has run this long, counting the wait before it.
+    pub budget: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            max_attempts: GRAPH_MAX_ATTEMPTS,
+            base: GRAPH_BACKOFF_BASE,
+            cap: GRAPH_BACKOFF_CAP,
+            max_retry_after: GRAPH_MAX_RETRY_AFTER,
+            budget: GRAPH_RETRY_BUDGET,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before retry number `retry` (1 = the first): `base · 2^(retry-1)`, at most
+    /// `cap`, whose upper half is scaled by `jitter` in `[0, 1]` ("equal jitter"): parallel
+    /// senders spread out, and no retry comes immediately.
+    pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
+        let doublings = retry.saturating_sub(1).min(31);
+        let full = self.base.saturating_mul(1 << doublings).min(self.cap);
+        full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0)) / 2
+    }
+}
 
 /// Sends messages through the real Graph API. Cheap to share: one ureq agent for every call.
 pub struct GraphClient {
     inner: Arc<Inner>,
+    tokens: Arc<dyn TokenSource>,
+    backoff: Backoff,
 }
 
 struct Inner {
     /// `{base}/{version}` without a trailing slash.
     api_root: String,
-    access_token: Secret,
     http: ureq::Agent,
 }
 
 /// What a call is for, in logs.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Operation {
     Send,
     MarkRead,
@@ -44,13 +105,43 @@ impl Operation {
     }
 }
 
+/// One failed attempt: the error, and how long Meta asked us to wait.
+struct Failure {
+    error: GraphError,
+    retry_after: Option<Duration>,
+}
+
+impl From<GraphError> for Failure {
+    fn from(error: GraphError) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
 impl GraphClient {
     /// `base_url` like `https://graph.facebook.com` (a trailing `/` is fine), `version` like
-    /// `v25.0`; `timeout` bounds each whole call.
+    /// `v25.0`; `timeout` bounds each request. The token never changes ([`StaticToken`]).
     pub fn new(
         base_url: &str,
         version: &str,
         access_token: Secret,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self::with_token_source(
+            base_url,
+            version,
+            Arc::new(StaticToken::new(access_token)),
+            timeout,
+        )
+    }
+
+    /// Like [`GraphClient::new`], with the token from `tokens`, re-read when Meta refuses it.
+    pub fn with_token_source(
+        base_url: &str,
+        version: &str,
+        tokens: Arc<dyn TokenSource>,
         timeout: std::time::Duration,
     ) -> Self {
         let http = ureq::Agent::config_builder()
@@ -65,46 +156,132 @@ impl GraphClient {
             version.trim_matches('/')
         );
         Self {
-            inner: Arc::new(Inner {
-                api_root,
-                access_token,
-                http,
-            }),
+            inner: Arc::new(Inner { api_root, http }),
+            tokens,
+            backoff: Backoff::default(),
         }
     }
 
-    /// Runs one blocking POST on the blocking pool and logs the outcome.
+    /// Replaces the retry policy (tests use a short `base`).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The retry policy in use.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// One call with its retries: a 2xx JSON body, or the last error (logged here).
     async fn post(
         &self,
         operation: Operation,
         from: &PhoneNumberId,
         recipient: Option<&Recipient>,
-        body: Value,
+        body: &Value,
     ) -> Result<(u16, Value), GraphError> {
+        let to = recipient.map(|r| crate::sender::mask(r.as_str()));
+        let log = CallLog {
+            operation,
+            from,
+            to: to.as_deref(),
+            started: Instant::now(),
+        };
+        let request = match self.inner.request(from, body) {
+            Ok(request) => Arc::new(request),
+            Err(error) => {
+                log.failed(&error, 0, "not sendable");
+                return Err(error);
+            }
+        };
+        // A read receipt is best effort: no transient retries that would delay the answer.
+        let max_attempts = match operation {
+            Operation::Send => self.backoff.max_attempts.max(1),
+            Operation::MarkRead => 1,
+        };
+        let mut attempt = 0;
+        let mut token_reread = false;
+        loop {
+            attempt += 1;
+            let token = self.tokens.current();
+            let Failure { error, retry_after } = match self.attempt(&request, &token).await {
+                Ok(answer) => {
+                    log.succeeded(answer.0, attempt);
+                    return Ok(answer);
+                }
+                Err(failure) => failure,
+            };
+            if error.is_token_refused() {
+                if token_reread {
+                    log.token_refused(&error, attempt, "refused again after re-reading it");
+                    return Err(error);
+                }
+                token_reread = true;
+                match self.tokens.refresh().await {
+                    Ok(fresh) if !fresh.is_empty() && fresh.expose() != token.expose() => {
+                        log.retrying_with_new_token(&error, attempt);
+                        continue;
+                    }
+                    Ok(_) => {
+                        log.token_refused(&error, attempt, "the token source has no newer one");
+                        return Err(error);
+                    }
+                    Err(reread) => {
+                        log.token_refused(
+                            &error,
+                            attempt,
+                            &format!("re-reading it failed: {reread}"),
+                        );
+                        return Err(error);
+                    }
+                }
+            }
+            if error.is_reengagement() {
+                log.reengagement(&error);
+                return Err(error);
+            }
+            if !error.is_retryable() {
+                log.failed(&error, attempt, "not retryable");
+                return Err(error);
+            }
+            if attempt >= max_attempts {
+                log.failed(&error, attempt, "no attempts left");
+                return Err(error);
+            }
+            if let Some(wait) = retry_after
+                && wait > self.backoff.max_retry_after
+            {
+                log.failed(&error, attempt, "Retry-After beyond the cap: retry later");
+                return Err(error);
+            }
+            let delay = self
+                .backoff
+                .delay(attempt, jitter())
+                .max(retry_after.unwrap_or_default());
+            if log.started.elapsed() + delay > self.backoff.budget {
+                log.failed(&error, attempt, "retry budget spent");
+                return Err(error);
+            }
+            log.retrying(&error, attempt, max_attempts, delay, retry_after);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One blocking POST on the blocking pool.
+    async fn attempt(
+        &self,
+        request: &Arc<Request>,
+        token: &Secret,
+    ) -> Result<(u16, Value), Failure> {
         let inner = self.inner.clone();
-        let from_id = from.clone();
-        let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || inner.post(&from_id, &body))
+        let request = request.clone();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || inner.post(&request, &token))
             .await
             .unwrap_or_else(|error| {
-                Err(GraphError::Unknown(format!(
-                    "Graph API call aborted: {error}"
-                )))
-            });
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let to = recipient.map(|r| crate::sender::mask(r.as_str()));
-        match &result {
-            Ok((status, _)) => tracing::debug!(
-                operation = operation.as_str(),
-                phone_number_id = %from,
-                to = to.as_deref(),
-                status,
-                elapsed_ms,
-                "Graph API call succeeded"
-            ),
-            Err(error) => log_failure(operation, from, to.as_deref(), Some(elapsed_ms), error),
-        }
-        result
+                Err(GraphError::Unknown(format!("Graph API call aborted: {error}")).into())
+            })
     }
 }
 
@@ -118,7 +295,7 @@ impl Messenger for GraphClient {
     ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
         Box::pin(async move {
             let body = message.to_graph_json(to, context);
-            let (status, answer) = self.post(Operation::Send, from, Some(to), body).await?;
+            let (status, answer) = self.post(Operation::Send, from, Some(to), &body).await?;
             let id = answer
                 .pointer("/messages/0/id")
                 .and_then(Value::as_str)
@@ -126,17 +303,19 @@ impl Messenger for GraphClient {
             match id {
                 Some(id) => Ok(MessageId(id.to_owned())),
                 None => {
+                    // Not retried: Meta accepted the request, so the message may be on its way.
                     let error = GraphError::Decode {
                         status,
                         body: excerpt_bytes(answer.to_string().as_bytes()),
                     };
-                    log_failure(
-                        Operation::Send,
+                    let masked = crate::sender::mask(to.as_str());
+                    CallLog {
+                        operation: Operation::Send,
                         from,
-                        Some(&crate::sender::mask(to.as_str())),
-                        None,
-                        &error,
-                    );
+                        to: Some(&masked),
+                        started: Instant::now(),
+                    }
+                    .failed(&error, 1, "accepted without a message id");
                     Err(error)
                 }
             }
@@ -151,14 +330,20 @@ impl Messenger for GraphClient {
     ) -> BoxFuture<'a, Result<(), GraphError>> {
         Box::pin(async move {
             let body = mark_read_json(message, typing);
-            let (_, answer) = self.post(Operation::MarkRead, from, None, body).await?;
+            let (_, answer) = self.post(Operation::MarkRead, from, None, &body).await?;
             // Meta answers `{"success":true}`; only an explicit `false` is a failure.
             if answer.get("success").and_then(Value::as_bool) == Some(false) {
                 let error = GraphError::Unknown(format!(
                     "Graph API did not mark {message} read: {}",
                     excerpt_bytes(answer.to_string().as_bytes())
                 ));
-                log_failure(Operation::MarkRead, from, None, None, &error);
+                CallLog {
+                    operation: Operation::MarkRead,
+                    from,
+                    to: None,
+                    started: Instant::now(),
+                }
+                .failed(&error, 1, "answered success: false");
                 return Err(error);
             }
             Ok(())
@@ -180,30 +365,40 @@ pub fn mark_read_json(message: &MessageId, typing: bool) -> Value {
     body
 }
 
+/// A request ready to post, encoded once for every attempt.
+struct Request {
+    url: String,
+    body: Vec<u8>,
+}
+
 impl Inner {
-    /// The blocking call: a 2xx JSON body, or the error Meta (or the network) gave.
-    fn post(&self, from: &PhoneNumberId, body: &Value) -> Result<(u16, Value), GraphError> {
+    fn request(&self, from: &PhoneNumberId, body: &Value) -> Result<Request, GraphError> {
         if !is_path_safe(from.as_str()) {
             return Err(GraphError::Unknown(format!(
                 "phone number id {from:?} is not a Graph API id"
             )));
         }
-        let url = format!("{}/{}/messages", self.api_root, from.as_str());
         let body = serde_json::to_vec(body)
             .map_err(|error| GraphError::Unknown(format!("request not encodable: {error}")))?;
+        Ok(Request {
+            url: format!("{}/{}/messages", self.api_root, from.as_str()),
+            body,
+        })
+    }
+
+    /// The blocking call: a 2xx JSON body, or the error Meta (or the network) gave.
+    fn post(&self, request: &Request, token: &Secret) -> Result<(u16, Value), Failure> {
         let mut builder = self
             .http
-            .post(&url)
+            .post(&request.url)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json");
-        if !self.access_token.is_empty() {
-            builder = builder.header(
-                "Authorization",
-                format!("Bearer {}", self.access_token.expose()),
-            );
+        if !token.is_empty() {
+            builder = builder.header("Authorization", format!("Bearer {}", token.expose()));
         }
-        let mut response = builder.send(&body[..]).map_err(transport_error)?;
+        let mut response = builder.send(&request.body[..]).map_err(transport_error)?;
         let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
         let mut bytes = Vec::new();
         response
             .body_mut()
@@ -222,8 +417,33 @@ impl Inner {
             };
             return Ok((status, value));
         }
-        Err(api_error(status, &bytes))
+        Err(Failure {
+            error: api_error(status, &bytes),
+            retry_after,
+        })
     }
+}
+
+/// `Retry-After` in seconds (Meta and proxies send seconds; an HTTP date is ignored).
+fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(ureq::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A number in `[0, 1)` for backoff jitter, without a random-number dependency: std's
+/// `RandomState` is seeded per process and advanced per instance.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Meta's error body: `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
@@ -303,55 +523,175 @@ fn is_path_safe(id: &str) -> bool {
         && id != ".."
 }
 
-/// Every failure at warn, with Meta's identifiers; never the token, the recipient masked.
-fn log_failure(
+/// The logs of one call: every failure with Meta's identifiers; never the token, the
+/// recipient masked.
+struct CallLog<'a> {
     operation: Operation,
-    from: &PhoneNumberId,
-    to: Option<&str>,
-    elapsed_ms: Option<u64>,
-    error: &GraphError,
-) {
-    let operation = operation.as_str();
-    let retryable = error.is_retryable();
+    from: &'a PhoneNumberId,
+    to: Option<&'a str>,
+    started: Instant,
+}
+
+/// Meta's fields of an error, for the log: HTTP status, code, subcode, fbtrace_id.
+fn meta_fields(error: &GraphError) -> (Option<u16>, Option<i64>, Option<i64>, Option<&str>) {
     match error {
         GraphError::Api {
             status,
             code,
             subcode,
-            message,
             fbtrace_id,
-        } => tracing::warn!(
-            operation,
-            phone_number_id = %from,
-            to,
+            ..
+        } => (Some(*status), Some(*code), *subcode, fbtrace_id.as_deref()),
+        GraphError::Decode { status, .. } => (Some(*status), None, None, None),
+        _ => (None, None, None, None),
+    }
+}
+
+impl CallLog<'_> {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn succeeded(&self, status: u16, attempt: u32) {
+        tracing::debug!(
+            operation = self.operation.as_str(),
+            phone_number_id = %self.from,
+            to = self.to,
+            status,
+            attempt,
+            elapsed_ms = self.elapsed_ms(),
+            "Graph API call succeeded"
+        );
+    }
+
+    /// One transient failure that will be retried after `delay`.
+    fn retrying(
+        &self,
+        error: &GraphError,
+        attempt: u32,
+        max_attempts: u32,
+        delay: Duration,
+        retry_after: Option<Duration>,
+    ) {
+        let (status, code, subcode, fbtrace_id) = meta_fields(error);
+        tracing::warn!(
+            operation = self.operation.as_str(),
+            phone_number_id = %self.from,
+            to = self.to,
+            attempt,
+            max_attempts,
             status,
             code,
             subcode,
-            fbtrace_id = fbtrace_id.as_deref(),
-            retryable,
-            elapsed_ms,
-            error_message = %message,
-            "Graph API error"
-        ),
-        GraphError::Decode { status, body } => tracing::warn!(
-            operation,
-            phone_number_id = %from,
-            to,
+            fbtrace_id,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            retry_after_secs = retry_after.map(|wait| wait.as_secs()),
+            error = %error,
+            "Graph API call failed transiently; retrying"
+        );
+    }
+
+    fn retrying_with_new_token(&self, error: &GraphError, attempt: u32) {
+        let (status, code, subcode, fbtrace_id) = meta_fields(error);
+        tracing::warn!(
+            operation = self.operation.as_str(),
+            phone_number_id = %self.from,
+            to = self.to,
+            attempt,
             status,
-            retryable,
-            elapsed_ms,
-            body = %body,
-            "Graph API answer unreadable"
-        ),
-        other => tracing::warn!(
-            operation,
-            phone_number_id = %from,
-            to,
-            retryable,
-            elapsed_ms,
-            error = %other,
-            "Graph API call failed"
-        ),
+            code,
+            subcode,
+            fbtrace_id,
+            "Graph API refused the access token; re-read it and retrying once with the new one"
+        );
+    }
+
+    /// The token was refused and cannot be fixed by this call.
+    fn token_refused(&self, error: &GraphError, attempt: u32, why: &str) {
+        let (status, code, subcode, fbtrace_id) = meta_fields(error);
+        tracing::error!(
+            operation = self.operation.as_str(),
+            phone_number_id = %self.from,
+            to = self.to,
+            attempt,
+            status,
+            code,
+            subcode,
+            fbtrace_id,
+            why,
+            error = %error,
+            "Graph API refused the access token: replies cannot be sent until a valid system user \
+             token is stored (WHATSAPP_SECRET_ID's access_token, or WHATSAPP_ACCESS_TOKEN)"
+        );
+    }
+
+    /// 131047: one clear error, no retry.
+    fn reengagement(&self, error: &GraphError) {
+        let (status, code, subcode, fbtrace_id) = meta_fields(error);
+        tracing::error!(
+            operation = self.operation.as_str(),
+            phone_number_id = %self.from,
+            to = self.to,
+            status,
+            code,
+            subcode,
+            fbtrace_id,
+            "cannot answer: more than 24 hours since the user's last message (outside WhatsApp's \
+             customer service window); the user must message first, or a template message is needed"
+        );
+    }
+
+    /// The call ends with `error` after `attempts` attempts, for the reason `why`.
+    fn failed(&self, error: &GraphError, attempts: u32, why: &str) {
+        let operation = self.operation.as_str();
+        let retryable = error.is_retryable();
+        let elapsed_ms = self.elapsed_ms();
+        match error {
+            GraphError::Api {
+                status,
+                code,
+                subcode,
+                message,
+                fbtrace_id,
+            } => tracing::warn!(
+                operation,
+                phone_number_id = %self.from,
+                to = self.to,
+                status,
+                code,
+                subcode,
+                fbtrace_id = fbtrace_id.as_deref(),
+                retryable,
+                attempts,
+                why,
+                elapsed_ms,
+                error_message = %message,
+                "Graph API error"
+            ),
+            GraphError::Decode { status, body } => tracing::warn!(
+                operation,
+                phone_number_id = %self.from,
+                to = self.to,
+                status,
+                retryable,
+                attempts,
+                why,
+                elapsed_ms,
+                body = %body,
+                "Graph API answer unreadable"
+            ),
+            other => tracing::warn!(
+                operation,
+                phone_number_id = %self.from,
+                to = self.to,
+                retryable,
+                attempts,
+                why,
+                elapsed_ms,
+                error = %other,
+                "Graph API call failed"
+            ),
+        }
     }
 }
 
@@ -396,6 +736,35 @@ mod tests {
         for id in ["", "..", "1/2", "1?x=y", "1#", "a b"] {
             assert!(!is_path_safe(id), "{id}");
         }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap_with_equal_jitter() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.delay(1, 0.0), Duration::from_millis(125));
+        assert_eq!(backoff.delay(1, 1.0), Duration::from_millis(250));
+        assert_eq!(backoff.delay(2, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff.delay(3, 0.5), Duration::from_millis(750));
+        assert_eq!(backoff.delay(10, 1.0), GRAPH_BACKOFF_CAP);
+        assert_eq!(backoff.delay(u32::MAX, 1.0), GRAPH_BACKOFF_CAP);
+        assert_eq!(backoff.delay(1, 7.0), Duration::from_millis(250));
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_only() {
+        let mut headers = ureq::http::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", " 7 ".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]

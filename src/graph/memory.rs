@@ -64,6 +64,19 @@ impl RecordingMessenger {
         self.lock().sent.clone()
     }
 
+    /// What each successful send said, in order: a text message's body, any other message's
+    /// Graph API JSON.
+    pub fn texts(&self) -> Vec<String> {
+        self.lock()
+            .sent
+            .iter()
+            .map(|record| match &record.message {
+                OutgoingMessage::Text { body } => body.clone(),
+                _ => record.json.to_string(),
+            })
+            .collect()
+    }
+
     /// Every send call, failed ones included.
     pub fn send_attempts(&self) -> usize {
         self.lock().send_attempts
@@ -174,6 +187,7 @@ mod tests {
         assert_eq!(sent[0].context, Some(context.clone()));
         assert_eq!(sent[0].json["context"]["message_id"], "wamid.IN");
         assert_eq!(sent[1].message, text("two"));
+        assert_eq!(messenger.texts(), vec!["one", "two"]);
     }
 
     #[tokio::test]

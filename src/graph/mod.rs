@@ -5,7 +5,10 @@ mod client;
 mod memory;
 pub mod message;
 
-pub use client::GraphClient;
+pub use client::{
+    Backoff, GRAPH_BACKOFF_BASE, GRAPH_BACKOFF_CAP, GRAPH_MAX_ATTEMPTS, GRAPH_MAX_RETRY_AFTER,
+    GRAPH_RETRY_BUDGET, GraphClient,
+};
 pub use memory::{RecordingMessenger, SentRecord};
 pub use message::{ListRowOut, ListSectionOut, OutgoingMessage, Recipient, ReplyButton};
 
@@ -57,19 +60,103 @@ pub enum GraphError {
     Unknown(String),
 }
 
+/// Meta's code for "outside the 24-hour customer service window": only a template may be sent
+/// until the user writes again. Retrying cannot help.
+pub const CODE_REENGAGEMENT: i64 = 131047;
+/// Meta's code for an expired, revoked or invalid access token.
+pub const CODE_ACCESS_TOKEN: i64 = 190;
+/// Meta's codes worth retrying after a pause: the throttling codes 4 (app call limit), 80007
+/// (WhatsApp Business Account limit), 130429 (throughput) and 131056 (pair rate: same
+/// recipient too often), and the temporary ones 1 (unknown, possibly a server error),
+/// 2 (service temporarily down or overloaded), 131000 (something went wrong) and 131016
+/// (service unavailable). Not 131048 (spam rate limit): it lifts with quality, not time.
+/// <https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes>
+pub const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131000, 131016, 131056];
+
 impl GraphError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport(_) | Self::Timeout => true,
             Self::Decode { status, .. } => *status == 429 || *status >= 500,
-            // 4 / 80007 / 130429 / 131056 are rate limits; 1, 2, 131000 temporary.
             Self::Api { status, code, .. } => {
-                matches!(code, 1 | 2 | 4 | 80007 | 130429 | 131000 | 131056)
-                    || *status == 429
-                    || *status >= 500
+                if *code == CODE_REENGAGEMENT {
+                    return false;
+                }
+                RETRYABLE_CODES.contains(code) || *status == 429 || *status >= 500
             }
             Self::Unknown(_) => false,
         }
+    }
+
+    /// Meta's error code, when Meta answered with one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Meta refused the access token (code 190, or HTTP 401): it may have been rotated.
+    pub fn is_token_refused(&self) -> bool {
+        match self {
+            Self::Api { status, code, .. } => *code == CODE_ACCESS_TOKEN || *status == 401,
+            Self::Decode { status, .. } => *status == 401,
+            _ => false,
+        }
+    }
+
+    /// The user is outside the 24-hour customer service window (code 131047).
+    pub fn is_reengagement(&self) -> bool {
+        self.code() == Some(CODE_REENGAGEMENT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: i64) -> GraphError {
+        GraphError::Api {
+            status,
+            code,
+            subcode: None,
+            message: String::new(),
+            fbtrace_id: None,
+        }
+    }
+
+    #[test]
+    fn throttling_and_temporary_codes_are_retryable() {
+        for code in RETRYABLE_CODES {
+            assert!(api(400, *code).is_retryable(), "{code}");
+        }
+        assert!(api(503, 100).is_retryable());
+        assert!(api(429, 100).is_retryable());
+        assert!(!api(400, 100).is_retryable());
+        assert!(!api(400, 131048).is_retryable());
+    }
+
+    #[test]
+    fn reengagement_is_never_retryable() {
+        assert!(!api(400, CODE_REENGAGEMENT).is_retryable());
+        assert!(!api(500, CODE_REENGAGEMENT).is_retryable());
+        assert!(api(400, CODE_REENGAGEMENT).is_reengagement());
+    }
+
+    #[test]
+    fn code_190_or_http_401_means_the_token_was_refused() {
+        assert!(api(400, CODE_ACCESS_TOKEN).is_token_refused());
+        assert!(api(401, 0).is_token_refused());
+        assert!(
+            GraphError::Decode {
+                status: 401,
+                body: String::new()
+            }
+            .is_token_refused()
+        );
+        assert!(!api(403, 10).is_token_refused());
+        assert!(!GraphError::Timeout.is_token_refused());
+        assert!(!api(401, CODE_ACCESS_TOKEN).is_retryable());
     }
 }

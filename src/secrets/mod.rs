@@ -1,10 +1,15 @@
 //! The function's secrets (app secret, Graph API token, verify token, agent token): the
 //! redacting [`Secret`] type, and loading them once at cold start from Secrets Manager
-//! (`WHATSAPP_SECRET_ID`) or, for local runs, from environment variables.
+//! (`WHATSAPP_SECRET_ID`) or, for local runs, from environment variables; and the
+//! [`TokenSource`] that re-reads the Graph API token when Meta refuses it.
 
 mod manager;
+mod token;
 
-pub use manager::from_secrets_manager;
+pub use manager::{
+    FAILED_REFRESH_REUSE, SecretsManagerToken, TOKEN_REFRESH_REUSE, from_secrets_manager,
+};
+pub use token::{StaticToken, TokenSource};
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -101,6 +106,14 @@ pub enum SecretsError {
     AccessDenied { secret_id: String, message: String },
     #[error("Secrets Manager unreachable while reading `{secret_id}`: {message}")]
     Unreachable { secret_id: String, message: String },
+    #[error(
+        "Secrets Manager throttled reading `{secret_id}` (gave up after {attempts} attempts): {message}"
+    )]
+    Throttled {
+        secret_id: String,
+        attempts: u32,
+        message: String,
+    },
     #[error("Secrets Manager refused to return `{secret_id}` ({code}): {message}")]
     Service {
         secret_id: String,
@@ -109,6 +122,13 @@ pub enum SecretsError {
     },
     #[error("secret `{secret_id}` has no SecretString (binary secrets are not supported)")]
     NotAString { secret_id: String },
+    #[error("secret `{secret_id}` has an empty `{key}`")]
+    EmptyKey {
+        secret_id: String,
+        key: &'static str,
+    },
+    #[error("re-reading `{secret_id}` failed moments ago, not trying again yet: {message}")]
+    RefreshFailed { secret_id: String, message: String },
     #[error("secret is not a JSON object ({0})")]
     NotJsonObject(String),
     #[error("secret JSON lacks the required key `{key}`")]
