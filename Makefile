@@ -3,7 +3,7 @@
 # tests/requirements.txt and installed into ./.venv on first use.
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint demo pipeline events build deploy
+.PHONY: help venv test lint demo pipeline events build deploy fuzz load
 # One thing at a time, in the order written (`test` = venv, then lint, then the tests), even
 # under `make -j`: cargo parallelises each step by itself.
 .NOTPARALLEL:
@@ -37,6 +37,19 @@ lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
+# Not part of `test` (CI time). Needs a nightly toolchain; without one it says so and runs
+# tests/properties.rs with many more cases instead. See tests/fuzz/run.sh.
+FUZZ_SECONDS ?= 60
+fuzz: ## fuzz signature check, webhook parser, reply formatter: FUZZ_SECONDS (60) each
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# Not part of `test` at this size (`cargo test` runs a small version). Release build; prints
+# requests/s, p50/p99 latency and the webhook's peak RSS. See tests/load.rs.
+LOAD_REQUESTS ?= 20000
+LOAD_CONNECTIONS ?= 64
+load: ## load test of local HTTP mode: LOAD_REQUESTS (20000) per phase, LOAD_CONNECTIONS (64)
+	LOAD_REQUESTS=$(LOAD_REQUESTS) LOAD_CONNECTIONS=$(LOAD_CONNECTIONS) cargo test --release --test load -- --nocapture
+
 demo: ## run the sample events through the handler; prints what would go to WhatsApp
 	cargo run --quiet --bin demo
 
@@ -46,8 +59,8 @@ pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker,
 events: ## re-sign events/*.json after editing them
 	cargo run --quiet --bin sign-events
 
-build: venv ## cross-build the webhook for Lambda (arm64) into target/lambda/webhook/
-	$(WITH_VENV) cargo lambda build --release --arm64 --bin webhook
+build: venv ## cross-build both functions for Lambda (arm64) into target/lambda/{webhook,worker}/
+	$(WITH_VENV) cargo lambda build --release --arm64 --bin webhook --bin worker
 
 deploy: venv ## sam build + sam deploy --guided (needs AWS credentials)
 	$(WITH_VENV) sam build

@@ -73,7 +73,14 @@ impl Env {
 
     /// The queue worker (also the target of Step Functions "deliver" events).
     pub fn into_worker(self) -> Result<Worker, StartupError> {
-        Ok(Worker::new(self.pipeline()?, self.config.max_receive_count))
+        let worker = Worker::new(self.pipeline()?, self.config.max_receive_count);
+        Ok(match (&self.config.dispatch, &self.aws) {
+            // The worker schedules its own retries on the job queue (ChangeMessageVisibility).
+            (Dispatch::Queue { queue_url }, Some(aws)) => {
+                worker.with_redelivery(Arc::new(SqsQueue::new(aws, queue_url)))
+            }
+            _ => worker,
+        })
     }
 
     /// The ports one message needs, from configuration.

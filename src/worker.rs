@@ -4,13 +4,35 @@
 
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
 use crate::pipeline::{Attempt, Outcome, Pipeline};
+use crate::queue::Redelivery;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 /// The SQS attribute counting deliveries of a message.
 const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
+/// The SQS attribute naming a FIFO message's group (the sender).
+const MESSAGE_GROUP: &str = "MessageGroupId";
+/// A failed job comes back after this, doubled per receive, so a transient failure is retried
+/// in seconds rather than after the queue's whole visibility timeout.
+pub const RETRY_BASE: Duration = Duration::from_secs(20);
+/// The longest wait before a retry.
+pub const RETRY_CAP: Duration = Duration::from_secs(15 * 60);
+
+/// How one record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Delete it from the queue.
+    Done,
+    /// Deliver it again after a backoff.
+    Retry,
+    /// The last attempt failed, or the job can never succeed (unreadable): visible again at
+    /// once, so SQS moves it to the dead-letter queue after its last receive.
+    GiveUp,
+}
 
 /// Why a worker invocation failed as a whole (SQS batches never do: items fail one by one).
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +49,8 @@ pub enum WorkerError {
 pub struct Worker {
     pipeline: Pipeline,
     max_receive_count: u32,
+    redelivery: Option<Arc<dyn Redelivery>>,
+    retry_base: Duration,
 }
 
 impl Worker {
@@ -34,7 +58,22 @@ impl Worker {
         Self {
             pipeline,
             max_receive_count: max_receive_count.max(1),
+            redelivery: None,
+            retry_base: RETRY_BASE,
         }
+    }
+
+    /// Changes the first retry's delay (tests use a second).
+    pub fn with_retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
+    }
+
+    /// Lets the worker schedule retries itself (SQS `ChangeMessageVisibility`); without it a
+    /// failed job waits for the queue's visibility timeout.
+    pub fn with_redelivery(mut self, redelivery: Arc<dyn Redelivery>) -> Self {
+        self.redelivery = Some(redelivery);
+        self
     }
 
     /// Any worker invocation: an SQS batch (`Records`) or a `deliver` event.
@@ -54,38 +93,74 @@ impl Worker {
         Err(WorkerError::UnknownEvent)
     }
 
-    /// Handles a batch in order; returns only the failed items so SQS redelivers just those.
-    /// FIFO: once a message of a group fails, the later ones of that group fail too, so one
-    /// user's messages are never answered out of order.
+    /// Handles a batch; returns only the failed items so SQS redelivers just those. Different
+    /// senders (FIFO groups) run concurrently; one sender's jobs run in order, and once one
+    /// fails the later ones of that sender fail too, so answers never overtake each other.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut failed_groups: HashSet<String> = HashSet::new();
-        let mut response = SqsBatchResponse::default();
+        let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
         for record in &batch.records {
-            let id = record.message_id.clone().unwrap_or_default();
             let group = record
                 .attributes
-                .get("MessageGroupId")
+                .get(MESSAGE_GROUP)
                 .cloned()
-                .unwrap_or_default();
-            let ok = if failed_groups.contains(&group) {
-                tracing::info!(sqs_message_id = %id, "an earlier message of this sender failed: retrying this one after it");
-                false
-            } else {
-                let span = tracing::info_span!("job", sqs_message_id = %id);
-                self.handle_record(record).instrument(span).await
-            };
-            if !ok {
-                failed_groups.insert(group);
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+                .unwrap_or_else(|| record.message_id.clone().unwrap_or_default());
+            match groups.iter_mut().find(|(name, _)| *name == group) {
+                Some((_, records)) => records.push(record),
+                None => groups.push((group, vec![record])),
             }
+        }
+        let runs = groups.iter().map(|(_, records)| self.handle_group(records));
+        let mut response = SqsBatchResponse::default();
+        for failed in futures_util::future::join_all(runs).await.into_iter().flatten() {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = failed;
+            response.batch_item_failures.push(failure);
         }
         response
     }
 
-    /// One SQS record; `true` when it may be deleted from the queue.
-    async fn handle_record(&self, record: &SqsMessage) -> bool {
+    /// One sender's records in order; returns the ids of the failed ones.
+    async fn handle_group(&self, records: &[&SqsMessage]) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut held: Option<Duration> = None;
+        for record in records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let delay = match held {
+                Some(delay) => {
+                    tracing::info!(sqs_message_id = %id, "an earlier message of this sender failed: retrying this one after it");
+                    Some(delay)
+                }
+                None => {
+                    let span = tracing::info_span!("job", sqs_message_id = %id);
+                    match self.handle_record(record).instrument(span).await {
+                        Verdict::Done => None,
+                        Verdict::Retry => Some(retry_delay(self.retry_base, receive_count(record), &id)),
+                        Verdict::GiveUp => Some(Duration::ZERO),
+                    }
+                }
+            };
+            if let Some(delay) = delay {
+                held = Some(delay);
+                self.schedule(record, delay).await;
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    /// Asks the queue to deliver a failed record again after `delay`.
+    async fn schedule(&self, record: &SqsMessage, delay: Duration) {
+        let (Some(redelivery), Some(handle)) = (&self.redelivery, record.receipt_handle.as_deref())
+        else {
+            return;
+        };
+        if let Err(error) = redelivery.redeliver_after(handle, delay).await {
+            tracing::warn!(%error, "could not schedule the retry; the queue's visibility timeout applies");
+        }
+    }
+
+    /// One SQS record.
+    async fn handle_record(&self, record: &SqsMessage) -> Verdict {
         let job: Job = match record.body.as_deref().map(serde_json::from_str::<Job>) {
             Some(Ok(job)) if job.version == JOB_VERSION => job,
             Some(Ok(job)) => {
@@ -93,22 +168,18 @@ impl Worker {
                     version = job.version,
                     "job of an unknown version: left for the dead-letter queue"
                 );
-                return false;
+                return Verdict::GiveUp;
             }
             Some(Err(error)) => {
                 tracing::error!(%error, "job is not readable: left for the dead-letter queue");
-                return false;
+                return Verdict::GiveUp;
             }
             None => {
                 tracing::error!("SQS record without a body: left for the dead-letter queue");
-                return false;
+                return Verdict::GiveUp;
             }
         };
-        let receive_count: u32 = record
-            .attributes
-            .get(RECEIVE_COUNT)
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(1);
+        let receive_count = receive_count(record);
         let attempt = if receive_count >= self.max_receive_count {
             Attempt::Last
         } else {
@@ -117,7 +188,7 @@ impl Worker {
         let outcome = self.pipeline.handle(&job.message, attempt).await;
         if outcome.should_retry() {
             tracing::info!(message_id = %job.message.id, receive_count, outcome = ?outcome, "will be retried");
-            return false;
+            return Verdict::Retry;
         }
         if attempt == Attempt::Last && outcome.gave_up() {
             tracing::error!(
@@ -126,9 +197,9 @@ impl Worker {
                 outcome = ?outcome,
                 "last attempt failed: the user was told, the job goes to the dead-letter queue"
             );
-            return false;
+            return Verdict::GiveUp;
         }
-        true
+        Verdict::Done
     }
 
     /// A reply delivered by a Step Functions execution. An error makes Step Functions retry
@@ -151,6 +222,23 @@ impl Worker {
             }
         }
     }
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get(RECEIVE_COUNT)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `base` doubled per receive, capped at `RETRY_CAP`, with up to 25% jitter taken from the
+/// record id so a burst of failures does not come back at the same second.
+fn retry_delay(base: Duration, receive_count: u32, record_id: &str) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    let delay = base.saturating_mul(1 << doublings).min(RETRY_CAP);
+    let jitter = record_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 26;
+    (delay + delay * jitter / 100).min(RETRY_CAP)
 }
 
 /// Long-poll wait of the local poller (the Lambda event source mapping uses 20 s).
@@ -229,5 +317,20 @@ pub async fn poll_sqs(
         {
             tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not delete handled jobs; they will be seen again and deduplicated");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_bounded_jitter_and_a_cap() {
+        let first = retry_delay(RETRY_BASE, 1, "a");
+        let second = retry_delay(RETRY_BASE, 2, "a");
+        assert!(first >= RETRY_BASE && first <= RETRY_BASE * 5 / 4, "{first:?}");
+        assert!(second >= RETRY_BASE * 2 && second <= RETRY_BASE * 5 / 2, "{second:?}");
+        assert_eq!(retry_delay(RETRY_BASE, 40, "a"), RETRY_CAP);
+        assert_eq!(retry_delay(RETRY_BASE, 3, "x"), retry_delay(RETRY_BASE, 3, "x"));
     }
 }

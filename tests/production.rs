@@ -566,3 +566,84 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
         .collect();
     assert_eq!(asked, ["first", "other"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibility_timeout() {
+    let aws = aws().await;
+    let webhook = queue_webhook(&aws.config, &aws.queue_url);
+    assert_eq!(webhook.handle(event("post-text.json")).await.status(), 200);
+    let queued = receive(&aws).await;
+    assert_eq!(queued.len(), 1);
+
+    let failing = Arc::new(ScriptedAgent::new(|_| {
+        Err(AgentError::Transport("agent restarting".into()))
+    }));
+    let messenger = Arc::new(RecordingMessenger::new());
+    let worker = worker(&aws, failing, messenger.clone(), Duration::from_secs(60))
+        .with_redelivery(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url)))
+        .with_retry_base(Duration::from_secs(1));
+    let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
+    assert_eq!(failed_items(&response), 1);
+    assert!(texts(&messenger).is_empty(), "no ❌ before the last attempt");
+
+    // The queue's visibility timeout is 30 s here; the worker asked for about 1 s.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let again = receive(&aws).await;
+    assert_eq!(again.len(), 1, "redelivered after the worker's backoff");
+    assert_eq!(
+        again[0].attributes().unwrap()[&MessageSystemAttributeName::ApproximateReceiveCount],
+        "2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn different_senders_in_one_batch_are_answered_concurrently() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use whatsapp_agent_lambda::agent::Agent;
+
+    /// Counts how many agent calls overlap.
+    #[derive(Default)]
+    struct Overlap {
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+    impl Agent for Overlap {
+        fn ask<'a>(
+            &'a self,
+            _: &'a AgentRequest,
+        ) -> whatsapp_agent_lambda::BoxFuture<'a, Result<Option<AgentReply>, AgentError>> {
+            Box::pin(async move {
+                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(None)
+            })
+        }
+    }
+    let agent = Arc::new(Overlap::default());
+    let worker = Worker::new(
+        Pipeline {
+            agent: agent.clone(),
+            messenger: Arc::new(RecordingMessenger::new()),
+            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+            lease: Duration::from_secs(60),
+        },
+        MAX_RECEIVE_COUNT,
+    );
+    let record = |sqs_id: &str, wamid: &str, group: &str| {
+        let mut job: Value =
+            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap()).unwrap();
+        job["message"]["id"] = json!(wamid);
+        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
+    };
+    let batch = json!({"Records": [
+        record("1", "wamid.j1", "john"),
+        record("2", "wamid.a1", "ana"),
+        record("3", "wamid.j2", "john"),
+        record("4", "wamid.e1", "eve"),
+    ]});
+    let response = worker.handle(batch).await.unwrap();
+    assert_eq!(failed_items(&response), 0);
+    assert_eq!(agent.max.load(Ordering::SeqCst), 3, "one call per sender at a time, senders in parallel");
+}

@@ -1,23 +1,37 @@
 //! The deployment template (`template.yaml`): cfn-lint and `sam validate --lint` accept it,
-//! offline and without AWS credentials, and the pinned cfn-lint really catches a broken
-//! reference anywhere in it, including inside `AWS::Serverless::Function`.
+//! offline and without AWS credentials; the pinned cfn-lint really catches a broken reference
+//! anywhere in it, including inside `AWS::Serverless::Function`; and the stack it describes,
+//! read from the output of the real SAM transform (which cfn-lint prints with `--info`), has
+//! the production shape of README's "How it works": a FIFO job queue with a dead-letter queue
+//! after the worker's last attempt, partial batch failures, least-privilege roles, a claims
+//! table with TTL, a dead-letter alarm, and environments the configuration accepts for every
+//! agent backend.
 //!
 //! The tools come from the project's `.venv` (`make venv`, pinned in `tests/requirements.txt`).
 //! Every child process gets a clean environment: a throwaway `HOME`, no AWS credentials or
 //! profile, instance metadata disabled and every HTTP(S) proxy pointed at a closed loopback
 //! port, so a tool that tried to reach AWS or the internet would fail instead of passing.
 
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use whatsapp_agent_lambda::config::{
+    AgentBackend, Config, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_RECEIVE_COUNT, Dispatch, LEASE_MARGIN,
+    StepFunctionsMode,
+};
 
 /// A tool that takes longer is killed and the test fails (a hang must not stall CI).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Extra time a cfn-lint run gets per template it lints beyond the first (about 0.5 s each on
+/// an idle machine; CI runners are slower and run other tests meanwhile).
+const PER_EXTRA_TEMPLATE: Duration = Duration::from_secs(3);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Port 9 (discard) on loopback: nothing listens, so any proxied request fails at once.
 const DEAD_PROXY: &str = "http://127.0.0.1:9";
@@ -43,21 +57,36 @@ fn template_passes_cfn_lint() {
 
 #[test]
 fn cfn_lint_rejects_a_broken_ref() {
-    // The function's only IAM permission: a typo here must not reach a deploy. cfn-lint
-    // 1.54-1.58 validate AWS::Serverless::Function against bundled schemas and miss it; the
-    // pinned one lints the output of the real SAM transform.
-    let original = "Resource: !If [CreateSecret, !Ref WhatsAppSecret,";
-    let missing = format!("{MISSING_PREFIX}WhatsAppSecret");
-    let broken = original.replace("!Ref WhatsAppSecret", &format!("!Ref {missing}"));
+    // The webhook's permission to read its secret: a typo here must not reach a deploy.
+    // cfn-lint 1.54-1.58 validate AWS::Serverless::Function against bundled schemas and miss
+    // it; the pinned one lints the output of the real SAM transform.
+    let anchor = "Sid: WebhookReadsWhatsAppSecret";
+    let original = "!Ref WhatsAppSecret,";
     let template = read_template();
     assert_eq!(
-        template.matches(original).count(),
+        template.matches(anchor).count(),
         1,
-        "{TEMPLATE} no longer has exactly one `{original}`: update this test"
+        "{TEMPLATE} no longer has exactly one `{anchor}`: update this test"
     );
+    let statement = template.find(anchor).expect("counted above") + anchor.len();
+    let at = template[statement..]
+        .find(original)
+        .map(|offset| statement + offset)
+        .filter(|&at| !template[statement..at].contains("Sid:"))
+        .unwrap_or_else(|| {
+            panic!("the `{anchor}` statement no longer has `{original}`: update this test")
+        });
+    let missing = format!("{MISSING_PREFIX}WhatsAppSecret");
     let scratch = Scratch::new("broken-ref");
     let copy = scratch.path().join(TEMPLATE);
-    write(&copy, &template.replacen(original, &broken, 1));
+    write(
+        &copy,
+        &format!(
+            "{}!Ref {missing},{}",
+            &template[..at],
+            &template[at + original.len()..]
+        ),
+    );
 
     let out = run(&tool("cfn-lint"), [copy.as_os_str()], &scratch);
     let text = out.text();
@@ -73,51 +102,65 @@ fn cfn_lint_rejects_a_broken_ref() {
 
 #[test]
 fn cfn_lint_catches_every_broken_ref() {
-    // One copy per `!Ref` in the template, that one renamed, all linted in one run.
+    // One copy per `!Ref` and `!GetAtt` in the template, that one's target renamed, linted by
+    // a few cfn-lint runs side by side.
     let template = read_template();
-    let refs: Vec<(usize, &str)> = template
-        .match_indices("!Ref ")
-        .map(|(at, tag)| {
-            let start = at + tag.len();
-            let len = template[start..]
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .unwrap_or(template.len() - start);
-            (start, &template[start..start + len])
-        })
-        .filter(|(_, name)| !name.is_empty())
-        .collect();
-    assert!(!refs.is_empty(), "{TEMPLATE} has no `!Ref` to break");
+    let refs = references(&template);
+    assert!(
+        refs.iter().any(|r| r.tag == "!Ref") && refs.iter().any(|r| r.tag == "!GetAtt"),
+        "{TEMPLATE} has no `!Ref` or no `!GetAtt` to break"
+    );
 
     let scratch = Scratch::new("every-ref");
-    let copies: Vec<(String, &str, usize)> = refs
+    let copies: Vec<(String, &Reference)> = refs
         .iter()
         .enumerate()
-        .map(|(i, &(at, name))| {
-            let file = format!("ref{i:02}.yaml");
-            let line = template[..at].lines().count();
+        .map(|(i, reference)| {
+            let file = format!("ref{i:03}.yaml");
+            let at = reference.at;
             let broken = format!("{}{MISSING_PREFIX}{}", &template[..at], &template[at..]);
             write(&scratch.path().join(&file), &broken);
-            (file, name, line)
+            (file, reference)
         })
         .collect();
 
-    let mut args = vec![OsStr::new("--format"), OsStr::new("parseable")];
-    args.extend(copies.iter().map(|(file, _, _)| OsStr::new(file.as_str())));
-    let out = run(&tool("cfn-lint"), args, &scratch);
-    assert!(!out.status.success(), "cfn-lint accepted every broken copy");
+    let runs = thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let per_run = copies.len().div_ceil(runs);
+    let outputs: Vec<Output> = thread::scope(|scope| {
+        let scratch = &scratch;
+        let handles: Vec<_> = copies
+            .chunks(per_run)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut args = vec![OsStr::new("--format"), OsStr::new("parseable")];
+                    args.extend(chunk.iter().map(|(file, _)| OsStr::new(file.as_str())));
+                    let extra = PER_EXTRA_TEMPLATE * u32::try_from(chunk.len() - 1).unwrap_or(0);
+                    run_bounded(&tool("cfn-lint"), args, scratch, TOOL_TIMEOUT + extra)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect()
+    });
 
-    let stdout = &out.stdout;
+    let stdout: String = outputs.iter().map(|out| out.stdout.as_str()).collect();
     let missed: Vec<String> = copies
         .iter()
-        .filter(|(file, _, _)| !has_error_for(stdout, file))
-        .map(|(file, name, line)| format!("{file}: `!Ref {name}` on line {line}"))
+        .filter(|(file, _)| !has_error_for(&stdout, file))
+        .map(|(file, r)| format!("{file}: `{} {}` on line {}", r.tag, r.name, r.line))
         .collect();
     assert!(
         missed.is_empty(),
         "cfn-lint found no error after renaming these references to {MISSING_PREFIX}<name>:\n  {}\n\
          output:\n{}",
         missed.join("\n  "),
-        out.text()
+        outputs.iter().map(Output::text).collect::<String>()
     );
 }
 
@@ -142,6 +185,951 @@ fn template_passes_sam_validate_lint() {
         text.contains("is a valid SAM Template"),
         "sam validate --lint exited 0 without saying the template is valid:\n{text}"
     );
+}
+
+#[test]
+fn job_queue_is_fifo_and_dead_letters_after_the_workers_last_attempt() {
+    let stack = Stack::deployed(&[]);
+    let queue = stack.properties("JobQueue");
+    assert_eq!(
+        queue["FifoQueue"],
+        json!(true),
+        "the job queue must be FIFO"
+    );
+    // Deduplication is by message id (MessageDeduplicationId), never by content.
+    assert_eq!(queue["ContentBasedDeduplication"], json!(false));
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}),
+        "the job queue must redrive to DeadLetterQueue"
+    );
+    let dead_letters = stack.properties("DeadLetterQueue");
+    assert_eq!(
+        dead_letters["FifoQueue"],
+        json!(true),
+        "a FIFO queue's DLQ is FIFO"
+    );
+    assert!(
+        retention(&dead_letters) > retention(&queue),
+        "dead letters must outlive the jobs they come from"
+    );
+
+    // The worker's last attempt (MAX_RECEIVE_COUNT) is the queue's last delivery.
+    let max_receive_count = &redrive["maxReceiveCount"];
+    let parameter = max_receive_count["Ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("maxReceiveCount is not a parameter: {max_receive_count}"));
+    assert_eq!(
+        stack.raw_environment("WorkerFunction")["MAX_RECEIVE_COUNT"],
+        *max_receive_count,
+        "the worker's MAX_RECEIVE_COUNT must be the queue's maxReceiveCount ({parameter})"
+    );
+    assert_eq!(
+        stack.parameter_default(parameter),
+        DEFAULT_MAX_RECEIVE_COUNT.to_string(),
+        "{parameter}'s default must be the configuration's"
+    );
+    assert_eq!(
+        stack.parameter_default("AgentTimeoutSecs"),
+        DEFAULT_AGENT_TIMEOUT.as_secs().to_string(),
+        "AgentTimeoutSecs' default must be the configuration's"
+    );
+}
+
+#[test]
+fn job_queue_hides_a_job_longer_than_the_worker_and_its_claim_can_hold_it() {
+    let stack = Stack::deployed(&[]);
+    let worker_timeout = number(&stack.properties("WorkerFunction")["Timeout"]);
+    let visibility = number(&stack.properties("JobQueue")["VisibilityTimeout"]);
+    let longest_agent = number(&stack.template["Parameters"]["AgentTimeoutSecs"]["MaxValue"]);
+    // The configuration's lease: IDEMPOTENCY_LEASE_SECS, by default agent timeout + margin.
+    let longest_lease = match stack
+        .raw_environment("WorkerFunction")
+        .get("IDEMPOTENCY_LEASE_SECS")
+    {
+        Some(lease) => number(lease),
+        None => longest_agent + LEASE_MARGIN.as_secs(),
+    };
+
+    assert!(
+        worker_timeout >= longest_agent + LEASE_MARGIN.as_secs(),
+        "the worker ({worker_timeout} s) must outlast the longest agent call ({longest_agent} s) \
+         by {LEASE_MARGIN:?} to send the reply or the ❌ message"
+    );
+    // Lambda refuses an SQS event source whose queue hides messages for less than the
+    // function's timeout.
+    assert!(
+        visibility > worker_timeout,
+        "VisibilityTimeout ({visibility} s) must exceed the worker's Timeout ({worker_timeout} s)"
+    );
+    // A worker that dies at the end of a full invocation holding a fresh claim: its job must
+    // come back only after the claim's lease expired, or the retry finds it in progress.
+    assert!(
+        visibility >= worker_timeout + longest_lease,
+        "VisibilityTimeout ({visibility} s) must cover the worker's Timeout ({worker_timeout} s) \
+         plus the longest claim lease ({longest_lease} s)"
+    );
+}
+
+#[test]
+fn worker_reports_batch_item_failures_with_bounded_concurrency() {
+    let stack = Stack::deployed(&[]);
+    let mappings = stack.resources_of_type("AWS::Lambda::EventSourceMapping");
+    let worker_mappings: Vec<&(String, Value)> = mappings
+        .iter()
+        .filter(|(_, mapping)| {
+            mapping["Properties"]["FunctionName"] == json!({"Ref": "WorkerFunction"})
+        })
+        .collect();
+    assert_eq!(
+        worker_mappings.len(),
+        1,
+        "the worker needs exactly one event source: {mappings:?}"
+    );
+    let mapping = &worker_mappings[0].1["Properties"];
+    assert_eq!(
+        mapping["EventSourceArn"],
+        json!({"Fn::GetAtt": ["JobQueue", "Arn"]})
+    );
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"]),
+        "the worker returns batchItemFailures: without this SQS would redeliver whole batches"
+    );
+    assert_eq!(mapping["BatchSize"], json!(10));
+    let concurrency = &mapping["ScalingConfig"]["MaximumConcurrency"];
+    let smallest = match concurrency["Ref"].as_str() {
+        Some(parameter) => number(&stack.template["Parameters"][parameter]["MinValue"]),
+        None => number(concurrency),
+    };
+    assert!(
+        smallest >= 2,
+        "MaximumConcurrency must be set, and SQS needs at least 2: {concurrency}"
+    );
+}
+
+#[test]
+fn webhook_may_only_queue_jobs_and_read_the_secret() {
+    let own_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:whatsapp-AbCdEf";
+    let stacks = Stack::every_backend()
+        .into_iter()
+        .chain([Stack::deployed(&[("WhatsAppSecretArn", own_secret)])]);
+    for stack in stacks {
+        let statements = stack.role_statements("WebhookFunction");
+        let mut granted: Vec<(String, Value)> = Vec::new();
+        for statement in &statements {
+            assert_eq!(statement["Effect"], json!("Allow"), "{statement}");
+            for action in strings(&statement["Action"]) {
+                for resource in list(&statement["Resource"]) {
+                    granted.push((action.clone(), resource));
+                }
+            }
+        }
+        granted.sort_by_key(|(action, resource)| format!("{action} {resource}"));
+        let secret = match stack.param("WhatsAppSecretArn") {
+            "" => json!({"Ref": "WhatsAppSecret"}),
+            _ => json!({"Ref": "WhatsAppSecretArn"}),
+        };
+        assert_eq!(
+            granted,
+            vec![
+                ("secretsmanager:GetSecretValue".to_owned(), secret),
+                (
+                    "sqs:SendMessage".to_owned(),
+                    json!({"Fn::GetAtt": ["JobQueue", "Arn"]})
+                ),
+            ],
+            "{}: the webhook may send jobs to the job queue and read its secret, nothing else",
+            stack.label
+        );
+        assert_eq!(
+            stack.managed_policies("WebhookFunction"),
+            vec![BASIC_EXECUTION_ROLE.to_owned()],
+            "{}",
+            stack.label
+        );
+
+        let environment = stack.raw_environment("WebhookFunction");
+        assert_eq!(environment["DISPATCH"], json!("queue"), "{}", stack.label);
+        assert_eq!(environment["JOB_QUEUE_URL"], json!({"Ref": "JobQueue"}));
+        for unused in [
+            "IDEMPOTENCY_TABLE",
+            "MAX_RECEIVE_COUNT",
+            "AGENT_TIMEOUT_SECS",
+        ] {
+            assert!(
+                environment.get(unused).is_none(),
+                "{}: the webhook does not use {unused}",
+                stack.label
+            );
+        }
+    }
+}
+
+#[test]
+fn worker_may_start_only_the_state_machine_its_mode_uses() {
+    for stack in Stack::every_backend() {
+        let statements = stack.role_statements("WorkerFunction");
+        let states: Vec<(String, Value)> = statements
+            .iter()
+            .flat_map(|statement| {
+                strings(&statement["Action"])
+                    .into_iter()
+                    .filter(|action| action.starts_with("states:"))
+                    .flat_map(|action| {
+                        list(&statement["Resource"])
+                            .into_iter()
+                            .map(move |resource| (action.clone(), resource))
+                    })
+            })
+            .collect();
+        let environment = stack.environment("WorkerFunction");
+        let expected = match (
+            stack.param("AgentBackend"),
+            stack.param("StepFunctionsMode"),
+        ) {
+            ("http", _) => None,
+            ("stepfunctions", "sync") => Some((
+                "states:StartSyncExecution",
+                "AgentSyncStateMachine",
+                "EXPRESS",
+            )),
+            ("stepfunctions", "async") => Some((
+                "states:StartExecution",
+                "AgentAsyncStateMachine",
+                "STANDARD",
+            )),
+            other => panic!("unknown backend {other:?}"),
+        };
+        let Some((action, machine, kind)) = expected else {
+            assert!(
+                states.is_empty(),
+                "{}: no Step Functions access: {states:?}",
+                stack.label
+            );
+            assert!(
+                !environment.contains_key("STATE_MACHINE_ARN"),
+                "{}",
+                stack.label
+            );
+            continue;
+        };
+        assert!(
+            stack.exists(machine),
+            "{}: {machine} is not created",
+            stack.label
+        );
+        assert_eq!(
+            stack.properties(machine)["StateMachineType"],
+            json!(kind),
+            "{}",
+            stack.label
+        );
+        assert_eq!(states.len(), 1, "{}: {states:?}", stack.label);
+        let (granted, resource) = &states[0];
+        assert_eq!(granted, action, "{}", stack.label);
+        // The very state machine the configuration names, and the one this stack creates.
+        let arn = stack.value(resource);
+        assert_eq!(environment["STATE_MACHINE_ARN"], arn, "{}", stack.label);
+        assert_eq!(arn, stack.reference(machine), "{}", stack.label);
+    }
+}
+
+#[test]
+fn roles_grant_no_wildcard_beyond_log_delivery() {
+    for stack in Stack::every_backend() {
+        for (name, role) in stack.resources_of_type("AWS::IAM::Role") {
+            for statement in stack.statements_of_role(&role) {
+                let wildcard = list(&statement["Resource"])
+                    .iter()
+                    .any(|r| r.as_str().is_some_and(|r| r.contains('*')))
+                    || strings(&statement["Action"])
+                        .iter()
+                        .any(|a| a.contains('*'));
+                let log_delivery = strings(&statement["Action"])
+                    .iter()
+                    .all(|a| a.starts_with("logs:"));
+                assert!(
+                    !wildcard || log_delivery,
+                    "{}: {name} grants a wildcard: {statement}",
+                    stack.label
+                );
+            }
+            // SAM's own SQS event would add AWSLambdaSQSQueueExecutionRole: every queue.
+            let managed = role["Properties"]["ManagedPolicyArns"].clone();
+            assert!(
+                list(&managed)
+                    .iter()
+                    .all(|arn| *arn == json!(BASIC_EXECUTION_ROLE)),
+                "{}: {name} has managed policies beyond {BASIC_EXECUTION_ROLE}: {managed}",
+                stack.label
+            );
+        }
+    }
+}
+
+#[test]
+fn idempotency_table_expires_claims_on_expires_at() {
+    let stack = Stack::deployed(&[]);
+    let table = stack.properties("IdempotencyTable");
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": "id", "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([{"AttributeName": "id", "AttributeType": "S"}])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({"AttributeName": "expires_at", "Enabled": true})
+    );
+    assert_eq!(table["BillingMode"], json!("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        json!(true)
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], json!(true));
+
+    assert_eq!(
+        stack.raw_environment("WorkerFunction")["IDEMPOTENCY_TABLE"],
+        json!({"Ref": "IdempotencyTable"})
+    );
+    let table_arn = json!({"Fn::GetAtt": ["IdempotencyTable", "Arn"]});
+    let mut actions: Vec<String> = stack
+        .role_statements("WorkerFunction")
+        .iter()
+        .filter(|statement| list(&statement["Resource"]).contains(&table_arn))
+        .flat_map(|statement| strings(&statement["Action"]))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem"
+        ],
+        "the worker's claims: conditional put, consistent get, update, delete"
+    );
+}
+
+#[test]
+fn dead_letter_queue_alarm_notifies_the_alarm_topic() {
+    for email in ["", "oncall@example.com"] {
+        let stack = Stack::deployed(&[("AlarmEmail", email)]);
+        let alarms: Vec<(String, Value)> = stack
+            .resources_of_type("AWS::CloudWatch::Alarm")
+            .into_iter()
+            .filter(|(_, alarm)| {
+                let properties = &alarm["Properties"];
+                properties["Namespace"] == json!("AWS/SQS")
+                    && properties["MetricName"] == json!("ApproximateNumberOfMessagesVisible")
+                    && properties["Dimensions"]
+                        == json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}])
+            })
+            .collect();
+        assert_eq!(
+            alarms.len(),
+            1,
+            "one alarm on the dead-letter queue: {alarms:?}"
+        );
+        let alarm = &alarms[0].1["Properties"];
+        assert_eq!(alarm["ComparisonOperator"], json!("GreaterThanThreshold"));
+        assert_eq!(
+            number(&alarm["Threshold"]),
+            0,
+            "the first dead letter must alarm"
+        );
+        let actions = list(&alarm["AlarmActions"]);
+        assert!(!actions.is_empty(), "the alarm notifies nobody");
+        for action in &actions {
+            let topic = action["Ref"].as_str().unwrap_or_else(|| panic!("{action}"));
+            assert_eq!(stack.resource(topic)["Type"], json!("AWS::SNS::Topic"));
+        }
+
+        let subscriptions = stack.resources_of_type("AWS::SNS::Subscription");
+        if email.is_empty() {
+            assert!(subscriptions.is_empty(), "no AlarmEmail, no subscription");
+        } else {
+            assert_eq!(subscriptions.len(), 1);
+            let subscription = &subscriptions[0].1["Properties"];
+            assert_eq!(subscription["Endpoint"], json!({"Ref": "AlarmEmail"}));
+            assert!(actions.contains(&subscription["TopicArn"]));
+        }
+    }
+}
+
+#[test]
+fn async_state_machine_delivers_its_reply_to_the_worker() {
+    let stack = Stack::deployed(&[
+        ("AgentBackend", "stepfunctions"),
+        ("StepFunctionsMode", "async"),
+    ]);
+    let machine = stack.properties("AgentAsyncStateMachine");
+    let definition = definition(&machine);
+    let states = &definition["States"];
+    let ask = &states[definition["StartAt"].as_str().expect("StartAt")];
+    assert_eq!(ask["Next"], json!("DeliverReply"));
+    assert_eq!(
+        ask["Catch"],
+        json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$", "Next": "DeliverError"}])
+    );
+    for (state, outcome) in [
+        ("DeliverReply", json!({"reply.$": "$"})),
+        ("DeliverError", json!({"error.$": "$.Cause"})),
+    ] {
+        let task = &states[state];
+        assert_eq!(
+            task["Resource"],
+            json!("arn:aws:states:::lambda:invoke"),
+            "{state}"
+        );
+        assert_eq!(
+            task["Parameters"]["FunctionName"],
+            json!("${WorkerFunctionArn}"),
+            "{state}"
+        );
+        let mut deliver = json!({"request.$": "$$.Execution.Input"});
+        deliver
+            .as_object_mut()
+            .unwrap()
+            .extend(outcome.as_object().unwrap().clone());
+        assert_eq!(
+            task["Parameters"]["Payload"],
+            json!({"deliver": deliver}),
+            "{state}"
+        );
+        assert_eq!(task["End"], json!(true), "{state}");
+    }
+    assert_eq!(
+        machine["DefinitionSubstitutions"]["WorkerFunctionArn"],
+        json!({"Fn::GetAtt": ["WorkerFunction", "Arn"]})
+    );
+    // The worker spells this machine's ARN out from its name (a !Ref would be circular).
+    let name = stack.value(&machine["StateMachineName"]);
+    assert!(
+        stack.environment("WorkerFunction")["STATE_MACHINE_ARN"]
+            .ends_with(&format!(":stateMachine:{name}")),
+        "the worker's STATE_MACHINE_ARN does not name {name}"
+    );
+    let role = stack.role_statements("AgentAsyncStateMachine");
+    assert!(
+        role.iter().any(
+            |statement| strings(&statement["Action"]) == ["lambda:InvokeFunction"]
+                && list(&statement["Resource"])
+                    .contains(&json!({"Fn::GetAtt": ["WorkerFunction", "Arn"]}))
+        ),
+        "the async state machine may not invoke the worker: {role:?}"
+    );
+}
+
+#[test]
+fn both_functions_start_with_the_template_configuration_for_every_backend() {
+    for stack in Stack::every_backend() {
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let environment = stack.environment(function);
+            let config =
+                Config::from_lookup(|name| environment.get(name).cloned()).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {function} would not start: {e}\n{environment:?}",
+                        stack.label
+                    )
+                });
+            assert_eq!(
+                config.dispatch,
+                Dispatch::Queue {
+                    queue_url: stack.reference("JobQueue")
+                },
+                "{}: {function}",
+                stack.label
+            );
+            assert!(
+                config.secret_id.is_some(),
+                "{}: {function} reads the secret from Secrets Manager",
+                stack.label
+            );
+            match (&config.agent, stack.param("AgentBackend")) {
+                (AgentBackend::Http { url, .. }, "http") => {
+                    assert_eq!(url, stack.param("AgentUrl"))
+                }
+                (AgentBackend::StepFunctions { mode, .. }, "stepfunctions") => assert_eq!(
+                    *mode,
+                    match stack.param("StepFunctionsMode") {
+                        "sync" => StepFunctionsMode::Sync,
+                        _ => StepFunctionsMode::Async,
+                    }
+                ),
+                (agent, backend) => {
+                    panic!("{}: {function} runs {agent:?}, not {backend}", stack.label)
+                }
+            }
+        }
+        let worker =
+            Config::from_lookup(|name| stack.environment("WorkerFunction").get(name).cloned())
+                .expect("checked above");
+        assert_eq!(
+            worker.idempotency_table,
+            Some(stack.reference("IdempotencyTable"))
+        );
+        assert_eq!(
+            worker.max_receive_count.to_string(),
+            stack.param("MaxReceiveCount")
+        );
+        if let AgentBackend::Http { timeout, .. } = worker.agent {
+            assert_eq!(
+                timeout.as_secs().to_string(),
+                stack.param("AgentTimeoutSecs")
+            );
+        }
+    }
+}
+
+#[test]
+fn each_agent_backend_refuses_to_deploy_without_its_agent() {
+    for (backend, needed) in [("http", "AgentUrl"), ("stepfunctions", "AgentFunctionName")] {
+        let complete = Stack::deployed(&[("AgentBackend", backend)]);
+        assert!(
+            complete.broken_rules().is_empty(),
+            "{backend}: {:?}",
+            complete.broken_rules()
+        );
+        let missing = Stack::deployed(&[("AgentBackend", backend), (needed, "")]);
+        assert!(
+            !missing.broken_rules().is_empty(),
+            "AgentBackend={backend} deploys without {needed}"
+        );
+    }
+}
+
+#[test]
+fn template_sets_only_variables_the_configuration_reads() {
+    let config_source =
+        std::fs::read_to_string(repo().join("src/config.rs")).expect("read src/config.rs");
+    let stack = Stack::deployed(&[]);
+    for function in ["WebhookFunction", "WorkerFunction"] {
+        for name in stack.raw_environment(function).keys() {
+            assert!(
+                config_source.contains(&format!("\"{name}\"")),
+                "{function} sets {name}, which src/config.rs never reads (a typo?)"
+            );
+        }
+    }
+}
+
+/// The managed policy SAM gives every function it makes a role for: CloudWatch Logs.
+const BASIC_EXECUTION_ROLE: &str =
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+/// Stand-ins for the pseudo parameters when the tests evaluate a value.
+const ACCOUNT: &str = "123456789012";
+const STACK_NAME: &str = "whatsapp-agent";
+
+/// The template after the real SAM transform, exactly as the pinned cfn-lint lints it: its
+/// `--info` log prints it (and the lint must pass). Produced once for all tests.
+fn transformed() -> &'static Value {
+    static TRANSFORMED: OnceLock<Value> = OnceLock::new();
+    TRANSFORMED.get_or_init(|| {
+        const MARKER: &str = "Transformed template: \n";
+        let scratch = Scratch::new("transform");
+        let template = repo().join(TEMPLATE);
+        let out = run(
+            &tool("cfn-lint"),
+            [OsStr::new("--info"), template.as_os_str()],
+            &scratch,
+        );
+        assert!(
+            out.status.success(),
+            "cfn-lint {TEMPLATE} failed ({}):\n{}",
+            out.status,
+            out.stdout
+        );
+        let at = out.stderr.find(MARKER).unwrap_or_else(|| {
+            panic!(
+                "cfn-lint --info did not log the transformed template:\n{}",
+                out.stderr
+            )
+        }) + MARKER.len();
+        serde_json::Deserializer::from_str(&out.stderr[at..])
+            .into_iter::<Value>()
+            .next()
+            .expect("a JSON document after the marker")
+            .unwrap_or_else(|e| panic!("the transformed template is not JSON: {e}"))
+    })
+}
+
+/// A reference in the template text: `!Ref Name` or `!GetAtt Name.Attribute`.
+struct Reference<'t> {
+    tag: &'static str,
+    /// Byte offset of the target's name.
+    at: usize,
+    name: &'t str,
+    line: usize,
+}
+
+/// Every `!Ref` and `!GetAtt` of `template`, in order.
+fn references(template: &str) -> Vec<Reference<'_>> {
+    let mut refs: Vec<Reference<'_>> = [("!Ref", "!Ref "), ("!GetAtt", "!GetAtt ")]
+        .into_iter()
+        .flat_map(|(tag, with_space)| {
+            template.match_indices(with_space).map(move |(at, found)| {
+                let start = at + found.len();
+                let len = template[start..]
+                    .find(|c: char| !c.is_ascii_alphanumeric())
+                    .unwrap_or(template.len() - start);
+                Reference {
+                    tag,
+                    at: start,
+                    name: &template[start..start + len],
+                    line: template[..start].lines().count(),
+                }
+            })
+        })
+        .filter(|reference| !reference.name.is_empty() && !in_comment(template, reference.at))
+        .collect();
+    refs.sort_by_key(|reference| reference.at);
+    refs
+}
+
+/// Whether `at` is inside a YAML comment (`#` to the end of the line, outside quotes).
+fn in_comment(template: &str, at: usize) -> bool {
+    let line_start = template[..at].rfind('\n').map_or(0, |newline| newline + 1);
+    let mut quote = None;
+    for c in template[line_start..at].chars() {
+        match (quote, c) {
+            (None, '#') => return true,
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(open), c) if c == open => quote = None,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The transformed template as one deployment sees it: parameter values (defaults plus
+/// overrides) decide the conditions, so `Fn::If` and conditional resources can be resolved.
+struct Stack {
+    template: &'static Value,
+    params: HashMap<String, String>,
+    label: String,
+}
+
+impl Stack {
+    /// Required parameters get plausible values; `overrides` win.
+    fn deployed(overrides: &[(&str, &str)]) -> Self {
+        let template = transformed();
+        let mut params: HashMap<String, String> = template["Parameters"]
+            .as_object()
+            .expect("Parameters")
+            .iter()
+            .filter_map(|(name, parameter)| {
+                parameter.get("Default").map(|d| (name.clone(), scalar(d)))
+            })
+            .collect();
+        for (name, value) in [
+            ("AllowedSenders", "+1 415 555 1234"),
+            ("AgentUrl", "https://agent.example.com/whatsapp"),
+            ("AgentFunctionName", "ops-agent"),
+        ]
+        .into_iter()
+        .chain(overrides.iter().copied())
+        {
+            params.insert(name.to_owned(), value.to_owned());
+        }
+        let label = format!(
+            "AgentBackend={} StepFunctionsMode={}",
+            params["AgentBackend"], params["StepFunctionsMode"]
+        );
+        Self {
+            template,
+            params,
+            label,
+        }
+    }
+
+    /// One deployment per agent backend and mode.
+    fn every_backend() -> Vec<Self> {
+        [
+            ("http", "sync"),
+            ("http", "async"),
+            ("stepfunctions", "sync"),
+            ("stepfunctions", "async"),
+        ]
+        .into_iter()
+        .map(|(backend, mode)| {
+            Self::deployed(&[("AgentBackend", backend), ("StepFunctionsMode", mode)])
+        })
+        .collect()
+    }
+
+    fn param(&self, name: &str) -> &str {
+        self.params
+            .get(name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+    }
+
+    fn parameter_default(&self, name: &str) -> String {
+        scalar(&self.template["Parameters"][name]["Default"])
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let condition = &self.template["Conditions"][name];
+        assert!(!condition.is_null(), "no condition {name}");
+        self.holds(condition)
+    }
+
+    fn holds(&self, condition: &Value) -> bool {
+        match intrinsic(condition) {
+            Some(("Fn::Equals", Value::Array(sides))) => {
+                self.value(&sides[0]) == self.value(&sides[1])
+            }
+            Some(("Fn::Not", Value::Array(inner))) => !self.holds(&inner[0]),
+            Some(("Fn::And", Value::Array(all))) => all.iter().all(|c| self.holds(c)),
+            Some(("Fn::Or", Value::Array(any))) => any.iter().any(|c| self.holds(c)),
+            Some(("Condition", Value::String(name))) => self.condition(name),
+            _ => panic!("not a condition: {condition}"),
+        }
+    }
+
+    /// The template's `Rules` whose assertions fail for these parameter values.
+    fn broken_rules(&self) -> Vec<String> {
+        let rules = self.template["Rules"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        rules
+            .iter()
+            .filter(|(_, rule)| rule.get("RuleCondition").is_none_or(|c| self.holds(c)))
+            .filter(|(_, rule)| {
+                !list(&rule["Assertions"])
+                    .iter()
+                    .all(|assertion| self.holds(&assertion["Assert"]))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// `value` with every `Fn::If` decided and every `AWS::NoValue` left out (`None` if it is one).
+    fn resolve(&self, value: &Value) -> Option<Value> {
+        if let Some(("Fn::If", Value::Array(branches))) = intrinsic(value) {
+            let name = branches[0].as_str().expect("Fn::If names a condition");
+            return self.resolve(&branches[if self.condition(name) { 1 } else { 2 }]);
+        }
+        if *value == json!({"Ref": "AWS::NoValue"}) {
+            return None;
+        }
+        Some(match value {
+            Value::Array(items) => {
+                Value::Array(items.iter().filter_map(|item| self.resolve(item)).collect())
+            }
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .filter_map(|(key, field)| Some((key.clone(), self.resolve(field)?)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        let resource = &self.template["Resources"][name];
+        assert!(!resource.is_null(), "no resource {name}");
+        resource["Condition"]
+            .as_str()
+            .is_none_or(|condition| self.condition(condition))
+    }
+
+    /// A resource this deployment creates, resolved.
+    fn resource(&self, name: &str) -> Value {
+        assert!(self.exists(name), "{}: {name} is not created", self.label);
+        self.resolve(&self.template["Resources"][name])
+            .expect("a resource")
+    }
+
+    fn properties(&self, name: &str) -> Value {
+        self.resource(name)["Properties"].clone()
+    }
+
+    fn resources_of_type(&self, kind: &str) -> Vec<(String, Value)> {
+        self.template["Resources"]
+            .as_object()
+            .expect("Resources")
+            .iter()
+            .filter(|(name, resource)| resource["Type"] == json!(kind) && self.exists(name))
+            .map(|(name, _)| (name.clone(), self.resource(name)))
+            .collect()
+    }
+
+    /// A function's environment as written (intrinsics kept).
+    fn raw_environment(&self, function: &str) -> serde_json::Map<String, Value> {
+        self.properties(function)["Environment"]["Variables"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{function} has no environment"))
+            .clone()
+    }
+
+    /// A function's environment as the process would see it (stand-ins for ARNs and URLs).
+    fn environment(&self, function: &str) -> HashMap<String, String> {
+        self.raw_environment(function)
+            .iter()
+            .map(|(name, value)| (name.clone(), self.value(value)))
+            .collect()
+    }
+
+    /// The statements of the role a function or state machine runs with.
+    fn role_statements(&self, resource: &str) -> Vec<Value> {
+        self.statements_of_role(&self.role_of(resource))
+    }
+
+    fn managed_policies(&self, resource: &str) -> Vec<String> {
+        strings(&self.role_of(resource)["Properties"]["ManagedPolicyArns"])
+    }
+
+    fn role_of(&self, resource: &str) -> Value {
+        let properties = self.properties(resource);
+        let role = properties
+            .get("Role")
+            .or_else(|| properties.get("RoleArn"))
+            .expect("a role");
+        match intrinsic(role) {
+            Some(("Fn::GetAtt", Value::Array(parts))) if parts[1] == json!("Arn") => {
+                self.resource(parts[0].as_str().expect("a role name"))
+            }
+            _ => panic!("{resource}'s role is not one of this stack's: {role}"),
+        }
+    }
+
+    fn statements_of_role(&self, role: &Value) -> Vec<Value> {
+        list(&role["Properties"]["Policies"])
+            .iter()
+            .flat_map(|policy| list(&policy["PolicyDocument"]["Statement"]))
+            .collect()
+    }
+
+    /// What a value evaluates to at run time, with stand-ins for what AWS would make up.
+    fn value(&self, value: &Value) -> String {
+        match intrinsic(value) {
+            Some(("Ref", Value::String(name))) => self.reference(name),
+            Some(("Fn::GetAtt", Value::Array(parts))) => {
+                format!(
+                    "arn:aws:fake:{REGION}:{ACCOUNT}:{}/{}",
+                    scalar(&parts[0]),
+                    scalar(&parts[1])
+                )
+            }
+            Some(("Fn::Sub", Value::String(text))) => self.substitute(text),
+            Some(_) => {
+                let resolved = self.resolve(value).expect("a value");
+                assert_ne!(&resolved, value, "cannot evaluate {value}");
+                self.value(&resolved)
+            }
+            None => scalar(value),
+        }
+    }
+
+    /// `Ref`: a parameter's value, a pseudo parameter, or what AWS returns for the resource.
+    fn reference(&self, name: &str) -> String {
+        if let Some(value) = self.params.get(name) {
+            return value.clone();
+        }
+        match name {
+            "AWS::Partition" => return "aws".to_owned(),
+            "AWS::Region" => return REGION.to_owned(),
+            "AWS::AccountId" => return ACCOUNT.to_owned(),
+            "AWS::StackName" => return STACK_NAME.to_owned(),
+            "AWS::URLSuffix" => return "amazonaws.com".to_owned(),
+            _ => {}
+        }
+        let resource = self.resource(name);
+        match resource["Type"].as_str().expect("a type") {
+            "AWS::SQS::Queue" => {
+                format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}.fifo")
+            }
+            "AWS::StepFunctions::StateMachine" => {
+                let machine = match resource["Properties"].get("StateMachineName") {
+                    Some(given) => self.value(given),
+                    None => name.to_owned(),
+                };
+                format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine}")
+            }
+            "AWS::SecretsManager::Secret" => {
+                format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}")
+            }
+            _ => name.to_owned(),
+        }
+    }
+
+    /// `Fn::Sub` with `${Name}` and `${Resource.Attribute}` (no variable map).
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').expect("closing brace") + start;
+            let name = &rest[start + 2..end];
+            out.push_str(&match name.split_once('.') {
+                Some((resource, attribute)) if !name.starts_with("AWS::") => {
+                    self.value(&json!({"Fn::GetAtt": [resource, attribute]}))
+                }
+                _ => self.reference(name),
+            });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// `{"Fn::X": argument}` (or `Ref`, `Condition`) as (name, argument).
+fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
+    let object = value.as_object()?;
+    let (name, argument) = object.iter().next()?;
+    (object.len() == 1 && (name.starts_with("Fn::") || name == "Ref" || name == "Condition"))
+        .then_some((name.as_str(), argument))
+}
+
+/// A JSON scalar as CloudFormation passes it on: a string.
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Number(_) | Value::Bool(_) => value.to_string(),
+        other => panic!("not a scalar: {other}"),
+    }
+}
+
+/// A number, whether the template wrote it as one or as a string.
+fn number(value: &Value) -> u64 {
+    scalar(value)
+        .parse()
+        .unwrap_or_else(|_| panic!("not a whole number: {value}"))
+}
+
+/// IAM's "one or a list".
+fn list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        one => vec![one.clone()],
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    list(value).iter().map(scalar).collect()
+}
+
+fn retention(queue: &Value) -> u64 {
+    number(&queue["MessageRetentionPeriod"])
+}
+
+/// A state machine's definition (SAM writes it as `Fn::Join` of JSON lines), parsed.
+fn definition(machine: &Value) -> Value {
+    let lines = match intrinsic(&machine["DefinitionString"]) {
+        Some(("Fn::Join", Value::Array(join))) => strings(&join[1]).join(&scalar(&join[0])),
+        _ => scalar(&machine["DefinitionString"]),
+    };
+    serde_json::from_str(&lines).unwrap_or_else(|e| panic!("definition is not JSON: {e}\n{lines}"))
 }
 
 /// Whether cfn-lint's parseable output (`file:line:col:line:col:CODE:message`) has an error
@@ -245,6 +1233,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_bounded(program, args, scratch, TOOL_TIMEOUT)
+}
+
+/// [`run`], killing the tool after `timeout`.
+fn run_bounded<I, S>(program: &Path, args: I, scratch: &Scratch, timeout: Duration) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let home = scratch.home();
     let inherited = std::env::var_os("PATH").unwrap_or_default();
     let path =
@@ -275,10 +1272,10 @@ where
     // Drained on their own threads so a chatty tool cannot block on a full pipe.
     let stdout = Drain::start(child.stdout.take());
     let stderr = Drain::start(child.stderr.take());
-    let Some(status) = wait_bounded(&mut child, program) else {
+    let Some(status) = wait_bounded(&mut child, program, timeout) else {
         // Not joined: a stray grandchild could hold the pipes open forever.
         panic!(
-            "{} did not finish within {TOOL_TIMEOUT:?} and was killed; output so far:\n{}{}",
+            "{} did not finish within {timeout:?} and was killed; output so far:\n{}{}",
             program.display(),
             stdout.so_far(),
             stderr.so_far()
@@ -291,9 +1288,9 @@ where
     }
 }
 
-/// The exit status, or `None` if the child was killed for running past [`TOOL_TIMEOUT`].
-fn wait_bounded(child: &mut Child, program: &Path) -> Option<ExitStatus> {
-    let deadline = Instant::now() + TOOL_TIMEOUT;
+/// The exit status, or `None` if the child was killed for running past `timeout`.
+fn wait_bounded(child: &mut Child, program: &Path, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 /// SendMessageBatch takes at most 10 entries.
 const BATCH_MAX: usize = 10;
+/// SQS's largest visibility timeout (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 /// Group and deduplication ids: at most 128 characters of ASCII letters, digits, punctuation.
 const ID_MAX: usize = 128;
 
@@ -68,6 +70,27 @@ impl SqsQueue {
         } else {
             Err(QueueError(failures.join("; ")))
         }
+    }
+}
+
+impl super::Redelivery for SqsQueue {
+    fn redeliver_after<'a>(
+        &'a self,
+        receipt_handle: &'a str,
+        delay: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move {
+            let seconds = i32::try_from(delay.as_secs().min(MAX_VISIBILITY_SECS)).unwrap_or(0);
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.url)
+                .receipt_handle(receipt_handle)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|error| QueueError(format!("{}", DisplayErrorContext(&error))))
+        })
     }
 }
 
