@@ -7,12 +7,19 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use lambda_http::{Body, Request, Response};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// How long a client may take to send the request line and headers (slowloris): then the
+/// connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send the body once the headers are in: then 408.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request handler: the same shape `lambda_http::run` serves.
 pub type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
@@ -41,6 +48,8 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(dispatch(request, &handler, max_body).await) }
             });
             if let Err(error) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -56,22 +65,38 @@ async fn dispatch(
     max_body: usize,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
+    // A declared length over the limit is refused before reading any of it; a chunked or
+    // lying body is cut off where it crosses the limit. Either way the connection then closes.
+    if declared_length(&parts.headers).is_some_and(|length| length > max_body) {
+        tracing::warn!(
+            status = 413,
+            limit = max_body,
+            "local request body too large (declared)"
+        );
+        return closing(plain(413, "payload too large"));
+    }
+    let collected =
+        tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max_body).collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) => {
             let too_large = error
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
             let status = if too_large { 413 } else { 400 };
             tracing::warn!(status, %error, "local request body rejected");
-            return plain(
+            return closing(plain(
                 status,
                 if too_large {
                     "payload too large"
                 } else {
                     "bad request"
                 },
-            );
+            ));
+        }
+        Err(_) => {
+            tracing::warn!(status = 408, "local request body not received in time");
+            return closing(plain(408, "request timeout"));
         }
     };
     let body = if bytes.is_empty() {
@@ -79,7 +104,14 @@ async fn dispatch(
     } else {
         Body::Binary(bytes.to_vec())
     };
-    let response = handler(Request::from_parts(parts, body)).await;
+    // On its own task, so that a panicking handler costs one 500, not the connection.
+    let response = match tokio::spawn(handler(Request::from_parts(parts, body))).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "request handler failed");
+            return plain(500, "internal error");
+        }
+    };
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -88,6 +120,23 @@ async fn dispatch(
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// The `Content-Length` a request declares (hyper has already refused conflicting ones).
+fn declared_length(headers: &hyper::HeaderMap) -> Option<usize> {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Tells the client this connection ends with the answer (its request body is not read).
+fn closing(mut response: hyper::Response<Full<Bytes>>) -> hyper::Response<Full<Bytes>> {
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {

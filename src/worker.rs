@@ -111,7 +111,11 @@ impl Worker {
         }
         let runs = groups.iter().map(|(_, records)| self.handle_group(records));
         let mut response = SqsBatchResponse::default();
-        for failed in futures_util::future::join_all(runs).await.into_iter().flatten() {
+        for failed in futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+        {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = failed;
             response.batch_item_failures.push(failure);
@@ -134,7 +138,9 @@ impl Worker {
                     let span = tracing::info_span!("job", sqs_message_id = %id);
                     match self.handle_record(record).instrument(span).await {
                         Verdict::Done => None,
-                        Verdict::Retry => Some(retry_delay(self.retry_base, receive_count(record), &id)),
+                        Verdict::Retry => {
+                            Some(retry_delay(self.retry_base, receive_count(record), &id))
+                        }
                         Verdict::GiveUp => Some(Duration::ZERO),
                     }
                 }
@@ -237,7 +243,10 @@ fn receive_count(record: &SqsMessage) -> u32 {
 fn retry_delay(base: Duration, receive_count: u32, record_id: &str) -> Duration {
     let doublings = receive_count.saturating_sub(1).min(16);
     let delay = base.saturating_mul(1 << doublings).min(RETRY_CAP);
-    let jitter = record_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 26;
+    let jitter = record_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 26;
     (delay + delay * jitter / 100).min(RETRY_CAP)
 }
 
@@ -328,9 +337,18 @@ mod tests {
     fn retries_back_off_exponentially_with_bounded_jitter_and_a_cap() {
         let first = retry_delay(RETRY_BASE, 1, "a");
         let second = retry_delay(RETRY_BASE, 2, "a");
-        assert!(first >= RETRY_BASE && first <= RETRY_BASE * 5 / 4, "{first:?}");
-        assert!(second >= RETRY_BASE * 2 && second <= RETRY_BASE * 5 / 2, "{second:?}");
+        assert!(
+            first >= RETRY_BASE && first <= RETRY_BASE * 5 / 4,
+            "{first:?}"
+        );
+        assert!(
+            second >= RETRY_BASE * 2 && second <= RETRY_BASE * 5 / 2,
+            "{second:?}"
+        );
         assert_eq!(retry_delay(RETRY_BASE, 40, "a"), RETRY_CAP);
-        assert_eq!(retry_delay(RETRY_BASE, 3, "x"), retry_delay(RETRY_BASE, 3, "x"));
+        assert_eq!(
+            retry_delay(RETRY_BASE, 3, "x"),
+            retry_delay(RETRY_BASE, 3, "x")
+        );
     }
 }

@@ -584,7 +584,10 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
         .with_retry_base(Duration::from_secs(1));
     let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
     assert_eq!(failed_items(&response), 1);
-    assert!(texts(&messenger).is_empty(), "no ❌ before the last attempt");
+    assert!(
+        texts(&messenger).is_empty(),
+        "no ❌ before the last attempt"
+    );
 
     // The queue's visibility timeout is 30 s here; the worker asked for about 1 s.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -633,7 +636,8 @@ async fn different_senders_in_one_batch_are_answered_concurrently() {
     );
     let record = |sqs_id: &str, wamid: &str, group: &str| {
         let mut job: Value =
-            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap()).unwrap();
+            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
+                .unwrap();
         job["message"]["id"] = json!(wamid);
         json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
     };
@@ -645,5 +649,9 @@ async fn different_senders_in_one_batch_are_answered_concurrently() {
     ]});
     let response = worker.handle(batch).await.unwrap();
     assert_eq!(failed_items(&response), 0);
-    assert_eq!(agent.max.load(Ordering::SeqCst), 3, "one call per sender at a time, senders in parallel");
+    assert_eq!(
+        agent.max.load(Ordering::SeqCst),
+        3,
+        "one call per sender at a time, senders in parallel"
+    );
 }

@@ -149,8 +149,9 @@ fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
     if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
         return Ok(None);
     }
+    // serde's messages quote the offending value (which may be a phone number): scrubbed.
     let decode_error = |error: String| AgentError::Decode {
-        error,
+        error: crate::webhook::log_safe::scrub(&error),
         body: excerpt_bytes(bytes),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
@@ -176,14 +177,14 @@ fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
                 retryable,
                 "agent answered with an error status"
             );
-            tracing::debug!(message_id, status, body = %body, "agent error body");
+            tracing::debug!(message_id, status, body = %crate::webhook::log_safe::scrub(body), "agent error body");
         }
         AgentError::Decode {
             error: reason,
             body,
         } => {
             tracing::warn!(message_id, elapsed_ms, reason = %reason, "agent answer is not a valid reply");
-            tracing::debug!(message_id, body = %body, "agent answer body");
+            tracing::debug!(message_id, body = %crate::webhook::log_safe::scrub(body), "agent answer body");
         }
         other => {
             tracing::warn!(message_id, elapsed_ms, retryable, error = %other, "agent call failed")

@@ -34,9 +34,9 @@ pub enum AgentError {
     Timeout(std::time::Duration),
     #[error("agent unreachable: {0}")]
     Transport(String),
-    #[error("agent answered HTTP {status}: {body}")]
+    #[error("agent answered HTTP {status}")]
     Status { status: u16, body: String },
-    #[error("agent answer is not a valid reply: {error}; body starts: {body}")]
+    #[error("agent answer is not a valid reply: {error}")]
     Decode { error: String, body: String },
     #[error("agent answer is larger than {limit} bytes")]
     TooLarge { limit: u64 },

@@ -262,8 +262,9 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     if text.is_empty() || text == "null" {
         return Ok(None);
     }
+    // serde's messages quote the offending value (which may be a phone number): scrubbed.
     let decode_error = |error: String| AgentError::Decode {
-        error,
+        error: crate::webhook::log_safe::scrub(&error),
         body: crate::text::excerpt(text, OUTPUT_EXCERPT_CHARS),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.

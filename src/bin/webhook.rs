@@ -1,9 +1,9 @@
 //! The webhook Lambda function (lambda_http). Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) it
 //! serves the same handler over plain HTTP on `LOCAL_ADDR`, path `/webhook`.
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request};
 use std::sync::Arc;
-use whatsapp_agent_lambda::{app, local};
+use whatsapp_agent_lambda::{app, local, webhook};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,11 +20,9 @@ async fn main() -> Result<(), Error> {
         });
         return Ok(local::serve(listener, handler, config.max_body_bytes).await?);
     }
-    lambda_http::run(service_fn(move |request: Request| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.handle(request).await) }
-    }))
-    .await
+    // Our own Lambda entry: an event lambda_http would panic on (invalid base64, odd URIs) gets
+    // a clean 400 instead of an invocation error.
+    webhook::run_lambda(app).await
 }
 
 fn report(error: &app::StartupError) {

@@ -1,6 +1,7 @@
 //! The webhook's HTTP answers (DESIGN.md's table), in one place:
 //! verify → parse → filter and hand off → answer.
 
+use super::log_safe;
 use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
 use crate::job::Job;
@@ -108,7 +109,8 @@ impl WebhookApp {
             || challenge.is_empty()
             || challenge.chars().count() > MAX_CHALLENGE_CHARS
         {
-            tracing::warn!(mode = %mode, token_ok, "verification GET refused");
+            let mode = log_safe::name(&mode);
+            tracing::warn!(%mode, token_ok, "verification GET refused");
             return text(403, "forbidden");
         }
         tracing::info!("webhook subscription verified");
@@ -250,39 +252,48 @@ async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> 
     outcomes
 }
 
+/// Logs statuses, errors and ignored fields. Everything in them is foreign text: names are
+/// logged only when they look like names, free text is scrubbed of numbers and BSUIDs.
 fn log_side_updates(parsed: &ParsedWebhook) {
+    let scrubbed = |text: &Option<String>| {
+        text.as_deref()
+            .map_or_else(|| "-".to_owned(), log_safe::scrub)
+    };
     for status in &parsed.statuses {
+        let name = log_safe::name(&status.status);
+        let sent_id = log_safe::scrub(&status.message_id);
         if status.errors.is_empty() {
             tracing::info!(
-                sent_id = %status.message_id,
-                status = %status.status,
+                %sent_id,
+                status = %name,
                 recipient = %status.recipient_masked,
                 "delivery status"
             );
         }
         for error in &status.errors {
             tracing::warn!(
-                sent_id = %status.message_id,
-                status = %status.status,
+                %sent_id,
+                status = %name,
                 recipient = %status.recipient_masked,
-                code = error.code.as_deref().unwrap_or("-"),
-                title = error.title.as_deref().unwrap_or("-"),
-                details = error.details.as_deref().unwrap_or("-"),
+                code = %error.code.as_deref().map_or_else(|| "-".to_owned(), log_safe::code),
+                title = %scrubbed(&error.title),
+                details = %scrubbed(&error.details),
                 "delivery failed"
             );
         }
     }
     for error in &parsed.errors {
         tracing::warn!(
-            code = error.code.as_deref().unwrap_or("-"),
-            title = error.title.as_deref().unwrap_or("-"),
-            message = error.message.as_deref().unwrap_or("-"),
-            details = error.details.as_deref().unwrap_or("-"),
+            code = %error.code.as_deref().map_or_else(|| "-".to_owned(), log_safe::code),
+            title = %scrubbed(&error.title),
+            error_message = %scrubbed(&error.message),
+            details = %scrubbed(&error.details),
             "WhatsApp reported an error"
         );
     }
     for field in &parsed.ignored_fields {
-        tracing::info!(field = %field, "webhook field not handled: ignored");
+        let field = log_safe::name(field);
+        tracing::info!(%field, "webhook field not handled: ignored");
     }
 }
 

@@ -2,6 +2,7 @@
 //! Nothing here fails the batch except a body that is not JSON or not a WhatsApp webhook; a bad
 //! item is logged and skipped, an unknown message kind is passed on as `unsupported`.
 
+use super::log_safe;
 use super::payload::{
     self, Change, Contact, Entry, ErrorItem, MessageBody, MessageHead, MessagesValue, Status, text,
 };
@@ -49,7 +50,8 @@ pub struct ErrorInfo {
 }
 
 /// Why a body is not a WhatsApp webhook at all (the webhook still answers 200: Meta would
-/// otherwise retry it for days).
+/// otherwise retry it for days). Both carry only log-safe text: serde's error without the
+/// values it quotes, the `object` only when it looks like a name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("body is not JSON: {0}")]
@@ -61,10 +63,10 @@ pub enum ParseError {
 /// Parses a verified webhook body.
 pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     let envelope: payload::Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(log_safe::serde_error(&e)))?;
     let object = text(&envelope.object).unwrap_or_default();
     if object != WHATSAPP_OBJECT {
-        return Err(ParseError::NotWhatsApp(object));
+        return Err(ParseError::NotWhatsApp(log_safe::name(&object)));
     }
     let mut parsed = ParsedWebhook::default();
     for raw_entry in envelope.entry {
@@ -102,6 +104,7 @@ fn item<'a, T: Deserialize<'a>>(
     match serde_json::from_str(raw.get()) {
         Ok(value) => Some(value),
         Err(error) => {
+            let error = log_safe::serde_error(&error);
             tracing::error!(item = what, %error, "skipping a webhook item that is not an object of the expected shape");
             parsed.rejected += 1;
             None
@@ -148,7 +151,9 @@ fn parse_value(
                 text_of(body.context.as_ref().map(|c| &c.id)),
             ),
             Err(error) => {
-                tracing::warn!(message_id = %id, kind = %type_name, %error, "message body malformed: passed on as unsupported");
+                let error = log_safe::serde_error(&error);
+                let kind = log_safe::name(&type_name);
+                tracing::warn!(message_id = %id, %kind, %error, "message body malformed: passed on as unsupported");
                 (
                     MessageKind::Unsupported {
                         kind: format!("{type_name} (malformed)"),
@@ -200,7 +205,11 @@ fn text_of(value: Option<&Option<payload::Text>>) -> Option<String> {
 }
 
 /// The sender: phone from `from` (or the contact's `wa_id`), BSUID from `from_user_id` (or the
-/// contact's `user_id`), display name from the matching contact.
+/// contact's `user_id`), display name from the matching contact. A contact is the sender's only
+/// when it shares an identifier with the message; a lone contact stands in only for a message
+/// that names no sender at all. Otherwise a message from an unlisted BSUID would borrow the
+/// phone number of whoever else is in `contacts`, pass the allowlist as them, and be answered
+/// to them.
 fn sender(head: &MessageHead, contacts: &[Contact]) -> Option<Sender> {
     let from = text(&head.from);
     let (from_phone, from_bsuid) = match from {
@@ -208,6 +217,7 @@ fn sender(head: &MessageHead, contacts: &[Contact]) -> Option<Sender> {
         other => (other, None),
     };
     let from_user_id = text(&head.from_user_id).or(from_bsuid);
+    let names_no_sender = from_phone.is_none() && from_user_id.is_none();
     let contact = contacts
         .iter()
         .find(|c| {
@@ -216,7 +226,7 @@ fn sender(head: &MessageHead, contacts: &[Contact]) -> Option<Sender> {
             (from_phone.is_some() && wa_id == from_phone)
                 || (from_user_id.is_some() && user_id == from_user_id)
         })
-        .or(if contacts.len() == 1 {
+        .or(if names_no_sender && contacts.len() == 1 {
             contacts.first()
         } else {
             None
@@ -595,6 +605,27 @@ mod tests {
         assert_eq!(sender.phone, None);
         assert_eq!(sender.bsuid.as_deref(), Some("US.1349"));
         assert_eq!(sender.display_name.as_deref(), Some("Ana"));
+    }
+
+    #[test]
+    fn a_lone_contact_never_lends_its_number_to_another_sender() {
+        let body = webhook(
+            json!([
+                {"id": "wamid.4", "from_user_id": "US.9999", "type": "text", "text": {"body": "hi"}},
+                {"id": "wamid.5", "from": "447700900123", "type": "text", "text": {"body": "hi"}},
+                {"id": "wamid.6", "type": "text", "text": {"body": "hi"}}
+            ]),
+            json!([{"wa_id": "14155551234", "profile": {"name": "John"}}]),
+        );
+        let parsed = parse(&body).unwrap();
+        let senders: Vec<_> = parsed.messages.iter().map(|m| m.sender.clone()).collect();
+        assert_eq!(senders[0].phone, None);
+        assert_eq!(senders[0].bsuid.as_deref(), Some("US.9999"));
+        assert_eq!(senders[0].display_name, None);
+        assert_eq!(senders[1].phone.as_deref(), Some("447700900123"));
+        assert_eq!(senders[1].display_name, None);
+        // A message naming no sender: the lone contact is its sender.
+        assert_eq!(senders[2].phone.as_deref(), Some("14155551234"));
     }
 
     #[test]

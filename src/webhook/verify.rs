@@ -53,6 +53,10 @@ pub fn verify_signature(
             VerifyError::BadHex
         });
     }
+    // Hex digits are accepted in either case. Meta sends lowercase, but `AB` and `ab` are the
+    // same byte: what is compared (in constant time) is the 32-byte MAC, so an uppercase
+    // spelling of the right digest is the right digest, and no spelling of a wrong one passes.
+    // The `sha256=` prefix, by contrast, must be exactly Meta's.
     let mut expected = [0u8; SHA256_LEN];
     hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| VerifyError::BadHex)?;
     let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| VerifyError::EmptySecret)?;
@@ -95,6 +99,24 @@ mod tests {
         assert_eq!(
             header,
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn accepts_uppercase_hex_of_the_same_digest_only() {
+        let lower = sign(SECRET, BODY);
+        let upper = format!("sha256={}", lower[PREFIX.len()..].to_ascii_uppercase());
+        assert_eq!(verify_signature(Some(&upper), SECRET, BODY), Ok(()));
+        let other = sign(SECRET, b"{}");
+        let other_upper = format!("sha256={}", other[PREFIX.len()..].to_ascii_uppercase());
+        assert_eq!(
+            verify_signature(Some(&other_upper), SECRET, BODY),
+            Err(VerifyError::Mismatch)
+        );
+        let upper_prefix = lower.replacen("sha256=", "SHA256=", 1);
+        assert_eq!(
+            verify_signature(Some(&upper_prefix), SECRET, BODY),
+            Err(VerifyError::MissingPrefix)
         );
     }
 

@@ -1,0 +1,765 @@
+//! What the logs of a full run may contain: no secret, no full phone number or BSUID, and no
+//! message text at INFO or above.
+//!
+//! A full run: the subscription handshake, every sample event (text, taps, media, a batch with
+//! an unlisted sender and a BSUID-only sender, statuses with errors, a base64 body), hostile
+//! requests (unsigned, forged, garbage, deep JSON, numbers and values in the wrong places,
+//! invalid base64 from API Gateway, an oversized body over local HTTP), agent failures (a 500
+//! with a traceback, a 422 that echoes the request, a timeout), and a Graph API refusal. It goes
+//! through the real HTTP agent and Graph API clients against loopback fakes, so their logs are
+//! in too. Secrets are distinctive so that a search for them means something.
+//!
+//! `logs_of_a_full_run_in_process` captures with one global subscriber fanning out to four
+//! in-memory buffers: plain text and JSON (as `AWS_LAMBDA_LOG_FORMAT=JSON` gives), each at
+//! TRACE and at INFO. `logs_of_the_real_binary` reads the stdout of the `webhook` binary, whose
+//! subscriber is lambda_http's `init_default_subscriber`, at TRACE and in JSON at INFO.
+
+use lambda_http::tracing::subscriber::{
+    self, Layer, filter::LevelFilter, fmt::MakeWriter, layer::SubscriberExt,
+};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use whatsapp_agent_lambda::agent::HttpAgent;
+use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
+use whatsapp_agent_lambda::graph::GraphClient;
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
+use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
+use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
+use whatsapp_agent_lambda::secrets::{Secret, Secrets};
+use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
+
+const APP_SECRET: &str = "appsecret-Qz7Vx2Lk9Wm4";
+const ACCESS_TOKEN: &str = "EAAGaccesstoken-Hn3Rt8Yp1Bc6";
+const VERIFY_TOKEN: &str = "verifytoken-Jd5Fs0Gk2Zx9";
+const AGENT_TOKEN: &str = "agenttoken-Mc4Nv7Bq3Xw8";
+const SECRETS: [&str; 4] = [APP_SECRET, ACCESS_TOKEN, VERIFY_TOKEN, AGENT_TOKEN];
+
+/// Full identifiers of people, and how they may appear instead.
+const JOHN: &str = "14155551234";
+const EVE_UNLISTED: &str = "447700900123";
+const US_BSUID: &str = "US.13491208655302741918";
+const BR_BSUID: &str = "BR.20261124000000000042";
+const IDENTIFIERS: [&str; 4] = [JOHN, EVE_UNLISTED, US_BSUID, BR_BSUID];
+const MASKED: [&str; 4] = [
+    "*******1234",
+    "********0123",
+    "US.****************1918",
+    "BR.****************0042",
+];
+
+/// Message text of the run (sample events and this file's own messages).
+const MESSAGE_TEXTS: [&str; 11] = [
+    "pods crashing in prod",
+    "let me in",
+    "which env is failing?",
+    "deploy staging please",
+    "grafana shows this since 09:40",
+    "résumé of the incident",
+    "agent please fail",
+    "agent please echo",
+    "agent please hang",
+    "make graph fail",
+    "pods crashing in staging",
+];
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const MAX_BODY: usize = 256 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/// One HTTP request of the run, usable in process and over HTTP.
+#[derive(Clone)]
+struct Call {
+    method: &'static str,
+    target: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn post(body: Vec<u8>, signature: Option<String>) -> Self {
+        let mut headers = vec![("content-type".to_owned(), b"application/json".to_vec())];
+        if let Some(signature) = signature {
+            headers.push(("x-hub-signature-256".to_owned(), signature.into_bytes()));
+        }
+        Self {
+            method: "POST",
+            target: "/webhook".to_owned(),
+            headers,
+            body,
+        }
+    }
+
+    fn signed(body: Vec<u8>) -> Self {
+        let signature = sign(APP_SECRET.as_bytes(), &body);
+        Self::post(body, Some(signature))
+    }
+
+    fn get(query: &str) -> Self {
+        Self {
+            method: "GET",
+            target: format!("/webhook?{query}"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn request(&self) -> Request {
+        let mut request = lambda_http::http::Request::builder()
+            .method(self.method)
+            .uri(&self.target)
+            .body(if self.body.is_empty() {
+                Body::Empty
+            } else {
+                Body::Binary(self.body.clone())
+            })
+            .unwrap();
+        for (name, value) in &self.headers {
+            request.headers_mut().append(
+                lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                lambda_http::http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        request
+    }
+
+    /// Sends it on a fresh connection; returns the status.
+    fn send(&self, addr: &str) -> u16 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut raw = format!(
+            "{} {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.method,
+            self.target,
+            self.body.len()
+        )
+        .into_bytes();
+        for (name, value) in &self.headers {
+            raw.extend_from_slice(name.as_bytes());
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(&self.body);
+        let _ = stream.write_all(&raw);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn sample_body(name: &str) -> Vec<u8> {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let envelope: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    body_bytes(&envelope).unwrap().unwrap()
+}
+
+fn webhook_body(messages: Value, contacts: Value, statuses: Value) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": contacts, "messages": messages, "statuses": statuses
+        }}
+    ]}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn from_john(id: &str, text: &str) -> Vec<u8> {
+    webhook_body(
+        json!([{"id": id, "from": JOHN, "from_user_id": US_BSUID, "timestamp": "1795514400", "type": "text", "text": {"body": text}}]),
+        json!([{"profile": {"name": "John Doe"}, "wa_id": JOHN, "user_id": US_BSUID}]),
+        json!([]),
+    )
+}
+
+/// Every HTTP request of the run, in order, with the status each must get.
+fn calls() -> Vec<(Call, u16)> {
+    let mut calls = vec![
+        (
+            Call::get(&format!(
+                "hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"
+            )),
+            200,
+        ),
+        (
+            Call::get("hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1"),
+            403,
+        ),
+        (
+            Call::get(&format!(
+                "hub.mode={JOHN}&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1"
+            )),
+            403,
+        ),
+    ];
+    for name in [
+        "post-text.json",
+        "post-button-reply.json",
+        "post-list-reply.json",
+        "post-template-button.json",
+        "post-image.json",
+        "post-status-only.json",
+        "post-batch.json",
+        "post-base64.json",
+    ] {
+        calls.push((Call::signed(sample_body(name)), 200));
+    }
+    let text_body = sample_body("post-text.json");
+    calls.extend([
+        // Hostile: unsigned, forged, garbage, deep, values where they do not belong.
+        (Call::post(text_body.clone(), None), 401),
+        (
+            Call::post(text_body.clone(), Some(sign(b"forged", &text_body))),
+            401,
+        ),
+        (
+            Call::post(text_body.clone(), Some(format!("sha1={JOHN}"))),
+            401,
+        ),
+        (
+            Call::signed(b"pods crashing in prod 14155551234 wamid.GARBAGE".to_vec()),
+            200,
+        ),
+        (
+            Call::signed(format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes()),
+            200,
+        ),
+        (
+            Call::signed(
+                json!({"object": JOHN, "entry": ["pods crashing in prod"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            200,
+        ),
+        (
+            Call::signed(
+                json!({"object": "whatsapp_business_account", "entry": [JOHN, 14155551234_u64, US_BSUID, {"changes": [
+                    {"field": "pods crashing in prod", "value": {}},
+                    {"field": "messages", "value": {"metadata": {"phone_number_id": PHONE_NUMBER_ID},
+                        "messages": ["pods crashing in prod", 14155551234_u64, {"id": "wamid.LOG.BAD", "from": JOHN, "type": "text", "text": "pods crashing in prod"}],
+                        "contacts": [JOHN],
+                        "statuses": [JOHN, {"id": "wamid.out.9", "status": "let me in", "recipient_id": JOHN}],
+                        "errors": [{"code": 131000, "title": "Failed for 14155551234", "message": "Something went wrong", "error_data": {"details": format!("user {US_BSUID}")}}]}}
+                ]}]})
+                .to_string()
+                .into_bytes(),
+            ),
+            200,
+        ),
+        // A status with errors whose texts name the recipient.
+        (
+            Call::signed(webhook_body(
+                json!([]),
+                json!([]),
+                json!([{"id": "wamid.out.7", "status": "failed", "recipient_id": JOHN, "recipient_user_id": US_BSUID,
+                    "errors": [{"code": 131026, "title": format!("Message undeliverable to {JOHN}"), "error_data": {"details": format!("{US_BSUID} is not on WhatsApp")}}]}]),
+            )),
+            200,
+        ),
+        // An unlisted BSUID-only sender.
+        (
+            Call::signed(webhook_body(
+                json!([{"id": "wamid.LOG.US", "from_user_id": US_BSUID, "type": "text", "text": {"body": "let me in"}}]),
+                json!([{"profile": {"name": "Unlisted"}, "user_id": US_BSUID}]),
+                json!([]),
+            )),
+            200,
+        ),
+        // Agent failures and a Graph API refusal.
+        (Call::signed(from_john("wamid.LOG.FAIL", "agent please fail")), 200),
+        (Call::signed(from_john("wamid.LOG.HANG", "agent please hang")), 200),
+        (Call::signed(from_john("wamid.LOG.GRAPH", "make graph fail")), 200),
+        (
+            Call::signed(from_john("wamid.LOG.OK", "pods crashing in staging")),
+            200,
+        ),
+        // Over the limit.
+        (Call::signed(vec![b' '; MAX_BODY + 1]), 413),
+    ]);
+    calls
+}
+
+/// A message the fake agent refuses with a 422 that quotes the whole request back, as FastAPI
+/// does: the session id (with the phone number) and the text are in the agent's error body.
+fn echo_call() -> (Call, u16) {
+    (
+        Call::signed(from_john("wamid.LOG.ECHO", "agent please echo")),
+        200,
+    )
+}
+
+/// API Gateway events of the run (in process only): one valid, one with invalid base64.
+fn lambda_events() -> Vec<(Value, i64)> {
+    let body = from_john("wamid.LOG.LAMBDA", "pods crashing in prod");
+    let event = |body: String, base64: bool, signature: String| {
+        json!({"version": "2.0", "rawPath": "/webhook", "rawQueryString": "",
+            "headers": {"x-hub-signature-256": signature},
+            "requestContext": {"http": {"method": "POST", "path": "/webhook"}, "stage": "$default"},
+            "body": body, "isBase64Encoded": base64})
+    };
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&body);
+    vec![
+        (
+            event(encoded, true, sign(APP_SECRET.as_bytes(), &body)),
+            200,
+        ),
+        (
+            event(
+                format!("{JOHN} pods crashing in prod!"),
+                true,
+                sign(APP_SECRET.as_bytes(), &body),
+            ),
+            400,
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loopback fakes
+// ---------------------------------------------------------------------------------------------
+
+/// The agent: checks its bearer token; fails, echoes or hangs on request.
+fn fake_agent() -> LoopbackServer {
+    LoopbackServer::start(handler(|request: Request| async move {
+        let authorized = request
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes() == format!("Bearer {AGENT_TOKEN}").as_bytes());
+        if !authorized {
+            return response(401, "application/json", r#"{"error":"unauthorized"}"#);
+        }
+        let raw = local::body_bytes(request.body()).to_vec();
+        let agent_request: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        match agent_request["event"]["text"].as_str().unwrap_or_default() {
+            "agent please fail" => response(
+                500,
+                "text/plain",
+                "Traceback (most recent call last):\n  File \"agent.py\", line 42, in answer\nKeyError: 'runbook'",
+            ),
+            // FastAPI's validation error quotes the input it refused: the whole request.
+            "agent please echo" => response(
+                422,
+                "application/json",
+                format!(
+                    r#"{{"detail":[{{"type":"missing","loc":["body","event","x"],"msg":"Field required","input":{}}}]}}"#,
+                    String::from_utf8_lossy(&raw)
+                ),
+            ),
+            "agent please hang" => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                response(200, "application/json", r#"{"text":"too late"}"#)
+            }
+            "make graph fail" => {
+                response(200, "application/json", r#"{"text":"graph please fail"}"#)
+            }
+            _ => response(
+                200,
+                "application/json",
+                r#"{"status":"warning","text":"Found 2 pods in **CrashLoopBackOff**","actions":[{"id":"view_logs","label":"View Logs"}]}"#,
+            ),
+        }
+    }))
+}
+
+/// The Graph API: checks the access token; refuses one reply like Meta does.
+fn fake_graph() -> LoopbackServer {
+    LoopbackServer::start(handler(|request: Request| async move {
+        let authorized = request
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes() == format!("Bearer {ACCESS_TOKEN}").as_bytes());
+        if !authorized {
+            return response(
+                401,
+                "application/json",
+                r#"{"error":{"message":"Invalid OAuth access token","code":190}}"#,
+            );
+        }
+        if String::from_utf8_lossy(local::body_bytes(request.body())).contains("graph please fail")
+        {
+            return response(
+                400,
+                "application/json",
+                json!({"error": {"message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException", "code": 131030,
+                    "error_data": {"messaging_product": "whatsapp", "details": "Recipient phone number not in allowed list: Add recipient phone number to recipient list and try again."},
+                    "fbtrace_id": "AbCdEf123"}}).to_string(),
+            );
+        }
+        response(
+            200,
+            "application/json",
+            r#"{"success":true,"messages":[{"id":"wamid.out.1"}]}"#,
+        )
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+// ---------------------------------------------------------------------------------------------
+
+/// An in-memory log sink.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The four captures of the in-process run.
+struct Captures {
+    plain_trace: Buffer,
+    json_trace: Buffer,
+    plain_info: Buffer,
+    json_info: Buffer,
+}
+
+/// Installs one global subscriber (every thread: runtime workers, blocking pool, loopback
+/// servers) writing the same events four ways, formatted as lambda_http's default subscriber
+/// formats them (no target, no time).
+fn capture() -> Captures {
+    let captures = Captures {
+        plain_trace: Buffer::default(),
+        json_trace: Buffer::default(),
+        plain_info: Buffer::default(),
+        json_info: Buffer::default(),
+    };
+    type Boxed = Box<dyn Layer<subscriber::Registry> + Send + Sync>;
+    let plain = |buffer: &Buffer, level: LevelFilter| -> Boxed {
+        subscriber::fmt::layer()
+            .with_target(false)
+            .without_time()
+            .with_ansi(false)
+            .with_writer(buffer.clone())
+            .with_filter(level)
+            .boxed()
+    };
+    let json = |buffer: &Buffer, level: LevelFilter| -> Boxed {
+        subscriber::fmt::layer()
+            .json()
+            .with_target(false)
+            .without_time()
+            .with_writer(buffer.clone())
+            .with_filter(level)
+            .boxed()
+    };
+    let collector = subscriber::registry().with(vec![
+        plain(&captures.plain_trace, LevelFilter::TRACE),
+        json(&captures.json_trace, LevelFilter::TRACE),
+        plain(&captures.plain_info, LevelFilter::INFO),
+        json(&captures.json_info, LevelFilter::INFO),
+    ]);
+    lambda_http::tracing::subscriber::util::SubscriberInitExt::init(collector);
+    captures
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions
+// ---------------------------------------------------------------------------------------------
+
+/// The lines of `log` that contain `needle`, for failure messages.
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|line| line.contains(needle)).collect()
+}
+
+fn assert_no_secrets_or_identifiers(name: &str, log: &str) {
+    assert!(!log.trim().is_empty(), "{name}: the log is empty");
+    for secret in SECRETS {
+        assert!(
+            !log.contains(secret),
+            "{name}: secret {secret} logged: {:#?}",
+            lines_with(log, secret)
+        );
+    }
+    for id in IDENTIFIERS {
+        assert!(
+            !log.contains(id),
+            "{name}: {id} logged in full: {:#?}",
+            lines_with(log, id)
+        );
+    }
+}
+
+fn assert_no_message_text(name: &str, log: &str) {
+    for text in MESSAGE_TEXTS {
+        assert!(
+            !log.contains(text),
+            "{name}: message text {text:?} logged at INFO or above: {:#?}",
+            lines_with(log, text)
+        );
+    }
+}
+
+fn assert_masked_forms(name: &str, log: &str) {
+    for masked in MASKED {
+        assert!(
+            log.contains(masked),
+            "{name}: expected the masked form {masked} (is the logger silent?)"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn logs_of_a_full_run_in_process() {
+    let captures = capture();
+    let agent = fake_agent();
+    let graph = fake_graph();
+    let secrets = Secrets::from_env(|name| {
+        match name {
+            "WHATSAPP_APP_SECRET" => Some(APP_SECRET),
+            "WHATSAPP_ACCESS_TOKEN" => Some(ACCESS_TOKEN),
+            "WHATSAPP_VERIFY_TOKEN" => Some(VERIFY_TOKEN),
+            "AGENT_TOKEN" => Some(AGENT_TOKEN),
+            _ => None,
+        }
+        .map(str::to_owned)
+    });
+    let pipeline = Pipeline {
+        agent: Arc::new(HttpAgent::new(
+            agent.url(),
+            Some(Secret::from(AGENT_TOKEN)),
+            Duration::from_secs(1),
+        )),
+        messenger: Arc::new(GraphClient::new(
+            &graph.url(),
+            "v25.0",
+            Secret::from(ACCESS_TOKEN),
+            Duration::from_secs(5),
+        )),
+        idempotency: Arc::new(MemoryIdempotency::default()),
+        lease: DEFAULT_LEASE,
+    };
+    let app = Arc::new(WebhookApp::new(
+        secrets,
+        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+        Dispatcher::Inline(pipeline),
+        MAX_BODY,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tracing::info!(probe = "start", "log capture started");
+        for (call, status) in calls() {
+            let answer = app.handle(call.request()).await;
+            assert_eq!(answer.status(), status, "{} {}", call.method, call.target);
+        }
+        for (event, status) in lambda_events() {
+            assert_eq!(app.handle_event(event).await.status_code, status);
+        }
+        // The local HTTP server, with its own logs (413 before reading, a served request).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = app.clone();
+        let server = tokio::spawn(local::serve(
+            listener,
+            local::handler(move |request: Request| {
+                let app = served.clone();
+                async move { app.handle(request).await }
+            }),
+            MAX_BODY,
+        ));
+        let statuses = tokio::task::spawn_blocking(move || {
+            [
+                Call::signed(vec![b' '; MAX_BODY + 1]).send(&addr),
+                Call::signed(from_john("wamid.LOG.HTTP", "pods crashing in prod")).send(&addr),
+            ]
+        })
+        .await
+        .unwrap();
+        assert_eq!(statuses, [413, 200]);
+        server.abort();
+    });
+    drop(runtime);
+
+    for (name, log) in [
+        ("plain TRACE", captures.plain_trace.text()),
+        ("JSON TRACE", captures.json_trace.text()),
+        ("plain INFO", captures.plain_info.text()),
+        ("JSON INFO", captures.json_info.text()),
+    ] {
+        assert_no_secrets_or_identifiers(name, &log);
+        assert_masked_forms(name, &log);
+        assert!(log.contains("webhook answered"), "{name}");
+    }
+    for (name, log) in [
+        ("plain INFO", captures.plain_info.text()),
+        ("JSON INFO", captures.json_info.text()),
+    ] {
+        assert_no_message_text(name, &log);
+        assert!(!log.contains("DEBUG") && !log.contains("TRACE"), "{name}");
+    }
+    // The TRACE captures really are more verbose: the DEBUG lines of the adapters are there.
+    let trace = captures.plain_trace.text();
+    assert!(
+        trace.contains("DEBUG"),
+        "no DEBUG line in the TRACE capture"
+    );
+    assert!(trace.len() > captures.plain_info.text().len());
+}
+
+/// The webhook binary in local mode; killed when dropped.
+struct Webhook(Child);
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_binary(
+    agent: &LoopbackServer,
+    graph: &LoopbackServer,
+    log_env: &[(&str, &str)],
+    calls: Vec<(Call, u16)>,
+) -> String {
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOCAL_ADDR", &addr)
+        .env("MAX_BODY_BYTES", MAX_BODY.to_string())
+        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
+        .env("AGENT_URL", agent.url())
+        .env("AGENT_TIMEOUT_SECS", "1")
+        .env("GRAPH_API_BASE_URL", graph.url())
+        .env("WHATSAPP_APP_SECRET", APP_SECRET)
+        .env("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN)
+        .env("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
+        .env("AGENT_TOKEN", AGENT_TOKEN)
+        .envs(log_env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut webhook = Webhook(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "webhook did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (call, status) in calls {
+        assert_eq!(call.send(&addr), status, "{} {}", call.method, call.target);
+    }
+    let _ = webhook.0.kill();
+    let mut out = String::new();
+    webhook
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    webhook
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    out + &err
+}
+
+#[test]
+fn logs_of_the_real_binary() {
+    let agent = fake_agent();
+    let graph = fake_graph();
+    let trace = run_binary(
+        &agent,
+        &graph,
+        &[("AWS_LAMBDA_LOG_LEVEL", "trace")],
+        calls(),
+    );
+    let json_info = run_binary(
+        &agent,
+        &graph,
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "info"),
+            ("AWS_LAMBDA_LOG_FORMAT", "json"),
+        ],
+        calls(),
+    );
+    for (name, log) in [("binary, TRACE", &trace), ("binary, JSON INFO", &json_info)] {
+        assert_no_secrets_or_identifiers(name, log);
+        assert!(log.contains("webhook answered"), "{name}");
+        assert!(log.contains("configured"), "{name}: startup log missing");
+        // The BSUID-only unlisted sender and John are logged masked.
+        assert!(log.contains(MASKED[0]) && log.contains(MASKED[2]), "{name}");
+    }
+    assert!(trace.contains("DEBUG"), "no DEBUG line at TRACE");
+    assert_no_message_text("binary, JSON INFO", &json_info);
+    for line in json_info.lines().filter(|l| l.starts_with('{')) {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            matches!(entry["level"].as_str(), Some("INFO" | "WARN" | "ERROR")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn agent_error_bodies_that_echo_the_request_stay_out_of_the_logs() {
+    let agent = fake_agent();
+    let graph = fake_graph();
+    let log = run_binary(
+        &agent,
+        &graph,
+        &[("AWS_LAMBDA_LOG_LEVEL", "trace")],
+        vec![echo_call()],
+    );
+    assert!(log.contains("agent failed"), "{log}");
+    assert_no_secrets_or_identifiers("binary, agent echo, TRACE", &log);
+    let info: String = log
+        .lines()
+        .filter(|line| !line.contains("DEBUG") && !line.contains("TRACE"))
+        .collect();
+    assert_no_message_text("binary, agent echo, INFO+", &info);
+}
