@@ -2,6 +2,9 @@
 # venv); the test and deploy tools (moto, cfn-lint, SAM CLI, cargo-lambda + zig) are pinned in
 # tests/requirements.txt and installed into ./.venv on first use.
 
+# bash with pipefail: a test run piped through tee still fails the target when a test fails.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint demo pipeline events build deploy fuzz load
 # One thing at a time, in the order written (`test` = venv, then lint, then the tests), even
@@ -29,9 +32,11 @@ $(STAMP): $(REQUIREMENTS)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
 	touch $@
 
-test: venv lint ## the whole suite: venv, lint, unit + integration + doc tests
-	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --all-targets
-	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --doc
+test: venv lint ## the whole suite: venv, lint, doc + unit + integration tests, then the total
+	mkdir -p target
+	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --doc 2>&1 | tee target/test-output.log
+	$(WITH_VENV) SAM_CLI_TELEMETRY=0 cargo test --all-targets 2>&1 | tee -a target/test-output.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' target/test-output.log
 
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check
