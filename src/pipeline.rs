@@ -61,6 +61,13 @@ impl Outcome {
     }
 }
 
+/// The agent failed and the user is being sent the ❌ message.
+#[derive(Debug, Clone, Copy)]
+struct AgentFailure {
+    /// Whether the failure was transient (the job then goes to the dead-letter queue).
+    retryable: bool,
+}
+
 /// The ports one message needs; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -106,13 +113,17 @@ impl Pipeline {
                 Outcome::Undeliverable
             }
             Some(to) => {
-                let (messages, failed) = match (&deliver.error, &deliver.reply) {
+                let (messages, failure) = match (&deliver.error, &deliver.reply) {
                     (Some(error), _) => {
                         tracing::error!(message_id = %message_id, error = %error, "state machine reports the agent failed; telling the user");
-                        (vec![agent_failed()], true)
+                        // The state machine does not say whether it was transient: counted as final.
+                        (
+                            vec![agent_failed()],
+                            Some(AgentFailure { retryable: false }),
+                        )
                     }
-                    (None, Some(reply)) => (format_reply(reply), false),
-                    (None, None) => (Vec::new(), false),
+                    (None, Some(reply)) => (format_reply(reply), None),
+                    (None, None) => (Vec::new(), None),
                 };
                 self.send_outcome(
                     &deliver.phone_number_id(),
@@ -120,7 +131,7 @@ impl Pipeline {
                     &messages,
                     &message_id,
                     attempt,
-                    failed,
+                    failure,
                 )
                 .await
             }
@@ -178,9 +189,9 @@ impl Pipeline {
         let asked = Instant::now();
         let answer = self.agent.ask(&request).await;
         let agent_ms = asked.elapsed().as_millis() as u64;
-        let (messages, failed) = match answer {
-            Ok(Some(reply)) => (format_reply(&reply), false),
-            Ok(None) => (Vec::new(), false),
+        let messages = match answer {
+            Ok(Some(reply)) => format_reply(&reply),
+            Ok(None) => Vec::new(),
             Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
                 tracing::warn!(message_id = %id, %error, agent_ms, "agent failed transiently; will retry");
                 return Outcome::Retry {
@@ -189,18 +200,23 @@ impl Pipeline {
             }
             Err(error) => {
                 log_agent_failure(id, &error, agent_ms);
-                let retryable = error.is_retryable();
-                let outcome = self
-                    .send_outcome(from, &to, &[agent_failed()], id, Attempt::Last, true)
-                    .await;
-                return match outcome {
-                    Outcome::AgentFailed { .. } => Outcome::AgentFailed { retryable },
-                    other => other,
+                let failure = AgentFailure {
+                    retryable: error.is_retryable(),
                 };
+                return self
+                    .send_outcome(
+                        from,
+                        &to,
+                        &[agent_failed()],
+                        id,
+                        Attempt::Last,
+                        Some(failure),
+                    )
+                    .await;
             }
         };
         tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
-        self.send_outcome(from, &to, &messages, id, attempt, failed)
+        self.send_outcome(from, &to, &messages, id, attempt, None)
             .await
     }
 
@@ -212,18 +228,21 @@ impl Pipeline {
         messages: &[OutgoingMessage],
         quote: &MessageId,
         attempt: Attempt,
-        agent_failed_now: bool,
+        agent_failure: Option<AgentFailure>,
     ) -> Outcome {
-        match self.send_all(from, to, messages, quote).await {
-            Ok(0) if !agent_failed_now => Outcome::NoReply,
-            Ok(_) if agent_failed_now => Outcome::AgentFailed { retryable: false },
-            Ok(sent) => Outcome::Replied { messages: sent },
-            Err((0, error)) if error.is_retryable() && attempt == Attempt::Retryable => {
+        match (
+            self.send_all(from, to, messages, quote).await,
+            agent_failure,
+        ) {
+            (Ok(_), Some(AgentFailure { retryable })) => Outcome::AgentFailed { retryable },
+            (Ok(0), None) => Outcome::NoReply,
+            (Ok(sent), None) => Outcome::Replied { messages: sent },
+            (Err((0, error)), _) if error.is_retryable() && attempt == Attempt::Retryable => {
                 Outcome::Retry {
                     reason: error.to_string(),
                 }
             }
-            Err((sent, _)) => Outcome::SendFailed { sent },
+            (Err((sent, _)), _) => Outcome::SendFailed { sent },
         }
     }
 
@@ -254,6 +273,24 @@ impl Pipeline {
     }
 }
 
+/// Groups `items` by sender, keeping the order of first appearance and, within a sender, the
+/// order of the items: what lets one sender's messages run in order while senders run
+/// concurrently (inline dispatch and the worker's FIFO batches).
+pub fn by_sender<T, K: PartialEq>(
+    items: impl IntoIterator<Item = T>,
+    sender: impl Fn(&T) -> K,
+) -> Vec<Vec<T>> {
+    let mut groups: Vec<(K, Vec<T>)> = Vec::new();
+    for item in items {
+        let key = sender(&item);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
     tracing::error!(
         message_id = %id,
@@ -262,4 +299,23 @@ fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
         agent_ms,
         "agent failed; telling the user"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_sender;
+
+    #[test]
+    fn groups_by_sender_in_order_of_first_appearance() {
+        let items = [("john", 1), ("ana", 2), ("john", 3), ("eve", 4), ("ana", 5)];
+        let groups = by_sender(items, |(sender, _)| *sender);
+        assert_eq!(
+            groups,
+            vec![
+                vec![("john", 1), ("john", 3)],
+                vec![("ana", 2), ("ana", 5)],
+                vec![("eve", 4)]
+            ]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
-use crate::pipeline::{Attempt, Outcome, Pipeline};
+use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
 use crate::queue::Redelivery;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
@@ -97,19 +97,14 @@ impl Worker {
     /// senders (FIFO groups) run concurrently; one sender's jobs run in order, and once one
     /// fails the later ones of that sender fail too, so answers never overtake each other.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
-        for record in &batch.records {
-            let group = record
+        let groups = by_sender(&batch.records, |record| {
+            record
                 .attributes
                 .get(MESSAGE_GROUP)
                 .cloned()
-                .unwrap_or_else(|| record.message_id.clone().unwrap_or_default());
-            match groups.iter_mut().find(|(name, _)| *name == group) {
-                Some((_, records)) => records.push(record),
-                None => groups.push((group, vec![record])),
-            }
-        }
-        let runs = groups.iter().map(|(_, records)| self.handle_group(records));
+                .unwrap_or_else(|| record.message_id.clone().unwrap_or_default())
+        });
+        let runs = groups.iter().map(|records| self.handle_group(records));
         let mut response = SqsBatchResponse::default();
         for failed in futures_util::future::join_all(runs)
             .await

@@ -7,7 +7,7 @@ use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signatu
 use crate::job::Job;
 use crate::local::{body_bytes, response};
 use crate::message::InboundMessage;
-use crate::pipeline::{Attempt, Outcome, Pipeline};
+use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
 use crate::sender::Allowlist;
@@ -223,16 +223,8 @@ impl WebhookApp {
 /// `DISPATCH=inline`: runs the pipeline before answering. One sender's messages run in order;
 /// different senders run concurrently. There is no later attempt: failures are answered now.
 async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> Vec<Outcome> {
-    let mut by_sender: Vec<(String, Vec<InboundMessage>)> = Vec::new();
-    for message in messages {
-        let key = message.sender.id().to_owned();
-        match by_sender.iter_mut().find(|(sender, _)| *sender == key) {
-            Some((_, queue)) => queue.push(message),
-            None => by_sender.push((key, vec![message])),
-        }
-    }
     let mut tasks = tokio::task::JoinSet::new();
-    for (_, queue) in by_sender {
+    for queue in by_sender(messages, |message| message.sender.id().to_owned()) {
         let pipeline = pipeline.clone();
         tasks.spawn(async move {
             let mut outcomes = Vec::with_capacity(queue.len());
