@@ -19,6 +19,8 @@
 //!   the agent once as `unsupported`, as DESIGN.md's "unknown kinds passed on" says. A message
 //!   without id, sender or `metadata.phone_number_id` never does.
 
+mod support;
+
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
@@ -28,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::local_webhook::{LocalWebhook, free_port};
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
@@ -1374,50 +1377,14 @@ fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
 // The real binary in local HTTP mode
 // ---------------------------------------------------------------------------------------------
 
-struct LocalWebhook {
-    _process: Killed,
-    addr: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_local_webhook(agent: &FakeAgent, graph: &LoopbackServer) -> LocalWebhook {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOCAL_ADDR", &addr)
-        .env("MAX_BODY_BYTES", MAX_BODY.to_string())
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent.server.url())
-        .env("GRAPH_API_BASE_URL", graph.url())
-        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the webhook binary");
-    let process = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "webhook did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    LocalWebhook {
-        _process: process,
-        addr,
-    }
+    let max_body = MAX_BODY.to_string();
+    LocalWebhook::start(
+        &agent.server.url(),
+        &graph.url(),
+        &[("MAX_BODY_BYTES", &max_body), ("RUST_LOG", "warn")],
+        Stdio::null(),
+    )
 }
 
 /// One HTTP/1.1 exchange on a fresh connection, byte for byte as given; returns the status

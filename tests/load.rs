@@ -13,17 +13,17 @@
 //! release build: `LOAD_REQUESTS=20000 LOAD_CONNECTIONS=64 cargo test --release --test load --
 //! --nocapture`, and prints requests/s, p50/p99 latency and peak RSS.
 
+mod support;
+
 use lambda_http::Request;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use whatsapp_agent_lambda::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
-};
+use support::local_webhook::LocalWebhook;
+use whatsapp_agent_lambda::events::LOCAL_APP_SECRET;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::webhook::sign;
 
@@ -55,77 +55,38 @@ fn env_count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The webhook process; killed when dropped.
-struct Webhook {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Webhook {
-    /// `(VmHWM, VmRSS)` in bytes.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/<pid>/status (Linux only)");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-                .map(|kib| kib * 1024)
-                .unwrap_or_else(|| panic!("{name} missing in {status}"))
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-}
-
-fn start_webhook(agent_url: &str, graph_url: &str) -> Webhook {
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().to_string()
+/// `(VmHWM, VmRSS)` of the webhook process, in bytes.
+fn memory(webhook: &LocalWebhook) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", webhook.child.id()))
+        .expect("read /proc/<pid>/status (Linux only)");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("{name} missing in {status}"))
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOCAL_ADDR", &addr)
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent_url)
-        .env("AGENT_TIMEOUT_SECS", "30")
-        .env("GRAPH_API_BASE_URL", graph_url)
-        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-        // Production's level; the lines go to /dev/null.
-        .env("AWS_LAMBDA_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the webhook binary");
-    let webhook = Webhook {
-        child,
-        url: format!("http://{addr}/webhook"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "webhook did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    webhook
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
+    LocalWebhook::start(
+        agent_url,
+        graph_url,
+        // Production's log level; the lines go to /dev/null.
+        &[
+            ("AGENT_TIMEOUT_SECS", "30"),
+            ("AWS_LAMBDA_LOG_LEVEL", "info"),
+        ],
+        Stdio::inherit(),
+    )
 }
 
 /// The agent: answers at once and records every message id.
@@ -280,14 +241,14 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
         "warm-up: {:?}",
         &warm.errors[..warm.errors.len().min(5)]
     );
-    let (_, baseline_rss) = webhook.memory();
+    let (_, baseline_rss) = memory(&webhook);
 
     // Unique ids: the full inline pipeline for every request.
     let ids: Vec<String> = (0..requests)
         .map(|n| format!("wamid.LOAD.{n:08}"))
         .collect();
     let unique = run_phase(&webhook.url, &ids, connections);
-    let (unique_hwm, unique_rss) = webhook.memory();
+    let (unique_hwm, unique_rss) = memory(&webhook);
     assert!(
         unique.errors.is_empty(),
         "{} errors, first: {:?}",
@@ -307,7 +268,7 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
 
     // The same messages again: deduplicated, nothing reaches the agent or the Graph API.
     let duplicate = run_phase(&webhook.url, &ids, connections);
-    let (peak, final_rss) = webhook.memory();
+    let (peak, final_rss) = memory(&webhook);
     assert!(
         duplicate.errors.is_empty(),
         "{} errors, first: {:?}",

@@ -1,67 +1,25 @@
 //! The real `webhook` binary outside Lambda: it serves the same handler over plain HTTP on
 //! `LOCAL_ADDR`, calls the sample agent over loopback and sends through a loopback Graph API.
 
+mod support;
+
 use lambda_http::Request;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use whatsapp_agent_lambda::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN, body_bytes,
-};
+use std::time::Duration;
+use support::local_webhook::LocalWebhook;
+use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, body_bytes};
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::sample_agent;
 
-/// The webhook process; killed when dropped.
-struct Webhook {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_webhook(agent_url: &str, graph_url: &str) -> Webhook {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOCAL_ADDR", &addr)
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent_url)
-        .env("AGENT_TIMEOUT_SECS", "10")
-        .env("GRAPH_API_BASE_URL", graph_url)
-        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the webhook binary");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "webhook did not listen on {addr} within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Webhook {
-        child,
-        url: format!("http://{addr}/webhook"),
-    }
+fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
+    LocalWebhook::start(
+        agent_url,
+        graph_url,
+        &[("AGENT_TIMEOUT_SECS", "10")],
+        Stdio::inherit(),
+    )
 }
 
 fn envelope(name: &str) -> Value {

@@ -1,0 +1,75 @@
+//! The real `webhook` binary in local HTTP mode (no `AWS_LAMBDA_RUNTIME_API`) on a free
+//! loopback port, with the local test secrets and allowlist of `events/`; killed when dropped.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use whatsapp_agent_lambda::events::{
+    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+};
+
+/// How long the binary may take to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running webhook process.
+pub struct LocalWebhook {
+    pub child: Child,
+    /// `127.0.0.1:<port>`
+    pub addr: String,
+    /// `http://127.0.0.1:<port>/webhook`
+    pub url: String,
+}
+
+impl LocalWebhook {
+    /// Starts the binary against `agent_url` and `graph_url`, with `extra` environment variables
+    /// on top of the local defaults, and waits until it listens.
+    pub fn start(agent_url: &str, graph_url: &str, extra: &[(&str, &str)], stderr: Stdio) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOCAL_ADDR", &addr)
+            .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
+            .env("AGENT_URL", agent_url)
+            .env("GRAPH_API_BASE_URL", graph_url)
+            .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
+            .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
+            .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = command.spawn().expect("start the webhook binary");
+        // Built before waiting, so a failed wait still kills the process.
+        let webhook = Self {
+            child,
+            url: format!("http://{addr}/webhook"),
+            addr,
+        };
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        while TcpStream::connect(&webhook.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "webhook did not listen on {} within {LISTEN_TIMEOUT:?}",
+                webhook.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        webhook
+    }
+}
+
+impl Drop for LocalWebhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind a loopback port")
+}
