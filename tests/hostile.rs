@@ -30,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::fixtures::local_secrets;
 use support::local_webhook::{LocalWebhook, free_port};
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
@@ -39,7 +40,6 @@ use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
-use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -143,15 +143,6 @@ struct Harness {
     alive: AtomicUsize,
 }
 
-fn secrets() -> Secrets {
-    Secrets::from_env(|name| match name {
-        "WHATSAPP_APP_SECRET" => Some(LOCAL_APP_SECRET.to_owned()),
-        "WHATSAPP_ACCESS_TOKEN" => Some(LOCAL_ACCESS_TOKEN.to_owned()),
-        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
-        _ => None,
-    })
-}
-
 fn harness() -> Harness {
     harness_with(MAX_BODY)
 }
@@ -171,7 +162,7 @@ fn harness_with(max_body: usize) -> Harness {
         lease: DEFAULT_LEASE,
     };
     let app = WebhookApp::new(
-        secrets(),
+        local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
         Dispatcher::Inline(pipeline),
         max_body,
@@ -1298,7 +1289,7 @@ async fn lambda_runtime_child() {
         lease: DEFAULT_LEASE,
     };
     let app = WebhookApp::new(
-        secrets(),
+        local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
         Dispatcher::Inline(pipeline),
         MAX_BODY,

@@ -5,17 +5,17 @@
 mod support;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use lambda_http::Request;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::fixtures::{event, local_secrets};
 use support::moto::Moto;
 use whatsapp_agent_lambda::agent::{
     AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::emulator::create_pipeline_resources;
-use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::{DynamoIdempotency, IdempotencyStore};
 use whatsapp_agent_lambda::job::Job;
@@ -23,7 +23,6 @@ use whatsapp_agent_lambda::message::MessageId;
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
 use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
-use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
@@ -56,18 +55,9 @@ async fn aws() -> Aws {
     }
 }
 
-fn secrets() -> Secrets {
-    Secrets::from_env(|name| match name {
-        "WHATSAPP_APP_SECRET" => Some(LOCAL_APP_SECRET.to_owned()),
-        "WHATSAPP_ACCESS_TOKEN" => Some("token".to_owned()),
-        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
-        _ => None,
-    })
-}
-
 fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
     WebhookApp::new(
-        secrets(),
+        local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
         Dispatcher::Queue(Arc::new(SqsQueue::new(config, queue_url))),
         4 * 1024 * 1024,
@@ -110,11 +100,6 @@ fn echo_agent() -> Arc<ScriptedAgent> {
         })
         .with_delay(Duration::from_millis(200)),
     )
-}
-
-fn event(name: &str) -> Request {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Receives what the queue holds, as the Lambda event source mapping would.
@@ -494,7 +479,7 @@ async fn inline_mode_with_a_table_shares_claims_across_instances() {
     // Two warm Lambda instances of the inline webhook, one table.
     let instance = || {
         WebhookApp::new(
-            secrets(),
+            local_secrets(),
             Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
             Dispatcher::Inline(pipeline(
                 &aws.config,

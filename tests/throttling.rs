@@ -3,19 +3,21 @@
 //! retries). Nothing reaches the agent or the user meanwhile, and nothing is lost.
 //! The fake below answers every AWS JSON-protocol call with a throttling error and counts them.
 
+mod support;
+
 use lambda_http::Request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::fixtures::{event, event_json, local_secrets};
 use whatsapp_agent_lambda::agent::ScriptedAgent;
 use whatsapp_agent_lambda::aws::{SDK_MAX_ATTEMPTS, sdk_config_for};
-use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::DynamoIdempotency;
 use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
-use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
@@ -37,25 +39,6 @@ fn throttling_aws(error_type: &'static str) -> (LoopbackServer, Arc<AtomicUsize>
         }
     }));
     (server, calls)
-}
-
-fn secrets() -> Secrets {
-    Secrets::from_env(|name| match name {
-        "WHATSAPP_APP_SECRET" => Some(LOCAL_APP_SECRET.to_owned()),
-        "WHATSAPP_ACCESS_TOKEN" => Some("token".to_owned()),
-        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
-        _ => None,
-    })
-}
-
-fn event(name: &str) -> Request {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn sqs_job_event() -> serde_json::Value {
-    let path = format!("{}/events/sqs-job.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 async fn throttled_pipeline() -> (
@@ -83,7 +66,7 @@ async fn throttled_pipeline() -> (
 async fn dynamodb_throttling_leaves_the_job_in_the_queue_and_tells_nobody() {
     let (pipeline, agent, messenger, calls, _dynamodb) = throttled_pipeline().await;
     let worker = Worker::new(pipeline, 3);
-    let response = worker.handle(sqs_job_event()).await.unwrap();
+    let response = worker.handle(event_json("sqs-job.json")).await.unwrap();
     assert_eq!(
         response["batchItemFailures"].as_array().unwrap().len(),
         1,
@@ -102,7 +85,7 @@ async fn dynamodb_throttling_leaves_the_job_in_the_queue_and_tells_nobody() {
 async fn dynamodb_throttling_in_inline_mode_answers_500_so_meta_retries() {
     let (pipeline, agent, messenger, _, _dynamodb) = throttled_pipeline().await;
     let webhook = WebhookApp::new(
-        secrets(),
+        local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
         Dispatcher::Inline(pipeline),
         4 * 1024 * 1024,
@@ -117,7 +100,7 @@ async fn sqs_throttling_answers_500_so_meta_retries() {
     let (sqs, calls) = throttling_aws("com.amazonaws.sqs#RequestThrottled");
     let config = sdk_config_for(&sqs.url(), "us-east-1").await;
     let webhook = WebhookApp::new(
-        secrets(),
+        local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
         Dispatcher::Queue(Arc::new(SqsQueue::new(
             &config,

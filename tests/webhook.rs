@@ -1,17 +1,17 @@
 //! The webhook handler end to end, fed the sample events in `events/` (the same files
 //! `cargo lambda invoke` and `sam local invoke` use), with in-memory agent and Graph API.
 
+mod support;
+
 use lambda_http::{Body, Request};
 use std::sync::Arc;
+use support::fixtures::{event, secrets_with_app_secret};
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
-use whatsapp_agent_lambda::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
-};
+use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
 use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
-use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -21,16 +21,6 @@ struct Harness {
     app: WebhookApp,
     agent: Arc<ScriptedAgent>,
     messenger: Arc<RecordingMessenger>,
-}
-
-fn secrets(app_secret: &str) -> Secrets {
-    let app_secret = app_secret.to_owned();
-    Secrets::from_env(move |name| match name {
-        "WHATSAPP_APP_SECRET" => Some(app_secret.clone()),
-        "WHATSAPP_ACCESS_TOKEN" => Some(LOCAL_ACCESS_TOKEN.to_owned()),
-        "WHATSAPP_VERIFY_TOKEN" => Some(LOCAL_VERIFY_TOKEN.to_owned()),
-        _ => None,
-    })
 }
 
 fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harness {
@@ -44,7 +34,7 @@ fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harn
     };
     let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
     let app = WebhookApp::new(
-        secrets(app_secret),
+        secrets_with_app_secret(app_secret),
         allowlist,
         Dispatcher::Inline(pipeline),
         max_body,
@@ -67,12 +57,6 @@ fn harness() -> Harness {
         LOCAL_APP_SECRET,
         4 * 1024 * 1024,
     )
-}
-
-fn event(name: &str) -> Request {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn post(body: &[u8], signature: Option<String>) -> Request {

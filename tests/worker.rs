@@ -1,19 +1,16 @@
 //! The worker fed the sample events in `events/` (the files `cargo lambda invoke worker` uses),
 //! with in-memory agent, Graph API and claims.
 
-use serde_json::Value;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
+use support::fixtures::event_json;
 use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::worker::{Worker, WorkerError};
-
-fn event(name: &str) -> Value {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 fn worker() -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
     let agent = Arc::new(ScriptedAgent::new(|request| {
@@ -35,7 +32,7 @@ fn worker() -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
 #[tokio::test]
 async fn sample_sqs_job_is_answered_and_reported_successful() {
     let (worker, agent, messenger) = worker();
-    let response = worker.handle(event("sqs-job.json")).await.unwrap();
+    let response = worker.handle(event_json("sqs-job.json")).await.unwrap();
     assert_eq!(response["batchItemFailures"], serde_json::json!([]));
     assert_eq!(agent.calls(), 1);
     let sent = messenger.sent();
@@ -50,8 +47,8 @@ async fn sample_sqs_job_is_answered_and_reported_successful() {
 #[tokio::test]
 async fn sample_deliver_event_sends_the_reply_without_asking_the_agent() {
     let (worker, agent, messenger) = worker();
-    worker.handle(event("sfn-deliver.json")).await.unwrap();
-    worker.handle(event("sfn-deliver.json")).await.unwrap();
+    worker.handle(event_json("sfn-deliver.json")).await.unwrap();
+    worker.handle(event_json("sfn-deliver.json")).await.unwrap();
     assert_eq!(agent.calls(), 0);
     let sent = messenger.sent();
     assert_eq!(sent.len(), 1, "a second delivery sends nothing");
