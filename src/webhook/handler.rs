@@ -11,6 +11,7 @@ use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
 use crate::sender::Allowlist;
+use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,50 +120,10 @@ impl WebhookApp {
 
     /// POST: an update batch from Meta.
     async fn receive(&self, request: &Request) -> Response<Body> {
-        let body = body_bytes(request.body());
-        if body.len() > self.max_body_bytes {
-            tracing::warn!(
-                bytes = body.len(),
-                limit = self.max_body_bytes,
-                "webhook body too large"
-            );
-            return text(413, "payload too large");
-        }
-        let mut signatures = request.headers().get_all(SIGNATURE_HEADER).iter();
-        let signature = match (signatures.next(), signatures.next()) {
-            (_, Some(_)) => Err(VerifyError::DuplicateHeader),
-            (Some(value), None) => value.to_str().map(Some).map_err(|_| VerifyError::BadHex),
-            (None, None) => Ok(None),
+        let allowed = match self.accept(request.headers(), body_bytes(request.body())) {
+            Ok(allowed) => allowed,
+            Err(answer) => return answer,
         };
-        let verified = signature.and_then(|header| {
-            verify_signature(header, self.secrets.app_secret.expose().as_bytes(), body)
-        });
-        if let Err(reason) = verified {
-            if reason == VerifyError::EmptySecret {
-                tracing::error!("no app secret configured: refusing every webhook POST");
-            } else {
-                tracing::warn!(%reason, bytes = body.len(), "webhook POST refused: bad signature");
-            }
-            return text(401, "unauthorized");
-        }
-
-        let parsed = match parse(body) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                let message_ids = message_ids_in(body);
-                match &error {
-                    ParseError::NotJson(_) | ParseError::NotWhatsApp(_) => tracing::error!(
-                        %error,
-                        ?message_ids,
-                        "signed webhook body is not a WhatsApp payload; answering 200 so Meta does not retry it"
-                    ),
-                }
-                return text(200, "ok");
-            }
-        };
-        log_side_updates(&parsed);
-
-        let allowed = self.allowed(parsed.messages);
         if allowed.is_empty() {
             return text(200, "ok");
         }
@@ -191,6 +152,59 @@ impl WebhookApp {
                 }
             }
         }
+    }
+
+    /// The acknowledgement path, no I/O: size limit, signature, parse, side-update logs,
+    /// allowlist. `Ok` holds the allowed messages to hand off (possibly none: answer 200);
+    /// `Err` is the answer for Meta (413, 401, or 200 for a signed body that is not a WhatsApp
+    /// payload). Public so the benchmarks (`make bench`) measure exactly this code.
+    pub fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<InboundMessage>, Response<Body>> {
+        if body.len() > self.max_body_bytes {
+            tracing::warn!(
+                bytes = body.len(),
+                limit = self.max_body_bytes,
+                "webhook body too large"
+            );
+            return Err(text(413, "payload too large"));
+        }
+        let mut signatures = headers.get_all(SIGNATURE_HEADER).iter();
+        let signature = match (signatures.next(), signatures.next()) {
+            (_, Some(_)) => Err(VerifyError::DuplicateHeader),
+            (Some(value), None) => value.to_str().map(Some).map_err(|_| VerifyError::BadHex),
+            (None, None) => Ok(None),
+        };
+        let verified = signature.and_then(|header| {
+            verify_signature(header, self.secrets.app_secret.expose().as_bytes(), body)
+        });
+        if let Err(reason) = verified {
+            if reason == VerifyError::EmptySecret {
+                tracing::error!("no app secret configured: refusing every webhook POST");
+            } else {
+                tracing::warn!(%reason, bytes = body.len(), "webhook POST refused: bad signature");
+            }
+            return Err(text(401, "unauthorized"));
+        }
+
+        let parsed = match parse(body) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let message_ids = message_ids_in(body);
+                match &error {
+                    ParseError::NotJson(_) | ParseError::NotWhatsApp(_) => tracing::error!(
+                        %error,
+                        ?message_ids,
+                        "signed webhook body is not a WhatsApp payload; answering 200 so Meta does not retry it"
+                    ),
+                }
+                return Err(text(200, "ok"));
+            }
+        };
+        log_side_updates(&parsed);
+        Ok(self.allowed(parsed.messages))
     }
 
     /// Keeps messages from allowed senders; the others are ignored silently and logged masked.
