@@ -12,6 +12,7 @@ use crate::secrets::{self, Secrets, SecretsError};
 use crate::webhook::{Dispatcher, WebhookApp};
 use crate::worker::Worker;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Why the function could not start. Printed once; the Lambda init fails loudly.
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +37,23 @@ impl Env {
     /// Reads the environment, builds the AWS configuration if needed and loads the secrets
     /// (Secrets Manager when `WHATSAPP_SECRET_ID` is set, reusing that configuration).
     pub async fn load() -> Result<Self, StartupError> {
+        let started = Instant::now();
         let config = Config::from_env()?;
         let aws = if needs_aws(&config) {
             Some(crate::aws::sdk_config().await)
         } else {
             None
         };
+        let aws_ready = Instant::now();
         let secrets = match (&config.secret_id, &aws) {
             (Some(id), Some(aws)) => secrets::from_secrets_manager(aws, id).await?,
             _ => Secrets::from_env(|name| std::env::var(name).ok()),
         };
-        log_configuration(&config);
+        let timings = InitTimings {
+            aws_config: aws_ready - started,
+            secrets: aws_ready.elapsed(),
+        };
+        log_configuration(&config, &timings);
         Ok(Self {
             config,
             secrets,
@@ -142,8 +149,16 @@ fn needs_aws(config: &Config) -> bool {
         || matches!(config.agent, AgentBackend::StepFunctions { .. })
 }
 
+/// Where a cold start's own time went, logged with the configuration (`make bench` reads it).
+struct InitTimings {
+    /// Reading the AWS SDK configuration (region, credentials chain, HTTPS client).
+    aws_config: Duration,
+    /// Loading the secrets: one Secrets Manager call, or the environment.
+    secrets: Duration,
+}
+
 /// What was configured, never a secret.
-fn log_configuration(config: &Config) {
+fn log_configuration(config: &Config, timings: &InitTimings) {
     let backend = match &config.agent {
         AgentBackend::Http { timeout, .. } => format!("http (timeout {}s)", timeout.as_secs()),
         AgentBackend::StepFunctions { mode, .. } => format!("stepfunctions ({mode:?})"),
@@ -161,6 +176,13 @@ fn log_configuration(config: &Config) {
         lease_secs = config.lease.as_secs(),
         graph_api_version = %config.graph_api_version,
         secrets_from = if config.secret_id.is_some() { "secrets-manager" } else { "environment" },
+        aws_config_ms = millis(timings.aws_config),
+        secrets_ms = millis(timings.secrets),
         "configured"
     );
+}
+
+/// Milliseconds with microsecond precision, for timing fields in logs.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_micros() as f64) / 1000.0
 }
