@@ -54,11 +54,12 @@ impl Allowlist {
         if self.everyone {
             return true;
         }
+        let mut digits = PhoneDigits::new();
         let by_phone = sender
             .phone
             .as_deref()
-            .and_then(normalize_phone)
-            .is_some_and(|phone| self.phones.contains(&phone));
+            .and_then(|phone| digits.normalize(phone))
+            .is_some_and(|phone| self.phones.contains(phone));
         let by_bsuid = sender
             .bsuid
             .as_deref()
@@ -96,41 +97,94 @@ pub fn is_bsuid(id: &str) -> bool {
 /// Normalises any E.164 spelling to digits only: "+1 (415) 555-1234", "001 415 555 1234" and
 /// "14155551234" all become "14155551234". `None` when it cannot be a phone number.
 pub fn normalize_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let allowed = |c: char| c.is_ascii_digit() || " +-().".contains(c);
-    if trimmed.is_empty() || !trimmed.chars().all(allowed) {
-        return None;
+    PhoneDigits::new().normalize(raw).map(str::to_owned)
+}
+
+/// Room for the digits of a phone number: the longest, plus a "00" prefix.
+const PHONE_BUFFER: usize = *PHONE_DIGITS.end() + 2;
+
+/// [`normalize_phone`] into a buffer on the stack, so the allowlist check allocates nothing.
+struct PhoneDigits {
+    digits: [u8; PHONE_BUFFER],
+}
+
+impl PhoneDigits {
+    fn new() -> Self {
+        Self {
+            digits: [0; PHONE_BUFFER],
+        }
     }
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    // "00" is the international call prefix in most of the world: same as "+".
-    let digits = match digits.strip_prefix("00") {
-        Some(rest) if !trimmed.starts_with('+') => rest.to_owned(),
-        _ => digits,
-    };
-    PHONE_DIGITS.contains(&digits.len()).then_some(digits)
+
+    fn normalize(&mut self, raw: &str) -> Option<&str> {
+        let trimmed = raw.trim();
+        let allowed = |c: char| c.is_ascii_digit() || " +-().".contains(c);
+        if trimmed.is_empty() || !trimmed.chars().all(allowed) {
+            return None;
+        }
+        let mut len = 0;
+        for digit in trimmed.bytes().filter(u8::is_ascii_digit) {
+            // More digits than a number with a "00" prefix can have: not a phone number.
+            let slot = self.digits.get_mut(len)?;
+            *slot = digit;
+            len += 1;
+        }
+        let digits = &self.digits[..len];
+        // "00" is the international call prefix in most of the world: same as "+".
+        let digits = match digits.strip_prefix(b"00") {
+            Some(rest) if !trimmed.starts_with('+') => rest,
+            _ => digits,
+        };
+        if !PHONE_DIGITS.contains(&digits.len()) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()
+    }
 }
 
 /// Masks a phone number or BSUID for logs, keeping only what helps correlate: a BSUID's
 /// country prefix and the last 4 characters. "14155551234" → "*******1234",
 /// "US.13491208655302741918" → "US.****************1918".
 pub fn mask(id: &str) -> String {
-    let (prefix, rest) = if is_bsuid(id) {
-        id.split_at(3)
-    } else {
-        ("", id)
-    };
-    let count = rest.chars().count();
-    let visible = if count > MASK_VISIBLE_TAIL * 2 {
-        MASK_VISIBLE_TAIL
-    } else {
-        0
-    };
+    use std::fmt::Write;
     let mut masked = String::with_capacity(id.len());
-    masked.push_str(prefix);
-    for (index, c) in rest.chars().enumerate() {
-        masked.push(if index + visible >= count { c } else { '*' });
-    }
+    // Writing to a String cannot fail.
+    let _ = write!(masked, "{}", Masked(id));
     masked
+}
+
+/// [`mask`] as a `Display`, for log fields: the same text, written without building a string.
+#[derive(Debug, Clone, Copy)]
+pub struct Masked<'a>(pub &'a str);
+
+impl std::fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.0;
+        let (prefix, rest) = if is_bsuid(id) {
+            id.split_at(3)
+        } else {
+            ("", id)
+        };
+        let count = rest.chars().count();
+        let visible = if count > MASK_VISIBLE_TAIL * 2 {
+            MASK_VISIBLE_TAIL
+        } else {
+            0
+        };
+        // Every character but the visible tail becomes one `*`.
+        const STARS: &str = "****************";
+        let mut hidden = count - visible;
+        let tail = rest
+            .char_indices()
+            .nth(hidden)
+            .map_or("", |(start, _)| &rest[start..]);
+        f.write_str(prefix)?;
+        while hidden > 0 {
+            let run = hidden.min(STARS.len());
+            f.write_str(&STARS[..run])?;
+            hidden -= run;
+        }
+        f.write_str(tail)
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +252,37 @@ mod tests {
         assert_eq!(mask("US.13491208655302741918"), "US.****************1918");
         assert_eq!(mask("12345"), "*****");
         assert!(!mask("14155551234").contains("415555"));
+    }
+
+    #[test]
+    fn masked_displays_what_mask_returns() {
+        for id in [
+            "14155551234",
+            "US.13491208655302741918",
+            "12345",
+            "",
+            "123456789",
+            "éé12345678901234567890",
+            "US.ENT.11815799212886844830",
+        ] {
+            assert_eq!(Masked(id).to_string(), mask(id), "{id}");
+        }
+        assert_eq!(mask(&"9".repeat(40)), format!("{}9999", "*".repeat(36)));
+    }
+
+    #[test]
+    fn phone_numbers_have_7_to_15_digits_after_a_00_prefix() {
+        assert_eq!(normalize_phone("1234567").as_deref(), Some("1234567"));
+        assert_eq!(normalize_phone("123456"), None);
+        assert_eq!(
+            normalize_phone("00 123456789012345").as_deref(),
+            Some("123456789012345")
+        );
+        assert_eq!(normalize_phone("+00123456789012345"), None);
+        assert_eq!(normalize_phone("001234567890123456"), None);
+        assert_eq!(normalize_phone(&"1".repeat(40)), None);
+        let list = Allowlist::parse("00 1 415 555 1234").unwrap();
+        assert!(list.allows(&phone("+1 (415) 555-1234")));
+        assert!(!list.allows(&phone("0014155551234 1")));
     }
 }

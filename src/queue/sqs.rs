@@ -10,6 +10,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 
 /// SendMessageBatch takes at most 10 entries.
 const BATCH_MAX: usize = 10;
@@ -98,20 +99,20 @@ impl JobQueue for SqsQueue {
 /// The `SendMessageBatch` entries for `jobs`, 10 to a batch: the JSON job bodies with their
 /// FIFO group and deduplication ids. Pure, so the benchmarks measure it without a network.
 pub fn batch_entries(jobs: &[Job]) -> Result<Vec<Vec<SendMessageBatchRequestEntry>>, QueueError> {
-    jobs.chunks(BATCH_MAX)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(index, job)| entry(index, job))
-                .collect()
-        })
-        .collect()
+    // Loops rather than `collect::<Result<_, _>>()`, which cannot size its vectors up front.
+    let mut batches = Vec::with_capacity(jobs.len().div_ceil(BATCH_MAX));
+    for chunk in jobs.chunks(BATCH_MAX) {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (index, job) in chunk.iter().enumerate() {
+            entries.push(entry(index, job)?);
+        }
+        batches.push(entries);
+    }
+    Ok(batches)
 }
 
 fn entry(index: usize, job: &Job) -> Result<SendMessageBatchRequestEntry, QueueError> {
-    let body =
-        serde_json::to_string(job).map_err(|e| QueueError(format!("job not encodable: {e}")))?;
+    let body = job_body(job).map_err(|e| QueueError(format!("job not encodable: {e}")))?;
     SendMessageBatchRequestEntry::builder()
         .id(index.to_string())
         .message_body(body)
@@ -119,6 +120,39 @@ fn entry(index: usize, job: &Job) -> Result<SendMessageBatchRequestEntry, QueueE
         .message_deduplication_id(deduplication_id(job.message.id.as_str()))
         .build()
         .map_err(|e| QueueError(format!("job entry invalid: {e}")))
+}
+
+/// Largest serialization buffer kept between calls (a job is a few KB; a 4096-character text
+/// is at most ~25 KB of JSON).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// Where job bodies are serialized before being copied out at their exact length: a body
+    /// serialized straight into a `String` grows by doubling (several reallocations and up to
+    /// twice its length allocated, per job).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `serde_json::to_string(job)`, allocating only the body's own length.
+fn job_body(job: &Job) -> Result<String, String> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut buffer) = scratch.try_borrow_mut() else {
+            return serde_json::to_string(job).map_err(|e| e.to_string());
+        };
+        buffer.clear();
+        let body = match serde_json::to_writer(&mut *buffer, job) {
+            // serde_json writes UTF-8 only: the check cannot fail (and is cheap next to the
+            // serialization).
+            Ok(()) => std::str::from_utf8(&buffer)
+                .map(str::to_owned)
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if buffer.capacity() > SCRATCH_KEEP {
+            *buffer = Vec::new();
+        }
+        body
+    })
 }
 
 /// The FIFO deduplication id of a message: the message id itself when SQS accepts it,
@@ -188,5 +222,56 @@ mod tests {
         assert_eq!(deduplication_id(&long), deduplication_id(&long));
         assert_ne!(deduplication_id("a b"), "a b");
         assert_eq!(fifo_id(""), hex::encode(Sha256::digest(b"")));
+    }
+
+    fn job(index: usize, body: &str) -> Job {
+        use crate::message::{
+            Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
+        };
+        Job::new(InboundMessage {
+            id: MessageId(format!("wamid.{index}")),
+            timestamp: 1_795_514_400,
+            sender: Sender {
+                phone: Some(format!("1415555{:04}", index % 3)),
+                bsuid: None,
+                display_name: Some("Ana \"Ops\" Lima".into()),
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId("106540352242922".into()),
+                display_phone_number: None,
+                business_account_id: Some("102290129340398".into()),
+            },
+            reply_to: None,
+            kind: MessageKind::Text { body: body.into() },
+        })
+    }
+
+    #[test]
+    fn entries_carry_the_serde_json_of_each_job_ten_to_a_batch() {
+        // Escapes, non-ASCII, a body longer than the kept buffer: still exactly serde_json's.
+        let bodies = [
+            "pods crashing\nin \"prod\" 😀",
+            "",
+            &"x\u{1}".repeat(SCRATCH_KEEP),
+        ];
+        let jobs: Vec<Job> = (0..25).map(|i| job(i, bodies[i % bodies.len()])).collect();
+        let batches = batch_entries(&jobs).expect("valid entries");
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        for (batch, chunk) in batches.iter().zip(jobs.chunks(BATCH_MAX)) {
+            for (index, (entry, job)) in batch.iter().zip(chunk).enumerate() {
+                assert_eq!(entry.id(), index.to_string());
+                let expected = serde_json::to_string(job).expect("serializable");
+                assert_eq!(entry.message_body(), expected);
+                assert_eq!(entry.message_group_id(), Some(job.message.sender.id()));
+                assert_eq!(
+                    entry.message_deduplication_id(),
+                    Some(job.message.id.as_str())
+                );
+            }
+        }
+        assert!(batch_entries(&[]).expect("no jobs").is_empty());
     }
 }

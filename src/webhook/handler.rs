@@ -10,7 +10,7 @@ use crate::message::InboundMessage;
 use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
-use crate::sender::Allowlist;
+use crate::sender::{Allowlist, Masked};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -22,6 +22,28 @@ pub const WEBHOOK_PATH: &str = "/webhook";
 const MAX_CHALLENGE_CHARS: usize = 256;
 /// How many message ids a malformed body's error log quotes at most.
 const MAX_IDS_IN_LOG: usize = 5;
+
+/// Why a POST ends before any message is handed off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over `MAX_BODY_BYTES`: 413.
+    TooLarge,
+    /// Missing, malformed or wrong signature (or no app secret): 401.
+    BadSignature,
+    /// Signed, but not a WhatsApp payload: 200, so Meta does not retry it (logged as an error).
+    NotWhatsApp,
+}
+
+impl Refusal {
+    /// The answer Meta gets.
+    pub fn answer(self) -> Response<Body> {
+        match self {
+            Refusal::TooLarge => text(413, "payload too large"),
+            Refusal::BadSignature => text(401, "unauthorized"),
+            Refusal::NotWhatsApp => text(200, "ok"),
+        }
+    }
+}
 
 /// How allowed messages leave the webhook.
 pub enum Dispatcher {
@@ -72,12 +94,16 @@ impl WebhookApp {
             );
             answer
         };
-        tracing::info!(
-            %method,
-            status = answer.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "webhook answered"
-        );
+        // A 200 is routine (Lambda's REPORT line and API Gateway's access log count them too):
+        // DEBUG, which keeps the most frequent webhook, a delivery status, free of INFO lines.
+        // Every other answer is worth a line.
+        let status = answer.status().as_u16();
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        if status == 200 {
+            tracing::debug!(%method, status, elapsed_us, "webhook answered");
+        } else {
+            tracing::info!(%method, status, elapsed_us, "webhook answered");
+        }
         answer
     }
 
@@ -122,7 +148,7 @@ impl WebhookApp {
     async fn receive(&self, request: &Request) -> Response<Body> {
         let allowed = match self.accept(request.headers(), body_bytes(request.body())) {
             Ok(allowed) => allowed,
-            Err(answer) => return answer,
+            Err(refusal) => return refusal.answer(),
         };
         if allowed.is_empty() {
             return text(200, "ok");
@@ -156,20 +182,16 @@ impl WebhookApp {
 
     /// The acknowledgement path, no I/O: size limit, signature, parse, side-update logs,
     /// allowlist. `Ok` holds the allowed messages to hand off (possibly none: answer 200);
-    /// `Err` is the answer for Meta (413, 401, or 200 for a signed body that is not a WhatsApp
-    /// payload). Public so the benchmarks (`make bench`) measure exactly this code.
-    pub fn accept(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Vec<InboundMessage>, Response<Body>> {
+    /// `Err` says why the POST ends here, and so Meta's answer ([`Refusal::answer`]). Public so
+    /// the benchmarks (`make bench`) measure exactly this code.
+    pub fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<InboundMessage>, Refusal> {
         if body.len() > self.max_body_bytes {
             tracing::warn!(
                 bytes = body.len(),
                 limit = self.max_body_bytes,
                 "webhook body too large"
             );
-            return Err(text(413, "payload too large"));
+            return Err(Refusal::TooLarge);
         }
         let mut signatures = headers.get_all(SIGNATURE_HEADER).iter();
         let signature = match (signatures.next(), signatures.next()) {
@@ -186,7 +208,7 @@ impl WebhookApp {
             } else {
                 tracing::warn!(%reason, bytes = body.len(), "webhook POST refused: bad signature");
             }
-            return Err(text(401, "unauthorized"));
+            return Err(Refusal::BadSignature);
         }
 
         let parsed = match parse(body) {
@@ -200,7 +222,7 @@ impl WebhookApp {
                         "signed webhook body is not a WhatsApp payload; answering 200 so Meta does not retry it"
                     ),
                 }
-                return Err(text(200, "ok"));
+                return Err(Refusal::NotWhatsApp);
             }
         };
         log_side_updates(&parsed);
@@ -216,14 +238,14 @@ impl WebhookApp {
                 if !allowed {
                     tracing::warn!(
                         message_id = %message.id,
-                        sender = %message.sender.masked(),
+                        sender = %Masked(message.sender.id()),
                         kind = message.kind.type_name(),
                         "sender not on the allowlist: ignored"
                     );
                 } else {
                     tracing::info!(
                         message_id = %message.id,
-                        sender = %message.sender.masked(),
+                        sender = %Masked(message.sender.id()),
                         kind = message.kind.type_name(),
                         "message received"
                     );
@@ -268,8 +290,9 @@ fn log_side_updates(parsed: &ParsedWebhook) {
     for status in &parsed.statuses {
         let name = log_safe::name(&status.status);
         let sent_id = log_safe::scrub(&status.message_id);
+        // sent, delivered, read: three per reply, routine (DEBUG); failures are WARN.
         if status.errors.is_empty() {
-            tracing::info!(
+            tracing::debug!(
                 %sent_id,
                 status = %name,
                 recipient = %status.recipient_masked,

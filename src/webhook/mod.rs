@@ -8,7 +8,7 @@ pub mod parse;
 pub mod payload;
 pub mod verify;
 
-pub use handler::{Dispatcher, WEBHOOK_PATH, WebhookApp};
+pub use handler::{Dispatcher, Refusal, WEBHOOK_PATH, WebhookApp};
 pub use lambda::run as run_lambda;
 pub use parse::{ParseError, ParsedWebhook, StatusUpdate, parse};
 pub use verify::{VerifyError, sign, verify_signature};

@@ -1,6 +1,18 @@
 //! From webhook bytes to domain values: every entry, change, message and status of a batch.
 //! Nothing here fails the batch except a body that is not JSON or not a WhatsApp webhook; a bad
 //! item is logged and skipped, an unknown message kind is passed on as `unsupported`.
+//!
+//! Two readings, one meaning. The fast one ([`fast`]) reads the whole body in a single pass
+//! into types that borrow its strings; it takes a body only when it is UTF-8 and every entry,
+//! change, value, message and contact is an object of the expected shape. Anything else (an
+//! item that is not an object, a field of the wrong type, a duplicate key, a change of another
+//! field whose value does not fit) goes to the item-by-item reading ([`lenient`]), which keeps
+//! each item raw and logs and skips the bad ones; such a body is read twice. Both hand their
+//! items to the same functions (`push_message`, `push_status`, `sender`, `kind`), and the fast
+//! types take exactly the fields, string-or-number rules and `null`-as-absent of the
+//! [`payload`] types, so the result and the logs are the same whichever reading produced them.
+//! The fast one only avoids re-reading each level of the body (entry, change, value, head and
+//! body of each message: six passes over a message's text) and copying every string twice.
 
 use super::log_safe;
 use super::payload::{
@@ -62,6 +74,20 @@ pub enum ParseError {
 
 /// Parses a verified webhook body.
 pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+    // The fast reading skips the strings it does not need without looking inside them; the
+    // lenient one keeps items raw, which must be UTF-8. So only UTF-8 bodies take the fast one.
+    let fast = std::str::from_utf8(body)
+        .ok()
+        .and_then(|body| serde_json::from_str::<fast::Object<fast::Envelope<'_>>>(body).ok());
+    match fast {
+        Some(envelope) => fast::parse(envelope.0),
+        None => lenient(body),
+    }
+}
+
+/// The item-by-item reading: each entry, change and message kept raw and parsed on its own,
+/// so one bad item is logged and skipped without failing the others.
+fn lenient(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     let envelope: payload::Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(log_safe::serde_error(&e)))?;
     let object = text(&envelope.object).unwrap_or_default();
@@ -73,7 +99,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
         let Some(entry) = item::<Entry<'_>>(raw_entry, "entry", &mut parsed) else {
             continue;
         };
-        let business_account_id = text(&entry.id);
+        let business_account_id = nonempty(&entry.id);
         for raw_change in entry.changes {
             let Some(change) = item::<Change<'_>>(raw_change, "change", &mut parsed) else {
                 continue;
@@ -89,7 +115,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
             else {
                 continue;
             };
-            parse_value(&value, business_account_id.as_deref(), &mut parsed);
+            lenient_value(&value, business_account_id, &mut parsed);
         }
     }
     Ok(parsed)
@@ -112,87 +138,49 @@ fn item<'a, T: Deserialize<'a>>(
     }
 }
 
-fn parse_value(
+fn lenient_value(
     value: &MessagesValue<'_>,
     business_account_id: Option<&str>,
     parsed: &mut ParsedWebhook,
 ) {
     let metadata = value.metadata.as_ref();
-    let phone_number_id = metadata.and_then(|m| text(&m.phone_number_id));
     let contacts: Vec<Contact> = value
         .contacts
         .iter()
         .filter_map(|raw| serde_json::from_str(raw.get()).ok())
         .collect();
+    let change = ChangeContext {
+        business_account_id,
+        phone_number_id: metadata.and_then(|m| nonempty(&m.phone_number_id)),
+        display_phone_number: metadata.and_then(|m| nonempty(&m.display_phone_number)),
+        contacts: contacts
+            .iter()
+            .map(|c| ContactView {
+                wa_id: nonempty(&c.wa_id),
+                user_id: nonempty(&c.user_id),
+                name: c.profile.as_ref().and_then(|p| nonempty(&p.name)),
+            })
+            .collect(),
+    };
 
     for raw in &value.messages {
         let Some(head) = item::<MessageHead>(raw, "message", parsed) else {
             continue;
         };
-        let Some(id) = text(&head.id) else {
-            tracing::error!("skipping a message without an id");
-            parsed.rejected += 1;
-            continue;
+        let head = HeadView {
+            id: nonempty(&head.id),
+            from: nonempty(&head.from),
+            from_user_id: nonempty(&head.from_user_id),
+            timestamp: nonempty(&head.timestamp),
+            kind: nonempty(&head.kind),
         };
-        let Some(phone_number_id) = phone_number_id.clone() else {
-            tracing::error!(message_id = %id, "skipping a message without metadata.phone_number_id: no number to answer from");
-            parsed.rejected += 1;
-            continue;
-        };
-        let Some(sender) = sender(&head, &contacts) else {
-            tracing::error!(message_id = %id, "skipping a message without a sender (no from, no from_user_id)");
-            parsed.rejected += 1;
-            continue;
-        };
-        let type_name = text(&head.kind).unwrap_or_else(|| "unknown".to_owned());
-        let (kind, reply_to) = match serde_json::from_str::<MessageBody>(raw.get()) {
-            Ok(body) => (
-                kind(&type_name, &body),
-                text_of(body.context.as_ref().map(|c| &c.id)),
-            ),
-            Err(error) => {
-                let error = log_safe::serde_error(&error);
-                let kind = log_safe::name(&type_name);
-                tracing::warn!(message_id = %id, %kind, %error, "message body malformed: passed on as unsupported");
-                (
-                    MessageKind::Unsupported {
-                        kind: format!("{type_name} (malformed)"),
-                    },
-                    None,
-                )
-            }
-        };
-        parsed.messages.push(InboundMessage {
-            id: MessageId(id),
-            timestamp: text(&head.timestamp)
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_default(),
-            sender,
-            channel: Channel {
-                phone_number_id: PhoneNumberId(phone_number_id),
-                display_phone_number: metadata.and_then(|m| text(&m.display_phone_number)),
-                business_account_id: business_account_id.map(str::to_owned),
-            },
-            reply_to: reply_to.map(MessageId),
-            kind,
-        });
+        push_message(&head, || serde_json::from_str(raw.get()), &change, parsed);
     }
-
     for raw in &value.statuses {
-        let Some(status) = item::<Status>(raw, "status", parsed) else {
-            continue;
-        };
-        let recipient = text(&status.recipient_id)
-            .or_else(|| text(&status.recipient_user_id))
-            .unwrap_or_default();
-        parsed.statuses.push(StatusUpdate {
-            message_id: text(&status.id).unwrap_or_default(),
-            status: text(&status.status).unwrap_or_else(|| "unknown".to_owned()),
-            recipient_masked: mask(&recipient),
-            errors: status.errors.iter().map(error_info).collect(),
-        });
+        if let Some(status) = item::<Status>(raw, "status", parsed) {
+            push_status(&status, parsed);
+        }
     }
-
     for raw in &value.errors {
         if let Some(error) = item::<ErrorItem>(raw, "error", parsed) {
             parsed.errors.push(error_info(&error));
@@ -200,8 +188,112 @@ fn parse_value(
     }
 }
 
-fn text_of(value: Option<&Option<payload::Text>>) -> Option<String> {
-    value.and_then(text)
+/// What the messages of one change share: the business account, the number they arrived on,
+/// and the change's contacts.
+struct ChangeContext<'a> {
+    business_account_id: Option<&'a str>,
+    phone_number_id: Option<&'a str>,
+    display_phone_number: Option<&'a str>,
+    contacts: Vec<ContactView<'a>>,
+}
+
+/// A contact's identifiers, empty strings as absent.
+struct ContactView<'a> {
+    wa_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+/// The fields every message has, empty strings as absent.
+struct HeadView<'a> {
+    id: Option<&'a str>,
+    from: Option<&'a str>,
+    from_user_id: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    kind: Option<&'a str>,
+}
+
+/// Checks one message and adds it; the body is read only for a message that has an id, a
+/// number to answer from and a sender.
+fn push_message(
+    head: &HeadView<'_>,
+    body: impl FnOnce() -> Result<MessageBody, serde_json::Error>,
+    change: &ChangeContext<'_>,
+    parsed: &mut ParsedWebhook,
+) {
+    let Some(id) = head.id else {
+        tracing::error!("skipping a message without an id");
+        parsed.rejected += 1;
+        return;
+    };
+    let Some(phone_number_id) = change.phone_number_id else {
+        tracing::error!(message_id = %id, "skipping a message without metadata.phone_number_id: no number to answer from");
+        parsed.rejected += 1;
+        return;
+    };
+    let Some(sender) = sender(head, &change.contacts) else {
+        tracing::error!(message_id = %id, "skipping a message without a sender (no from, no from_user_id)");
+        parsed.rejected += 1;
+        return;
+    };
+    let type_name = head.kind.unwrap_or("unknown");
+    let (kind, reply_to) = match body() {
+        Ok(mut body) => {
+            let reply_to = body.context.take().and_then(|c| take(c.id));
+            (kind(type_name, body), reply_to)
+        }
+        Err(error) => {
+            let error = log_safe::serde_error(&error);
+            let kind = log_safe::name(type_name);
+            tracing::warn!(message_id = %id, %kind, %error, "message body malformed: passed on as unsupported");
+            (
+                MessageKind::Unsupported {
+                    kind: format!("{type_name} (malformed)"),
+                },
+                None,
+            )
+        }
+    };
+    parsed.messages.push(InboundMessage {
+        id: MessageId(id.to_owned()),
+        timestamp: head
+            .timestamp
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default(),
+        sender,
+        channel: Channel {
+            phone_number_id: PhoneNumberId(phone_number_id.to_owned()),
+            display_phone_number: change.display_phone_number.map(str::to_owned),
+            business_account_id: change.business_account_id.map(str::to_owned),
+        },
+        reply_to: reply_to.map(MessageId),
+        kind,
+    });
+}
+
+fn push_status(status: &Status, parsed: &mut ParsedWebhook) {
+    let recipient = text(&status.recipient_id)
+        .or_else(|| text(&status.recipient_user_id))
+        .unwrap_or_default();
+    parsed.statuses.push(StatusUpdate {
+        message_id: text(&status.id).unwrap_or_default(),
+        status: text(&status.status).unwrap_or_else(|| "unknown".to_owned()),
+        recipient_masked: mask(&recipient),
+        errors: status.errors.iter().map(error_info).collect(),
+    });
+}
+
+/// [`text`] without the copy: optional text, empty strings treated as absent.
+fn nonempty(value: &Option<payload::Text>) -> Option<&str> {
+    value
+        .as_ref()
+        .map(|t| t.0.as_str())
+        .filter(|t| !t.is_empty())
+}
+
+/// [`text`] for a value that is not needed afterwards: moves the string out.
+fn take(value: Option<payload::Text>) -> Option<String> {
+    value.map(|t| t.0).filter(|t| !t.is_empty())
 }
 
 /// The sender: phone from `from` (or the contact's `wa_id`), BSUID from `from_user_id` (or the
@@ -210,42 +302,37 @@ fn text_of(value: Option<&Option<payload::Text>>) -> Option<String> {
 /// that names no sender at all. Otherwise a message from an unlisted BSUID would borrow the
 /// phone number of whoever else is in `contacts`, pass the allowlist as them, and be answered
 /// to them.
-fn sender(head: &MessageHead, contacts: &[Contact]) -> Option<Sender> {
-    let from = text(&head.from);
-    let (from_phone, from_bsuid) = match from {
-        Some(from) if is_bsuid(&from) => (None, Some(from)),
+fn sender(head: &HeadView<'_>, contacts: &[ContactView<'_>]) -> Option<Sender> {
+    let (from_phone, from_bsuid) = match head.from {
+        Some(from) if is_bsuid(from) => (None, Some(from)),
         other => (other, None),
     };
-    let from_user_id = text(&head.from_user_id).or(from_bsuid);
+    let from_user_id = head.from_user_id.or(from_bsuid);
     let names_no_sender = from_phone.is_none() && from_user_id.is_none();
     let contact = contacts
         .iter()
         .find(|c| {
-            let wa_id = text(&c.wa_id);
-            let user_id = text(&c.user_id);
-            (from_phone.is_some() && wa_id == from_phone)
-                || (from_user_id.is_some() && user_id == from_user_id)
+            (from_phone.is_some() && c.wa_id == from_phone)
+                || (from_user_id.is_some() && c.user_id == from_user_id)
         })
         .or(if names_no_sender && contacts.len() == 1 {
             contacts.first()
         } else {
             None
         });
-    let phone = from_phone.or_else(|| contact.and_then(|c| text(&c.wa_id)));
-    let bsuid = from_user_id.or_else(|| contact.and_then(|c| text(&c.user_id)));
+    let phone = from_phone.or_else(|| contact.and_then(|c| c.wa_id));
+    let bsuid = from_user_id.or_else(|| contact.and_then(|c| c.user_id));
     if phone.is_none() && bsuid.is_none() {
         return None;
     }
     Some(Sender {
-        phone,
-        bsuid,
-        display_name: contact
-            .and_then(|c| c.profile.as_ref())
-            .and_then(|p| text(&p.name)),
+        phone: phone.map(str::to_owned),
+        bsuid: bsuid.map(str::to_owned),
+        display_name: contact.and_then(|c| c.name).map(str::to_owned),
     })
 }
 
-fn kind(type_name: &str, body: &MessageBody) -> MessageKind {
+fn kind(type_name: &str, body: MessageBody) -> MessageKind {
     let unsupported = |why: &str| MessageKind::Unsupported {
         kind: if why.is_empty() {
             type_name.to_owned()
@@ -253,39 +340,39 @@ fn kind(type_name: &str, body: &MessageBody) -> MessageKind {
             format!("{type_name} ({why})")
         },
     };
-    let media = |media_type: MediaType, media: &Option<payload::Media>| match media {
+    let media = |media_type: MediaType, media: Option<payload::Media>| match media {
         Some(media) => MessageKind::Media {
             media_type,
-            id: text(&media.id).unwrap_or_default(),
-            mime_type: text(&media.mime_type),
-            caption: text(&media.caption),
-            filename: text(&media.filename),
+            id: take(media.id).unwrap_or_default(),
+            mime_type: take(media.mime_type),
+            caption: take(media.caption),
+            filename: take(media.filename),
         },
         None => unsupported("missing media object"),
     };
     match type_name {
-        "text" => match body.text.as_ref().and_then(|t| text(&t.body)) {
+        "text" => match body.text.and_then(|t| take(t.body)) {
             Some(body) => MessageKind::Text { body },
             None => unsupported("missing body"),
         },
         "interactive" => {
-            let Some(interactive) = &body.interactive else {
+            let Some(interactive) = body.interactive else {
                 return unsupported("missing interactive object");
             };
-            let interactive_type = text(&interactive.kind).unwrap_or_default();
+            let interactive_type = take(interactive.kind).unwrap_or_default();
             match (
                 interactive_type.as_str(),
-                &interactive.button_reply,
-                &interactive.list_reply,
+                interactive.button_reply,
+                interactive.list_reply,
             ) {
                 ("button_reply", Some(choice), _) => MessageKind::ButtonReply {
-                    id: text(&choice.id).unwrap_or_default(),
-                    title: text(&choice.title).unwrap_or_default(),
+                    id: take(choice.id).unwrap_or_default(),
+                    title: take(choice.title).unwrap_or_default(),
                 },
                 ("list_reply", _, Some(choice)) => MessageKind::ListReply {
-                    id: text(&choice.id).unwrap_or_default(),
-                    title: text(&choice.title).unwrap_or_default(),
-                    description: text(&choice.description),
+                    id: take(choice.id).unwrap_or_default(),
+                    title: take(choice.title).unwrap_or_default(),
+                    description: take(choice.description),
                 },
                 (other, _, _) => MessageKind::Unsupported {
                     kind: format!(
@@ -295,53 +382,53 @@ fn kind(type_name: &str, body: &MessageBody) -> MessageKind {
                 },
             }
         }
-        "button" => match &body.button {
+        "button" => match body.button {
             Some(button) => {
-                let label = text(&button.text).unwrap_or_default();
+                let label = take(button.text).unwrap_or_default();
                 MessageKind::TemplateButton {
-                    payload: text(&button.payload).unwrap_or_else(|| label.clone()),
+                    payload: take(button.payload).unwrap_or_else(|| label.clone()),
                     text: label,
                 }
             }
             None => unsupported("missing button object"),
         },
-        "image" => media(MediaType::Image, &body.image),
-        "document" => media(MediaType::Document, &body.document),
-        "audio" => media(MediaType::Audio, &body.audio),
-        "video" => media(MediaType::Video, &body.video),
-        "sticker" => media(MediaType::Sticker, &body.sticker),
-        "location" => match &body.location {
+        "image" => media(MediaType::Image, body.image),
+        "document" => media(MediaType::Document, body.document),
+        "audio" => media(MediaType::Audio, body.audio),
+        "video" => media(MediaType::Video, body.video),
+        "sticker" => media(MediaType::Sticker, body.sticker),
+        "location" => match body.location {
             Some(payload::Location {
                 latitude: Some(latitude),
                 longitude: Some(longitude),
                 name,
                 address,
             }) => MessageKind::Location {
-                latitude: *latitude,
-                longitude: *longitude,
-                name: text(name),
-                address: text(address),
+                latitude,
+                longitude,
+                name: take(name),
+                address: take(address),
             },
             _ => unsupported("missing coordinates"),
         },
         "contacts" => MessageKind::Contacts {
             names: body
                 .contacts
-                .iter()
-                .filter_map(|c| c.name.as_ref().and_then(|n| text(&n.formatted_name)))
+                .into_iter()
+                .filter_map(|c| c.name.and_then(|n| take(n.formatted_name)))
                 .collect(),
         },
-        "reaction" => match &body.reaction {
+        "reaction" => match body.reaction {
             Some(reaction) => MessageKind::Reaction {
-                message_id: text(&reaction.message_id).unwrap_or_default(),
-                emoji: text(&reaction.emoji).unwrap_or_default(),
+                message_id: take(reaction.message_id).unwrap_or_default(),
+                emoji: take(reaction.emoji).unwrap_or_default(),
             },
             None => unsupported("missing reaction object"),
         },
-        "order" => match &body.order {
+        "order" => match body.order {
             Some(order) => MessageKind::Order {
-                catalog_id: text(&order.catalog_id),
-                text: text(&order.text),
+                catalog_id: take(order.catalog_id),
+                text: take(order.text),
                 item_count: order.product_items.len(),
             },
             None => unsupported("missing order object"),
@@ -356,6 +443,276 @@ fn error_info(error: &ErrorItem) -> ErrorInfo {
         title: text(&error.title),
         message: text(&error.message),
         details: error.error_data.as_ref().and_then(|d| text(&d.details)),
+    }
+}
+
+/// The single-pass reading: the whole body into types that borrow its strings. It succeeds
+/// only on bodies whose every item would also have been read without error item by item, and
+/// then gives the same values (same fields, same string-or-number rules, `null` as absent);
+/// see the module comment.
+mod fast {
+    use super::{
+        ChangeContext, ContactView, HeadView, MESSAGES_FIELD, ParseError, ParsedWebhook,
+        WHATSAPP_OBJECT, error_info, push_message, push_status,
+    };
+    use crate::serde_util::null_default;
+    use crate::webhook::log_safe;
+    use crate::webhook::payload::{
+        self, ContactCard, Context, ErrorItem, Interactive, Location, Media, MessageBody, Order,
+        Reaction, Status, TemplateButton,
+    };
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+    use std::borrow::Cow;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    /// A struct read from a JSON object only. serde also reads structs from arrays (fields by
+    /// position), and the fast types group fields differently from the item-by-item ones (one
+    /// message type instead of a head and a body): an array goes to the lenient reading.
+    pub struct Object<T>(pub T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct ObjectVisitor<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+                type Value = Object<T>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+                }
+            }
+            deserializer.deserialize_map(ObjectVisitor(PhantomData))
+        }
+    }
+
+    /// [`payload::Text`], borrowed from the body when it has no escapes.
+    pub struct Str<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct StrVisitor;
+            impl<'de> Visitor<'de> for StrVisitor {
+                type Value = Str<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string or a number")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Borrowed(v)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v.to_owned())))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v)))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v.to_string())))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v.to_string())))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v.to_string())))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(v.to_string())))
+                }
+            }
+            deserializer.deserialize_any(StrVisitor)
+        }
+    }
+
+    /// Optional text, empty strings treated as absent (as [`payload::text`]), borrowed.
+    fn nonempty<'s>(value: &'s Option<Str<'_>>) -> Option<&'s str> {
+        value.as_ref().map(|s| &*s.0).filter(|s| !s.is_empty())
+    }
+
+    fn owned(value: Option<Str<'_>>) -> Option<payload::Text> {
+        value.map(|s| payload::Text(s.0.into_owned()))
+    }
+
+    #[derive(Deserialize)]
+    pub struct Envelope<'a> {
+        #[serde(borrow, default)]
+        object: Option<Str<'a>>,
+        #[serde(borrow, default, deserialize_with = "null_default")]
+        entry: Vec<Object<Entry<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow, default)]
+        id: Option<Str<'a>>,
+        #[serde(borrow, default, deserialize_with = "null_default")]
+        changes: Vec<Object<Change<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Change<'a> {
+        #[serde(borrow, default)]
+        field: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        value: Option<Object<Value<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Value<'a> {
+        #[serde(borrow, default)]
+        metadata: Option<Object<Metadata<'a>>>,
+        #[serde(borrow, default, deserialize_with = "null_default")]
+        contacts: Vec<Object<Contact<'a>>>,
+        #[serde(borrow, default, deserialize_with = "null_default")]
+        messages: Vec<Object<Message<'a>>>,
+        #[serde(default, deserialize_with = "null_default")]
+        statuses: Vec<Status>,
+        #[serde(default, deserialize_with = "null_default")]
+        errors: Vec<ErrorItem>,
+    }
+
+    #[derive(Deserialize)]
+    struct Metadata<'a> {
+        #[serde(borrow, default)]
+        display_phone_number: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        phone_number_id: Option<Str<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Contact<'a> {
+        #[serde(borrow, default)]
+        wa_id: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        user_id: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        profile: Option<Object<Profile<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Profile<'a> {
+        #[serde(borrow, default)]
+        name: Option<Str<'a>>,
+    }
+
+    /// [`payload::MessageHead`] and [`payload::MessageBody`] in one (their fields are disjoint).
+    /// What only some kinds carry is boxed: the struct stays small for the common text message.
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        id: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        from: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        from_user_id: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        timestamp: Option<Str<'a>>,
+        #[serde(borrow, default, rename = "type")]
+        kind: Option<Str<'a>>,
+        #[serde(default)]
+        context: Option<Box<Context>>,
+        #[serde(borrow, default)]
+        text: Option<Object<TextBody<'a>>>,
+        #[serde(default)]
+        interactive: Option<Box<Interactive>>,
+        #[serde(default)]
+        button: Option<Box<TemplateButton>>,
+        #[serde(default)]
+        image: Option<Box<Media>>,
+        #[serde(default)]
+        document: Option<Box<Media>>,
+        #[serde(default)]
+        audio: Option<Box<Media>>,
+        #[serde(default)]
+        video: Option<Box<Media>>,
+        #[serde(default)]
+        sticker: Option<Box<Media>>,
+        #[serde(default)]
+        location: Option<Box<Location>>,
+        #[serde(default, deserialize_with = "null_default")]
+        contacts: Vec<ContactCard>,
+        #[serde(default)]
+        reaction: Option<Box<Reaction>>,
+        #[serde(default)]
+        order: Option<Box<Order>>,
+    }
+
+    #[derive(Deserialize)]
+    struct TextBody<'a> {
+        #[serde(borrow, default)]
+        body: Option<Str<'a>>,
+    }
+
+    pub fn parse(envelope: Envelope<'_>) -> Result<ParsedWebhook, ParseError> {
+        let object = nonempty(&envelope.object).unwrap_or_default();
+        if object != WHATSAPP_OBJECT {
+            return Err(ParseError::NotWhatsApp(log_safe::name(object)));
+        }
+        let mut parsed = ParsedWebhook::default();
+        for Object(entry) in envelope.entry {
+            let business_account_id = nonempty(&entry.id);
+            for Object(change) in entry.changes {
+                let field = nonempty(&change.field).unwrap_or_default();
+                if field != MESSAGES_FIELD {
+                    parsed.ignored_fields.push(field.to_owned());
+                    continue;
+                }
+                let Some(Object(value)) = change.value else {
+                    continue;
+                };
+                let metadata = value.metadata.as_ref().map(|m| &m.0);
+                let context = ChangeContext {
+                    business_account_id,
+                    phone_number_id: metadata.and_then(|m| nonempty(&m.phone_number_id)),
+                    display_phone_number: metadata.and_then(|m| nonempty(&m.display_phone_number)),
+                    contacts: value
+                        .contacts
+                        .iter()
+                        .map(|Object(c)| ContactView {
+                            wa_id: nonempty(&c.wa_id),
+                            user_id: nonempty(&c.user_id),
+                            name: c.profile.as_ref().and_then(|p| nonempty(&p.0.name)),
+                        })
+                        .collect(),
+                };
+                parsed.messages.reserve(value.messages.len());
+                for Object(message) in value.messages {
+                    let head = HeadView {
+                        id: nonempty(&message.id),
+                        from: nonempty(&message.from),
+                        from_user_id: nonempty(&message.from_user_id),
+                        timestamp: nonempty(&message.timestamp),
+                        kind: nonempty(&message.kind),
+                    };
+                    let body = MessageBody {
+                        context: message.context.map(|b| *b),
+                        text: message.text.map(|Object(t)| payload::TextBody {
+                            body: owned(t.body),
+                        }),
+                        interactive: message.interactive.map(|b| *b),
+                        button: message.button.map(|b| *b),
+                        image: message.image.map(|b| *b),
+                        document: message.document.map(|b| *b),
+                        audio: message.audio.map(|b| *b),
+                        video: message.video.map(|b| *b),
+                        sticker: message.sticker.map(|b| *b),
+                        location: message.location.map(|b| *b),
+                        contacts: message.contacts,
+                        reaction: message.reaction.map(|b| *b),
+                        order: message.order.map(|b| *b),
+                    };
+                    push_message(&head, || Ok(body), &context, &mut parsed);
+                }
+                for status in &value.statuses {
+                    push_status(status, &mut parsed);
+                }
+                for error in &value.errors {
+                    parsed.errors.push(error_info(error));
+                }
+            }
+        }
+        Ok(parsed)
     }
 }
 
@@ -732,5 +1089,129 @@ mod tests {
             parsed.messages[2].channel.business_account_id.as_deref(),
             Some("B")
         );
+    }
+
+    /// Both readings of `body`, compared: result and log lines.
+    fn readings_agree(body: &[u8]) {
+        let capture = |read: &dyn Fn() -> String| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+            let sink = lines.clone();
+            let subscriber = tracing_subscriber_for_tests(move || LineWriter(sink.clone()));
+            let result = tracing::subscriber::with_default(subscriber, read);
+            let logged = String::from_utf8_lossy(&lines.lock().expect("log buffer")).into_owned();
+            (result, logged)
+        };
+        let fast = capture(&|| format!("{:?}", parse(body)));
+        let lenient = capture(&|| format!("{:?}", lenient(body)));
+        assert_eq!(fast, lenient, "{}", String::from_utf8_lossy(body));
+    }
+
+    struct LineWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LineWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn tracing_subscriber_for_tests<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+    where
+        W: for<'w> lambda_http::tracing::subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
+        lambda_http::tracing::subscriber::fmt()
+            .with_target(false)
+            .without_time()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(writer)
+            .finish()
+    }
+
+    #[test]
+    fn the_single_pass_and_the_item_by_item_readings_agree() {
+        // The sample events, each as Meta sends it.
+        let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
+        for path in std::fs::read_dir(&dir).expect("events/") {
+            let path = path.expect("an event").path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let event: Value = serde_json::from_slice(&std::fs::read(&path).expect("readable"))
+                .expect("events are JSON");
+            if let Some(body) = event.get("body").and_then(Value::as_str) {
+                readings_agree(body.as_bytes());
+            }
+        }
+        let contacts =
+            json!([{"wa_id": "14155551234", "user_id": "US.1", "profile": {"name": "John"}}]);
+        // Shapes the fast reading takes: numbers for strings, nulls, escapes, every kind.
+        for message in [
+            json!({"id": 7, "from": 14155551234_u64, "timestamp": 1.5, "type": "text", "text": {"body": "a\n\"b\" \u{e9} 😀"}}),
+            json!({"id": "wamid.n", "from": null, "from_user_id": "US.1", "type": "text", "text": null}),
+            json!({"id": "", "from": "14155551234", "type": "text", "text": {"body": ""}}),
+            json!({"id": "wamid.c", "type": "contacts", "contacts": [{"name": {"formatted_name": "A"}}, {}]}),
+            with(
+                "interactive",
+                "interactive",
+                json!({"type": "list_reply", "list_reply": {"id": "prod", "title": "P"}}),
+            ),
+            with("image", "image", json!({"id": "m1", "caption": "c"})),
+            with(
+                "location",
+                "location",
+                json!({"latitude": 1, "longitude": 2.5}),
+            ),
+            with(
+                "order",
+                "order",
+                json!({"product_items": [1, 2], "text": null}),
+            ),
+            with("button", "context", json!({"id": "wamid.prev"})),
+            // And shapes it refuses, read item by item.
+            json!(["wamid.array", "14155551234"]),
+            with("text", "text", json!(["a body in an array"])),
+            with("image", "image", json!("not an object")),
+            with("text", "interactive", json!(42)),
+            json!({"from": "1", "type": "text", "text": {"body": "no id"}}),
+            json!(42),
+        ] {
+            readings_agree(&webhook(json!([message, base("text")]), contacts.clone()));
+        }
+        // Duplicate keys, invalid UTF-8 where nothing reads it, other fields, odd envelopes.
+        let good = String::from_utf8(webhook(json!([base("text")]), contacts)).expect("UTF-8");
+        readings_agree(
+            good.replacen("\"id\":", "\"id\":\"dup\",\"id\":", 1)
+                .as_bytes(),
+        );
+        readings_agree(
+            good.replacen(
+                "\"type\":\"text\"",
+                "\"type\":\"text\",\"text\":{},\"text\":{}",
+                1,
+            )
+            .as_bytes(),
+        );
+        let mut invalid = good.clone().into_bytes();
+        let at = good
+            .find("whatsapp\",\"metadata")
+            .expect("messaging_product");
+        invalid[at + 2] = 0xff;
+        readings_agree(&invalid);
+        for body in [
+            json!({"object": "whatsapp_business_account", "entry": [{"changes": [
+                {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "messages": "x"}},
+                {"field": "messages", "value": {"metadata": {"phone_number_id": 5},
+                    "statuses": [{"id": "wamid.s", "status": "read", "recipient_id": "14155551234"}, 3],
+                    "errors": [{"code": 1}]}}]}]}),
+            json!({"object": "whatsapp_business_account", "entry": [null, 1, {"changes": [null]}]}),
+            json!({"object": "page", "entry": [42]}),
+            json!(["whatsapp_business_account", []]),
+        ] {
+            readings_agree(body.to_string().as_bytes());
+        }
     }
 }
