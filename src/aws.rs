@@ -5,8 +5,16 @@
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use std::time::Duration;
+
+/// Amazon Trust Services' roots (Amazon Root CA 1 to 4, and Starfield Services Root CA G2,
+/// which cross-signs them), copied from Debian's ca-certificates: every AWS endpoint's
+/// certificate chains to one of them. <https://www.amazontrust.com/repository/>
+const AMAZON_ROOTS: &str = include_str!("amazon-roots.pem");
+/// A PEM bundle trusted in addition to Amazon's roots (a TLS-inspecting proxy, an emulator
+/// over HTTPS): the variable the AWS CLI and the other AWS SDKs read for the same purpose.
+pub const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
 
 /// Access key id of the static credentials used against local emulators (moto, LocalStack).
 pub const TEST_ACCESS_KEY_ID: &str = "testing";
@@ -85,13 +93,43 @@ pub fn quick_call_timeouts(shared: Option<&TimeoutConfig>) -> TimeoutConfig {
     }
 }
 
+/// The roots the SDK's HTTPS client trusts: Amazon's, plus the bundle named by
+/// [`CA_BUNDLE_VAR`] if any. Not the system store: reading and parsing its ~150 certificates
+/// (the bundle file, then once more the whole certificate directory) took 3 to 5 ms of every
+/// cold start, measured by `make bench`, to trust roots no AWS endpoint uses.
+fn trust_store(ca_bundle: Option<&std::ffi::OsStr>) -> TrustStore {
+    let store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_ROOTS.as_bytes());
+    let Some(path) = ca_bundle else {
+        return store;
+    };
+    match std::fs::read(path) {
+        Ok(pem) => store.with_pem_certificate(pem),
+        Err(error) => {
+            tracing::error!(
+                path = %path.to_string_lossy(),
+                %error,
+                "{CA_BUNDLE_VAR} cannot be read: trusting Amazon's roots only"
+            );
+            store
+        }
+    }
+}
+
 /// `aws_config::defaults` with our HTTPS client (the SDK crates are built without default
 /// features, so there is no default client to fall back on), retries and connect timeout.
 fn loader() -> ConfigLoader {
+    let ca_bundle = std::env::var_os(CA_BUNDLE_VAR);
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust_store(ca_bundle.as_deref()))
+        .build()
+        .unwrap_or_default();
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(tls_context)
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
@@ -119,6 +157,40 @@ mod tests {
         // Long polls and synchronous executions must not be cut short by the shared config.
         assert_eq!(timeouts.operation_timeout(), None);
         assert_eq!(timeouts.operation_attempt_timeout(), None);
+    }
+
+    #[test]
+    fn amazon_roots_are_the_five_amazon_trust_services_certificates() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let roots: Vec<_> = CertificateDer::pem_slice_iter(AMAZON_ROOTS.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("the embedded roots are valid PEM");
+        assert_eq!(roots.len(), 5);
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            let found = roots
+                .iter()
+                .any(|der| der.windows(name.len()).any(|w| w == name.as_bytes()));
+            assert!(found, "{name} missing from the embedded roots");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_ca_bundle_keeps_amazons_roots_and_does_not_panic() {
+        let missing = std::ffi::OsStr::new("/nonexistent/ca-bundle.pem");
+        let store = format!("{:?}", trust_store(Some(missing)));
+        assert!(store.contains("enable_native_roots: false"), "{store}");
+        let extra = std::env::temp_dir().join(format!("ca-bundle-{}.pem", std::process::id()));
+        std::fs::write(&extra, AMAZON_ROOTS).expect("temp file");
+        let with_bundle = format!("{:?}", trust_store(Some(extra.as_os_str())));
+        std::fs::remove_file(&extra).ok();
+        assert!(with_bundle.len() > store.len(), "the bundle was not added");
     }
 
     #[test]
