@@ -6,7 +6,7 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint demo pipeline events build deploy fuzz load
+.PHONY: help venv test lint demo pipeline events build deploy fuzz load bench
 # One thing at a time, in the order written (`test` = venv, then lint, then the tests), even
 # under `make -j`: cargo parallelises each step by itself.
 .NOTPARALLEL:
@@ -55,6 +55,24 @@ LOAD_CONNECTIONS ?= 64
 load: ## load test of local HTTP mode: LOAD_REQUESTS (20000) per phase, LOAD_CONNECTIONS (64)
 	LOAD_REQUESTS=$(LOAD_REQUESTS) LOAD_CONNECTIONS=$(LOAD_CONNECTIONS) cargo test --release --test load -- --nocapture
 
+# Not part of `test` (time: ~15 min cold on 2 cores, most of it the release and arm64 builds).
+# Each step writes its figures under target/bench/; report.py reads them all and prints the
+# table (also written to target/bench/report.md). See README.md, Performance.
+BENCH_STAMP := $(VENV)/.bench-stamp
+bench: venv build $(BENCH_STAMP) ## benchmarks: ack path, formatter, cold start vs a bare function, pywa, package size
+	mkdir -p target/bench
+	cargo build --release --bin webhook --example hello-lambda
+	cargo bench --bench ack
+	$(WITH_VENV) cargo bench --bench coldstart
+	$(VENV)/bin/python tests/bench/pywa_bench.py
+	cargo tree --duplicates --edges normal --target all > target/bench/tree-duplicates.txt
+	python3 tests/bench/report.py
+
+# pywa (the peer the bench compares with), into the same virtual environment.
+$(BENCH_STAMP): tests/bench/requirements.txt $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r tests/bench/requirements.txt
+	touch $@
+
 demo: ## run the sample events through the handler; prints what would go to WhatsApp
 	cargo run --quiet --bin demo
 
@@ -64,8 +82,8 @@ pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker,
 events: ## re-sign events/*.json after editing them
 	cargo run --quiet --bin sign-events
 
-build: venv ## cross-build both functions for Lambda (arm64) into target/lambda/{webhook,worker}/
-	$(WITH_VENV) cargo lambda build --release --arm64 --bin webhook --bin worker
+build: venv ## cross-build both functions for Lambda (arm64): target/lambda/{webhook,worker}/bootstrap.zip
+	$(WITH_VENV) cargo lambda build --release --arm64 --output-format zip --bin webhook --bin worker
 
 deploy: venv ## sam build + sam deploy --guided (needs AWS credentials)
 	$(WITH_VENV) sam build
