@@ -9,7 +9,8 @@
 //!   side-update logs, allowlist, one INFO log line per message) → `Job::new` per allowed
 //!   message → `queue::batch_entries` (the SQS SendMessageBatch entries: JSON job bodies, FIFO
 //!   group and deduplication ids). Throughput is in body bytes.
-//! - `ack_stage/verify_2kb`, `ack_stage/parse_2kb`: the signature check and the parse alone.
+//! - `ack_stage/verify_2kb`, `ack_stage/parse_2kb`: the signature check and the parse alone;
+//!   `ack_stage/accept_2kb` and `ack_stage/jobs_2kb`: `ack/2kb_text` in its two halves.
 //! - `format/long_reply`: `reply::format_reply` on a ~16 KB Markdown incident report, split
 //!   into several WhatsApp messages.
 //!
@@ -40,7 +41,7 @@
 
 mod payloads;
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use lambda_http::http::{HeaderMap, HeaderValue};
 use payloads::Payload;
 use serde_json::json;
@@ -439,6 +440,19 @@ fn bench_ack(c: &mut Criterion, fixture: &Fixture) {
         })
     });
     group.bench_function("parse_2kb", |b| b.iter(|| webhook::parse(black_box(body))));
+    // The two halves of `ack/2kb_text`: what the floor covers (verify, parse,
+    // allowlist) plus the log line, then building the SQS entry from the accepted message.
+    group.bench_function("accept_2kb", |b| {
+        b.iter(|| accepted(black_box(&fixture.app), black_box(case)))
+    });
+    let allowed = accepted(&fixture.app, case);
+    group.bench_function("jobs_2kb", |b| {
+        b.iter_batched(
+            || allowed.clone(),
+            |allowed| jobs_stage(black_box(allowed)),
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 

@@ -98,10 +98,17 @@ def machine():
 def ack_rows(rows):
     allocs = load_json(BENCH / "ack-allocs.json")
     ack_2kb = criterion_median_ns("ack", "2kb_text")
+    accept = criterion_median_ns("ack_stage", "accept_2kb")
+    jobs = criterion_median_ns("ack_stage", "jobs_2kb")
+    note = (f"halves: accept {fmt_time(accept)} (verify {fmt_time(criterion_median_ns('ack_stage', 'verify_2kb'))}, "
+            f"parse {fmt_time(criterion_median_ns('ack_stage', 'parse_2kb'))}, allowlist and the INFO line), "
+            f"SQS entry {fmt_time(jobs)}")
+    if ack_2kb > TARGET_ACK_2KB_US * 1e3:
+        note += (f". Missed: the issue's floor (verify + parse + allowlist, ~2.5 µs) leaves "
+                 f"{TARGET_ACK_2KB_US - 2.5:g} µs for the job, and re-encoding the ~1.6 KB text as JSON for the SQS body "
+                 f"is ~1 µs alone (serde_json escapes byte by byte; `perf` puts it at 19% of the path)")
     rows.append(("Ack path, 2 KB text message (verify + parse + allowlist + SQS entries)",
-                 fmt_time(ack_2kb), f"≤ {TARGET_ACK_2KB_US:g} µs", verdict(ack_2kb <= TARGET_ACK_2KB_US * 1e3),
-                 f"stages: verify {fmt_time(criterion_median_ns('ack_stage', 'verify_2kb'))}, "
-                 f"parse {fmt_time(criterion_median_ns('ack_stage', 'parse_2kb'))}"))
+                 fmt_time(ack_2kb), f"≤ {TARGET_ACK_2KB_US:g} µs", verdict(ack_2kb <= TARGET_ACK_2KB_US * 1e3), note))
     batch = criterion_median_ns("ack", "batch_1000")
     kb = allocs["batch_1000"]["body_bytes"] / 1024
     rows.append((f"Ack path, 1000-update batch ({kb:.0f} KB, 50 senders)", fmt_time(batch),
@@ -128,21 +135,29 @@ def ack_rows(rows):
     return ack_2kb, batch, big
 
 
+def fmt_us(us):
+    return f"{us:.1f} µs" if us < 1000 else f"{us / 1e3:.2f} ms"
+
+
 def pywa_rows(rows, ours):
+    """Per webhook, the same work on both sides: every message of the body parsed. pywa builds
+    only the first message of a batch (david-lev/pywa#229), so for the batches the verdict uses
+    its `every_message` time (its own Message.from_update on the others too); its time as
+    shipped is in the notes."""
     pywa = load_json(BENCH / "pywa.json")
     names = {"2kb_text": "2 KB text message", "batch_1000": "1000-update batch", "payload_3mb": "3 MB payload"}
     for (name, label), our_ns in zip(names.items(), ours):
         p = pywa["payloads"][name]
-        ratio = p["median_us"] * 1e3 / our_ns
-        built = p.get("messages_built", p.get("messages_expected"))
-        note = f"pywa {pywa['pywa_version']}: {p['median_us']:.1f} µs" if p["median_us"] < 1000 else \
-            f"pywa {pywa['pywa_version']}: {p['median_us'] / 1e3:.2f} ms"
-        if built != p.get("messages_expected"):
-            note += f"; pywa built {built} of {p['messages_expected']} messages"
+        same_work_us = p.get("every_message_median_us", p["median_us"])
+        ratio = same_work_us * 1e3 / our_ns
+        note = f"pywa {pywa['pywa_version']}: {fmt_us(same_work_us)}"
+        if "every_message_median_us" in p:
+            note += (f" building all {p['messages_expected']} messages; as shipped it builds "
+                     f"{p['messages_built']} (the rest are dropped, david-lev/pywa#229) in {fmt_us(p['median_us'])}, "
+                     f"{fmt_ratio(p['median_us'] * 1e3 / our_ns)} our time")
         floor = pywa.get("floor", {}).get(name)
         if floor:
-            note += f"; Python floor (hmac + json.loads) {floor['median_us']:.1f} µs" if floor["median_us"] < 1000 else \
-                f"; Python floor (hmac + json.loads) {floor['median_us'] / 1e3:.2f} ms"
+            note += f"; Python floor (hmac + json.loads) {fmt_us(floor['median_us'])}"
         rows.append((f"vs pywa, {label}", f"{fmt_ratio(ratio)} faster", f"≥ {TARGET_PYWA_RATIO:g}×",
                      verdict(ratio >= TARGET_PYWA_RATIO), note))
 
@@ -159,6 +174,7 @@ def coldstart_rows(rows):
     rows.append((f"Cold start: spawn → ready → first answer (median of {wc['cold_total_ms']['n']})",
                  f"{wc['cold_total_ms']['median']:.1f} ms vs {hc['cold_total_ms']['median']:.1f} ms bare = {fmt_ratio(cold_ratio)}",
                  f"≤ {TARGET_COLD_RATIO:g}×", verdict(cold_ratio <= TARGET_COLD_RATIO),
+                 ("Missed: " if cold_ratio > TARGET_COLD_RATIO else "") +
                  f"{secrets:.1f} ms of it is the one network call, the secret from Secrets Manager (moto; "
                  f"the bare function makes none): without it {own:.1f} ms = {fmt_ratio(own / hc['cold_total_ms']['median'])}; "
                  f"AWS config {wc['aws_config_ms']['median']:.2f} ms; CPU {wc['cpu_ms']['median']:.1f} ms vs "
@@ -170,7 +186,11 @@ def coldstart_rows(rows):
                  f"≤ {TARGET_WARM_RATIO:g}×", verdict(warm_ratio <= TARGET_WARM_RATIO),
                  f"p99 {w['warm_ms']['p99'] * 1e3:.0f} µs vs {h['warm_ms']['p99'] * 1e3:.0f} µs = {fmt_ratio(p99_ratio)}; "
                  f"CPU {w['warm_cpu_ms_per_invocation'] * 1e3:.0f} µs vs {h['warm_cpu_ms_per_invocation'] * 1e3:.0f} µs per invocation; "
-                 f"Runtime API round trip included"))
+                 f"Runtime API round trip included" +
+                 ("" if warm_ratio <= TARGET_WARM_RATIO else
+                  ". Missed by run-to-run noise (1.17-1.20× over the runs in README.md): besides the round trip both "
+                  "make, the webhook decodes the API Gateway event, verifies and parses (~3 µs), and formats "
+                  "lambda_runtime's per-invocation log span, which the bare function does not install")))
     q = w.get("queue_mode_warm_ms")
     if q:
         rows.append((f"Warm invocation, text message → SQS FIFO (moto, median of {q['n']})", f"{q['median']:.2f} ms",
