@@ -60,9 +60,9 @@ impl Sender {
             .unwrap_or_default()
     }
 
-    /// A log-safe form of the sender id (see [`crate::sender::mask`]).
-    pub fn masked(&self) -> String {
-        crate::sender::mask(self.id())
+    /// A log-safe form of the sender id (see [`crate::sender::mask`]), for log fields.
+    pub fn masked(&self) -> crate::sender::Masked<'_> {
+        crate::sender::Masked(self.id())
     }
 }
 

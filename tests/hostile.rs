@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::fixtures::local_secrets;
+use support::fixtures::{api_gateway_event, local_secrets};
 use support::local_webhook::{LocalWebhook, free_port};
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
@@ -902,30 +902,6 @@ async fn other_methods_and_paths_get_405_and_404() {
 // ---------------------------------------------------------------------------------------------
 // Lambda: API Gateway events
 // ---------------------------------------------------------------------------------------------
-
-/// An API Gateway HTTP API (v2) event, as the Runtime API delivers it.
-fn api_gateway_event(method: &str, query: &str, body: Option<&[u8]>, base64: bool) -> Value {
-    let mut headers = json!({"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"});
-    if let Some(body) = body {
-        headers["x-hub-signature-256"] = signature(body).into();
-    }
-    let encoded = body.map(|body| {
-        use base64::Engine;
-        if base64 {
-            base64::engine::general_purpose::STANDARD.encode(body)
-        } else {
-            String::from_utf8(body.to_vec()).unwrap()
-        }
-    });
-    json!({
-        "version": "2.0", "routeKey": format!("{method} /webhook"), "rawPath": "/webhook",
-        "rawQueryString": query, "headers": headers,
-        "requestContext": {"accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "173.252.107.1", "userAgent": "facebookexternalua"},
-            "requestId": "req", "routeKey": format!("{method} /webhook"), "stage": "$default", "time": "24/Nov/2026:10:00:00 +0000", "timeEpoch": 1795514400000_u64},
-        "body": encoded, "isBase64Encoded": base64
-    })
-}
 
 /// The same body flagged base64 but not base64: what lambda_http's own conversion panics on.
 fn bad_base64_event(body_text: &str) -> Value {

@@ -10,7 +10,7 @@ use crate::message::InboundMessage;
 use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
-use crate::sender::{Allowlist, Masked};
+use crate::sender::Allowlist;
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -238,14 +238,14 @@ impl WebhookApp {
                 if !allowed {
                     tracing::warn!(
                         message_id = %message.id,
-                        sender = %Masked(message.sender.id()),
+                        sender = %message.sender.masked(),
                         kind = message.kind.type_name(),
                         "sender not on the allowlist: ignored"
                     );
                 } else {
                     tracing::info!(
                         message_id = %message.id,
-                        sender = %Masked(message.sender.id()),
+                        sender = %message.sender.masked(),
                         kind = message.kind.type_name(),
                         "message received"
                     );

@@ -459,11 +459,10 @@ mod fast {
     use crate::webhook::log_safe;
     use crate::webhook::payload::{
         self, ContactCard, Context, ErrorItem, Interactive, Location, Media, MessageBody, Order,
-        Reaction, Status, TemplateButton,
+        Reaction, Status, Str, TemplateButton,
     };
     use serde::Deserialize;
-    use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
-    use std::borrow::Cow;
+    use serde::de::{Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
     use std::fmt;
     use std::marker::PhantomData;
 
@@ -485,43 +484,6 @@ mod fast {
                 }
             }
             deserializer.deserialize_map(ObjectVisitor(PhantomData))
-        }
-    }
-
-    /// [`payload::Text`], borrowed from the body when it has no escapes.
-    pub struct Str<'a>(Cow<'a, str>);
-
-    impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct StrVisitor;
-            impl<'de> Visitor<'de> for StrVisitor {
-                type Value = Str<'de>;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a string or a number")
-                }
-                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Borrowed(v)))
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v.to_owned())))
-                }
-                fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v)))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v.to_string())))
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v.to_string())))
-                }
-                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v.to_string())))
-                }
-                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Str<'de>, E> {
-                    Ok(Str(Cow::Owned(v.to_string())))
-                }
-            }
-            deserializer.deserialize_any(StrVisitor)
         }
     }
 

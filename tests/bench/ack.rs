@@ -61,8 +61,8 @@ use whatsapp_agent_lambda::secrets::{Secret, Secrets};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{self, Dispatcher, WebhookApp, sign, verify_signature};
 
-/// Bytes `accept` may allocate per message beyond the parse: the allowlist's normalised number
-/// and the masked sender of the log line (a few dozen bytes each); never the message text.
+/// Bytes `accept` may allocate per message beyond the parse: headroom for the per-message log
+/// line (the allowlist and the masked sender allocate nothing); never the message text.
 const ACCEPT_EXTRA_PER_MESSAGE: u64 = 256;
 /// Bytes the jobs stage may allocate per message beyond the SQS bodies: the job in the jobs
 /// vector, the batch entry, its id, group id and deduplication id.

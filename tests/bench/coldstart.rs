@@ -50,6 +50,9 @@
 //!   harnesses, not as programs, so in this mode the hello function is this harness binary
 //!   re-executed with `--hello-lambda`, running `hello_lambda.rs` (compiled in as a module).
 
+#[path = "../support/fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
 #[path = "hello_lambda.rs"]
 mod hello_lambda;
 mod runtime_api;
@@ -68,7 +71,6 @@ use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
 use whatsapp_agent_lambda::secrets::{KEY_ACCESS_TOKEN, KEY_APP_SECRET, KEY_VERIFY_TOKEN};
-use whatsapp_agent_lambda::webhook::sign;
 
 /// The argument that makes this binary the hello function (test mode).
 const HELLO_ROLE: &str = "--hello-lambda";
@@ -382,7 +384,7 @@ fn status_event() -> Bytes {
             }]
         }}]}]
     });
-    api_gateway_event(&body.to_string(), "status")
+    api_gateway_event(&body.to_string())
 }
 
 /// A signed text message from an allowed sender; `n` makes its message id unique (SQS FIFO
@@ -403,48 +405,12 @@ fn text_event(n: usize) -> Bytes {
             }]
         }}]}]
     });
-    api_gateway_event(&body.to_string(), &format!("text-{n}"))
+    api_gateway_event(&body.to_string())
 }
 
-/// An API Gateway HTTP API (v2) envelope for a POST of `body` to /webhook, signed as Meta does.
-fn api_gateway_event(body: &str, request_id: &str) -> Bytes {
-    let signature = sign(LOCAL_APP_SECRET.as_bytes(), body.as_bytes());
-    let host = "abc123.execute-api.us-east-1.amazonaws.com";
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "POST /webhook",
-        "rawPath": "/webhook",
-        "rawQueryString": "",
-        "headers": {
-            "accept": "*/*",
-            "content-type": "application/json",
-            "host": host,
-            "user-agent": "facebookexternalua",
-            "x-forwarded-proto": "https",
-            "x-hub-signature-256": signature
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": host,
-            "domainPrefix": "abc123",
-            "http": {
-                "method": "POST",
-                "path": "/webhook",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "173.252.107.1",
-                "userAgent": "facebookexternalua"
-            },
-            "requestId": request_id,
-            "routeKey": "POST /webhook",
-            "stage": "$default",
-            "time": "24/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1_795_514_400_000_u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    Bytes::from(event.to_string())
+/// The API Gateway event of a POST of `body` to /webhook, signed as Meta does.
+fn api_gateway_event(body: &str) -> Bytes {
+    Bytes::from(fixtures::api_gateway_event("POST", "", Some(body.as_bytes()), false).to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

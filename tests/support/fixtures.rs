@@ -1,9 +1,10 @@
 //! The sample events of `events/` and the local test secrets they are signed with.
 
 use lambda_http::Request;
-use serde_json::Value;
+use serde_json::{Value, json};
 use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
 use whatsapp_agent_lambda::secrets::Secrets;
+use whatsapp_agent_lambda::webhook::sign;
 
 /// The local test secrets, with `app_secret` as the app secret.
 pub fn secrets_with_app_secret(app_secret: &str) -> Secrets {
@@ -33,4 +34,57 @@ pub fn event(name: &str) -> Request {
     let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An API Gateway HTTP API (v2) event for `method /webhook`, as the Runtime API delivers it:
+/// the headers API Gateway passes on from Meta, and a body signed with the local app secret
+/// (as Meta signs it), base64-encoded when `base64` is set.
+pub fn api_gateway_event(method: &str, query: &str, body: Option<&[u8]>, base64: bool) -> Value {
+    let host = "abc123.execute-api.us-east-1.amazonaws.com";
+    let mut headers = json!({
+        "accept": "*/*",
+        "content-type": "application/json",
+        "host": host,
+        "user-agent": "facebookexternalua",
+        "x-forwarded-proto": "https",
+    });
+    if let Some(body) = body {
+        headers["x-hub-signature-256"] = sign(LOCAL_APP_SECRET.as_bytes(), body).into();
+    }
+    let encoded = body.map(|body| {
+        use base64::Engine;
+        if base64 {
+            base64::engine::general_purpose::STANDARD.encode(body)
+        } else {
+            String::from_utf8(body.to_vec()).expect("a body sent as text is UTF-8")
+        }
+    });
+    let route = format!("{method} /webhook");
+    json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": "/webhook",
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": host,
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": "/webhook",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "173.252.107.1",
+                "userAgent": "facebookexternalua"
+            },
+            "requestId": "req",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "24/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1_795_514_400_000_u64
+        },
+        "body": encoded,
+        "isBase64Encoded": base64
+    })
 }
