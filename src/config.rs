@@ -11,6 +11,12 @@ pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
 pub const DEFAULT_LOCAL_ADDR: &str = "127.0.0.1:3000";
 /// Meta sends at most 3 MB per webhook; 4 MiB leaves room for API Gateway's base64.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Connections the local HTTP server serves at once: plenty for a developer and a tunnel, few
+/// enough that idle ones cannot exhaust the process's file descriptors.
+pub const DEFAULT_LOCAL_MAX_CONNECTIONS: usize = 256;
+/// The local server's default body budget, in largest bodies (`MAX_BODY_BYTES`): a few
+/// concurrent full-size webhooks, not one per connection.
+pub const DEFAULT_LOCAL_BODY_BUDGET_BODIES: usize = 4;
 /// Graph API calls are small and fast; anything slower is a fault.
 pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,6 +62,10 @@ pub struct Config {
     pub graph_api_version: String,
     pub local_addr: String,
     pub max_body_bytes: usize,
+    /// Local mode: connections served at once (idle ones are evicted for newcomers).
+    pub local_max_connections: usize,
+    /// Local mode: bytes of request bodies held at once beyond each request's small allowance.
+    pub local_body_budget_bytes: usize,
 }
 
 /// A configuration problem, naming the variable; reported at startup.
@@ -179,6 +189,31 @@ impl Config {
                 })?,
         };
 
+        let local_max_connections = match get("LOCAL_MAX_CONNECTIONS") {
+            None => DEFAULT_LOCAL_MAX_CONNECTIONS,
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|count| *count >= 1)
+                .ok_or_else(|| {
+                    invalid("LOCAL_MAX_CONNECTIONS", "must be a count of at least 1")
+                })?,
+        };
+        // At least one largest body, or a full-size webhook could never be read.
+        let local_body_budget_bytes = match get("LOCAL_BODY_BUDGET_BYTES") {
+            None => max_body_bytes.saturating_mul(DEFAULT_LOCAL_BODY_BUDGET_BODIES),
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|bytes| *bytes >= max_body_bytes)
+                .ok_or_else(|| {
+                    invalid(
+                        "LOCAL_BODY_BUDGET_BYTES",
+                        "must be a byte count of at least MAX_BODY_BYTES",
+                    )
+                })?,
+        };
+
         let graph_api_base_url = get("GRAPH_API_BASE_URL")
             .unwrap_or_else(|| DEFAULT_GRAPH_API_BASE_URL.to_owned())
             .trim_end_matches('/')
@@ -205,6 +240,8 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_GRAPH_API_VERSION.to_owned()),
             local_addr: get("LOCAL_ADDR").unwrap_or_else(|| DEFAULT_LOCAL_ADDR.to_owned()),
             max_body_bytes,
+            local_max_connections,
+            local_body_budget_bytes,
         })
     }
 }
@@ -249,6 +286,8 @@ mod tests {
         assert_eq!(config.graph_api_version, "v25.0");
         assert_eq!(config.local_addr, "127.0.0.1:3000");
         assert_eq!(config.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.local_max_connections, 256);
+        assert_eq!(config.local_body_budget_bytes, 16 * 1024 * 1024);
         assert_eq!(config.secret_id, None);
     }
 
@@ -375,5 +414,35 @@ mod tests {
             matches!(config.agent, AgentBackend::Http { timeout, .. } if timeout == Duration::from_secs(5))
         );
         assert!(config.secret_id.is_some());
+    }
+
+    #[test]
+    fn local_server_limits_are_read_and_validated() {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("MAX_BODY_BYTES", "2048"),
+            ("LOCAL_MAX_CONNECTIONS", "8"),
+        ]);
+        let read = config(&vars).unwrap();
+        assert_eq!(read.local_max_connections, 8);
+        // The default budget follows MAX_BODY_BYTES.
+        assert_eq!(read.local_body_budget_bytes, 4 * 2048);
+        vars.push(("LOCAL_BODY_BUDGET_BYTES", "4096"));
+        assert_eq!(config(&vars).unwrap().local_body_budget_bytes, 4096);
+
+        for (var, value) in [
+            ("LOCAL_MAX_CONNECTIONS", "0"),
+            ("LOCAL_MAX_CONNECTIONS", "many"),
+            // Below MAX_BODY_BYTES (4 MiB by default): a full-size body could never be read.
+            ("LOCAL_BODY_BUDGET_BYTES", "1048576"),
+            ("LOCAL_BODY_BUDGET_BYTES", "-1"),
+        ] {
+            let mut vars = MINIMAL.to_vec();
+            vars.push((var, value));
+            assert!(
+                matches!(config(&vars), Err(ConfigError::Invalid { var: named, .. }) if named == var),
+                "{var}={value}"
+            );
+        }
     }
 }

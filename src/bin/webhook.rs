@@ -18,7 +18,12 @@ async fn main() -> Result<(), Error> {
             let app = app.clone();
             async move { app.handle(request).await }
         });
-        return Ok(local::serve(listener, handler, config.max_body_bytes).await?);
+        let limits = local::Limits {
+            max_body: config.max_body_bytes,
+            max_connections: config.local_max_connections,
+            body_budget: config.local_body_budget_bytes,
+        };
+        return Ok(local::serve_with(listener, handler, limits).await?);
     }
     // Our own Lambda entry: an event lambda_http would panic on (invalid base64, odd URIs) gets
     // a clean 400 instead of an invocation error.
