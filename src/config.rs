@@ -195,9 +195,7 @@ impl Config {
                 .parse::<usize>()
                 .ok()
                 .filter(|count| *count >= 1)
-                .ok_or_else(|| {
-                    invalid("LOCAL_MAX_CONNECTIONS", "must be a count of at least 1")
-                })?,
+                .ok_or_else(|| invalid("LOCAL_MAX_CONNECTIONS", "must be a count of at least 1"))?,
         };
         // At least one largest body, or a full-size webhook could never be read.
         let local_body_budget_bytes = match get("LOCAL_BODY_BUDGET_BYTES") {
@@ -419,10 +417,7 @@ mod tests {
     #[test]
     fn local_server_limits_are_read_and_validated() {
         let mut vars = MINIMAL.to_vec();
-        vars.extend([
-            ("MAX_BODY_BYTES", "2048"),
-            ("LOCAL_MAX_CONNECTIONS", "8"),
-        ]);
+        vars.extend([("MAX_BODY_BYTES", "2048"), ("LOCAL_MAX_CONNECTIONS", "8")]);
         let read = config(&vars).unwrap();
         assert_eq!(read.local_max_connections, 8);
         // The default budget follows MAX_BODY_BYTES.

@@ -113,6 +113,22 @@ pub async fn serve_with(
     handler: Handler,
     limits: Limits,
 ) -> std::io::Result<()> {
+    accept_loop(&listener, handler, limits).await;
+    Ok(())
+}
+
+/// Where connections come from: a listener, or in tests one that fails on purpose.
+trait Accept {
+    fn accept_stream(&self) -> impl Future<Output = std::io::Result<TcpStream>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept_stream(&self) -> std::io::Result<TcpStream> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
+async fn accept_loop(listener: &impl Accept, handler: Handler, limits: Limits) {
     let cap = fit_under_open_files(limits.max_connections, open_files_limit());
     if cap < limits.max_connections && limits.max_connections != usize::MAX {
         tracing::warn!(
@@ -126,8 +142,8 @@ pub async fn serve_with(
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut failures: u64 = 0;
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let stream = match listener.accept_stream().await {
+            Ok(stream) => stream,
             // The peer gave up between its handshake and our accept: nothing to wait for.
             Err(error) if is_peer_gone(&error) => continue,
             Err(error) => {
@@ -422,7 +438,9 @@ fn open_files_limit() -> Option<usize> {
 /// The soft limit of the `Max open files` row of a `/proc/<pid>/limits` table; `None` when
 /// unlimited or absent.
 fn parse_open_files_limit(limits: &str) -> Option<usize> {
-    let row = limits.lines().find_map(|line| line.strip_prefix("Max open files"))?;
+    let row = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))?;
     row.split_whitespace().next()?.parse().ok()
 }
 
@@ -476,7 +494,9 @@ impl Connections {
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // A panic elsewhere cannot leave the map inconsistent: every change is one call.
-        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a new connection, closing the longest-idle one (else the longest-reading one) if
@@ -801,10 +821,15 @@ mod tests {
                       Max open files            256                  4096                 files     \n";
         assert_eq!(parse_open_files_limit(limits), Some(256));
         assert_eq!(
-            parse_open_files_limit("Max open files            unlimited            unlimited            files"),
+            parse_open_files_limit(
+                "Max open files            unlimited            unlimited            files"
+            ),
             None
         );
-        assert_eq!(fit_under_open_files(256, Some(256)), 256 - RESERVED_FILE_DESCRIPTORS);
+        assert_eq!(
+            fit_under_open_files(256, Some(256)),
+            256 - RESERVED_FILE_DESCRIPTORS
+        );
         assert_eq!(fit_under_open_files(100, Some(1024)), 100);
         assert_eq!(fit_under_open_files(100, Some(10)), 1);
         assert_eq!(fit_under_open_files(100, None), 100);
@@ -821,7 +846,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let length = handler(|request: Request| async move {
-            response(200, "text/plain", body_bytes(request.body()).len().to_string())
+            response(
+                200,
+                "text/plain",
+                body_bytes(request.body()).len().to_string(),
+            )
         });
         let server = tokio::spawn(async move {
             let _ = serve_with(listener, length, limits).await;
@@ -849,8 +878,7 @@ mod tests {
         )
     }
 
-    const CHUNKED: &str =
-        "POST /webhook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n";
+    const CHUNKED: &str = "POST /webhook HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n";
 
     #[tokio::test]
     async fn idle_connections_make_room_for_a_newcomer_at_the_cap() {
@@ -887,10 +915,7 @@ mod tests {
         .await;
         // A declared 300 KiB body holds 236 KiB of the budget while it stalls after 100 KiB.
         let mut stalled = TcpStream::connect(addr).await.unwrap();
-        stalled
-            .write_all(post(300 * KIB).as_bytes())
-            .await
-            .unwrap();
+        stalled.write_all(post(300 * KIB).as_bytes()).await.unwrap();
         stalled.write_all(&vec![b'x'; 100 * KIB]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -918,12 +943,66 @@ mod tests {
         loop {
             let answer = exchange(addr, &post(body.len()), &body).await;
             if answer.starts_with("HTTP/1.1 200") {
-                assert!(answer.ends_with(&format!("\r\n\r\n{}", body.len())), "{answer}");
+                assert!(
+                    answer.ends_with(&format!("\r\n\r\n{}", body.len())),
+                    "{answer}"
+                );
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "{answer}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        server.abort();
+    }
+
+    /// A listener whose first accepts fail as when the process is out of file descriptors.
+    struct OutOfDescriptors {
+        listener: TcpListener,
+        failures_left: AtomicUsize,
+    }
+
+    impl Accept for OutOfDescriptors {
+        async fn accept_stream(&self) -> std::io::Result<TcpStream> {
+            let (stream, _) = self.listener.accept().await?;
+            let left = self.failures_left.load(Ordering::Acquire);
+            if left > 0 {
+                self.failures_left.store(left - 1, Ordering::Release);
+                // EMFILE: the kernel keeps the connection queued; here it is simply dropped.
+                drop(stream);
+                return Err(std::io::Error::from_raw_os_error(24));
+            }
+            Ok(stream)
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_accepts_pause_the_server_instead_of_ending_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = OutOfDescriptors {
+            listener,
+            failures_left: AtomicUsize::new(3),
+        };
+        let echo = handler(|request: Request| async move {
+            response(
+                200,
+                "text/plain",
+                body_bytes(request.body()).len().to_string(),
+            )
+        });
+        let server = tokio::spawn(async move {
+            accept_loop(&listener, echo, Limits::for_max_body(1024)).await;
+        });
+        // Three connections meet the failures (and are dropped); the server pauses, then serves.
+        let mut doomed = Vec::new();
+        for _ in 0..3 {
+            doomed.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let started = std::time::Instant::now();
+        let answer = exchange(addr, &post(2), b"ok").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(!server.is_finished(), "the server ended");
+        assert!(started.elapsed() < ACCEPT_BACKOFF_MAX * 3);
         server.abort();
     }
 

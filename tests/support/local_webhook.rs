@@ -24,8 +24,40 @@ impl LocalWebhook {
     /// Starts the binary against `agent_url` and `graph_url`, with `extra` environment variables
     /// on top of the local defaults, and waits until it listens.
     pub fn start(agent_url: &str, graph_url: &str, extra: &[(&str, &str)], stderr: Stdio) -> Self {
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_webhook")),
+            agent_url,
+            graph_url,
+            extra,
+            stderr,
+        )
+    }
+
+    /// [`LocalWebhook::start`], with the process's open-files limit (`RLIMIT_NOFILE`, soft and
+    /// hard) set to `open_files` by the shell that then becomes the binary: same process id.
+    pub fn start_with_open_files(
+        open_files: u32,
+        agent_url: &str,
+        graph_url: &str,
+        extra: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\""))
+            .arg(env!("CARGO_BIN_EXE_webhook"));
+        Self::launch(command, agent_url, graph_url, extra, stderr)
+    }
+
+    fn launch(
+        mut command: Command,
+        agent_url: &str,
+        graph_url: &str,
+        extra: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -56,6 +88,23 @@ impl LocalWebhook {
             std::thread::sleep(Duration::from_millis(20));
         }
         webhook
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A `/proc/<pid>/status` field in kB (Linux), such as `VmHWM`, the peak resident set.
+    pub fn status_kb(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 }
 
