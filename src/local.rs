@@ -47,7 +47,8 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// `Retry-After` of a 503: stalled bodies give their budget back within [`BODY_READ_TIMEOUT`].
 const RETRY_AFTER_SECS: &str = "5";
-/// Written to a newcomer refused at the connection cap, without reading its request.
+/// Written to a newcomer refused at the connection cap, without reading its request (the same
+/// `Retry-After` as [`RETRY_AFTER_SECS`]).
 const REFUSED_AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\n\
 connection: close\r\ncontent-length: 0\r\n\r\n";
 
