@@ -17,7 +17,7 @@ use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::emulator::create_pipeline_resources;
 use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
-use whatsapp_agent_lambda::idempotency::{DynamoIdempotency, IdempotencyStore};
+use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
 use whatsapp_agent_lambda::job::Job;
 use whatsapp_agent_lambda::message::MessageId;
 use whatsapp_agent_lambda::pipeline::Pipeline;
@@ -262,7 +262,10 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
     // A worker claimed the message, then died before replying.
     let store = DynamoIdempotency::new(&aws.config, TABLE);
     assert_eq!(
-        store.claim(&message_id, lease).await.unwrap(),
+        store
+            .claim(&message_id, &ClaimToken::new(), lease)
+            .await
+            .unwrap(),
         whatsapp_agent_lambda::idempotency::Claim::Acquired
     );
 

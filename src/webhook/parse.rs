@@ -29,6 +29,8 @@ use serde_json::value::RawValue;
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 /// The change field that carries messages and statuses.
 pub const MESSAGES_FIELD: &str = "messages";
+/// Longest `metadata.phone_number_id` taken (Meta's ids have 15 or 16 digits).
+const PHONE_NUMBER_ID_MAX_DIGITS: usize = 32;
 
 /// Everything one webhook POST carried.
 #[derive(Debug, Default)]
@@ -231,6 +233,13 @@ fn push_message(
         parsed.rejected += 1;
         return;
     };
+    // The id becomes a Graph API path segment when answering: one that is not a number would
+    // fail only then, after the agent was asked; refused here instead.
+    if !is_phone_number_id(phone_number_id) {
+        tracing::error!(message_id = %id, "skipping a message whose metadata.phone_number_id is not a number: no number to answer from");
+        parsed.rejected += 1;
+        return;
+    }
     let Some(sender) = sender(head, &change.contacts) else {
         tracing::error!(message_id = %id, "skipping a message without a sender (no from, no from_user_id)");
         parsed.rejected += 1;
@@ -269,6 +278,11 @@ fn push_message(
         reply_to: reply_to.map(MessageId),
         kind,
     });
+}
+
+/// A business phone number id as Meta issues them: digits only.
+fn is_phone_number_id(id: &str) -> bool {
+    (1..=PHONE_NUMBER_ID_MAX_DIGITS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn push_status(status: &Status, parsed: &mut ParsedWebhook) {
@@ -688,7 +702,7 @@ mod tests {
             "object": "whatsapp_business_account",
             "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
                 "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PNID"},
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
                 "contacts": contacts,
                 "messages": messages,
             }}]}]
@@ -728,7 +742,7 @@ mod tests {
         assert_eq!(message.timestamp, 1_795_514_400);
         assert_eq!(message.sender.phone.as_deref(), Some("14155551234"));
         assert_eq!(message.sender.display_name.as_deref(), Some("John"));
-        assert_eq!(message.channel.phone_number_id.as_str(), "PNID");
+        assert_eq!(message.channel.phone_number_id.as_str(), "106540352242922");
         assert_eq!(message.channel.business_account_id.as_deref(), Some("WABA"));
         assert_eq!(
             message.channel.display_phone_number.as_deref(),
@@ -981,7 +995,7 @@ mod tests {
             "object": "whatsapp_business_account",
             "entry": [{"id": "WABA", "changes": [
                 {"field": "messages", "value": {
-                    "metadata": {"phone_number_id": "PNID"},
+                    "metadata": {"phone_number_id": "106540352242922"},
                     "statuses": [
                         {"id": "wamid.out", "status": "delivered", "recipient_id": "14155551234"},
                         {"id": "wamid.out2", "status": "failed", "recipient_id": "14155551234",
@@ -1032,7 +1046,7 @@ mod tests {
     fn every_entry_and_change_of_a_batch_counts() {
         let change = |id: &str| {
             json!({"field": "messages", "value": {
-                "metadata": {"phone_number_id": "PNID"},
+                "metadata": {"phone_number_id": "106540352242922"},
                 "messages": [{"id": id, "from": "14155551234", "type": "text", "text": {"body": id}}]
             }})
         };
