@@ -17,7 +17,11 @@
 //! - A message with an id and an allowed sender but a malformed kind-specific part (`"text":
 //!   null`, a string where an object belongs, 10 000 levels of nesting in `text.body`) reaches
 //!   the agent once as `unsupported`, as DESIGN.md's "unknown kinds passed on" says. A message
-//!   without id, sender or `metadata.phone_number_id` never does.
+//!   without id, sender or `metadata.phone_number_id`, or whose `phone_number_id` is not a
+//!   number, never does.
+//! - Bytes that are not UTF-8 inside one message make that message `unsupported`; the other
+//!   messages of the batch reach the agent as sent.
+//! - A sender's number is answered as the digits the allowlist checked, however it was spelled.
 
 mod support;
 
@@ -36,7 +40,7 @@ use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
-use whatsapp_agent_lambda::graph::RecordingMessenger;
+use whatsapp_agent_lambda::graph::{Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
@@ -512,6 +516,43 @@ async fn invalid_utf8_outside_the_messages_spares_every_message() {
         .map(|r| format!("{} {}", r.event.kind, r.event.text))
         .collect();
     assert_eq!(texts, ["text pods crashing", "text deploy staging"]);
+}
+
+#[tokio::test]
+async fn phone_number_ids_that_are_not_numbers_never_reach_the_agent() {
+    let h = harness();
+    for id in [
+        json!(""),
+        json!("PNID"),
+        json!("../106540352242922"),
+        json!("106540352242922/messages?x=1"),
+        json!("10654 0352242922"),
+        json!("１０６５４"),
+    ] {
+        let mut body = webhook_json(json!([text_message("wamid.PNID.1", JOHN, "hi")]));
+        body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = id.clone();
+        h.check(&format!("phone_number_id {id}"), signed(body.to_string().as_bytes()), 200, 0)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_sender_spelled_with_punctuation_is_answered_at_its_digits() {
+    let h = harness();
+    for (n, from) in ["+1 (415) 555-1234", "+14155551234", "001 415 555 1234"]
+        .into_iter()
+        .enumerate()
+    {
+        let body = webhook_json(json!([text_message(&format!("wamid.E164.{n}"), from, "hi")]));
+        h.check(from, signed(body.to_string().as_bytes()), 200, 1).await;
+    }
+    // Each answered, and each check's follow-up message (from JOHN's bare digits) too.
+    let sent = h.messenger.sent();
+    assert_eq!(sent.len(), 6);
+    for record in sent {
+        assert_eq!(record.to, Recipient::Phone(JOHN.into()));
+        assert_eq!(record.json["to"], JOHN);
+    }
 }
 
 #[tokio::test]
