@@ -456,7 +456,147 @@ fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::by_sender;
+    use super::*;
+    use crate::BoxFuture;
+    use crate::agent::{AgentReply, ScriptedAgent};
+    use crate::graph::RecordingMessenger;
+    use crate::idempotency::{IdempotencyError, MemoryIdempotency};
+    use crate::message::{Channel, MessageKind, Sender};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Claims kept in memory, but the `lose_after`-th renewal (and every later one) finds the
+    /// claim taken over, as when it expired during a store outage and a redelivery took it.
+    struct LosingStore {
+        inner: MemoryIdempotency,
+        renewals: AtomicUsize,
+        lose_after: usize,
+    }
+
+    impl IdempotencyStore for LosingStore {
+        fn claim<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+            lease: Duration,
+        ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
+            self.inner.claim(id, owner, lease)
+        }
+        fn renew<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+            lease: Duration,
+        ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
+            if self.renewals.fetch_add(1, Ordering::SeqCst) + 1 >= self.lose_after {
+                return Box::pin(async { Ok(Renewal::Lost) });
+            }
+            self.inner.renew(id, owner, lease)
+        }
+        fn complete<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+            self.inner.complete(id, owner)
+        }
+        fn release<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+            self.inner.release(id, owner)
+        }
+    }
+
+    /// Sends (and read marks) that take `delay` each.
+    struct SlowMessenger {
+        recorded: RecordingMessenger,
+        delay: Duration,
+    }
+
+    impl Messenger for SlowMessenger {
+        fn send<'a>(
+            &'a self,
+            from: &'a PhoneNumberId,
+            to: &'a Recipient,
+            message: &'a OutgoingMessage,
+            context: Option<&'a MessageId>,
+        ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                self.recorded.send(from, to, message, context).await
+            })
+        }
+        fn mark_read<'a>(
+            &'a self,
+            from: &'a PhoneNumberId,
+            message: &'a MessageId,
+            typing: bool,
+        ) -> BoxFuture<'a, Result<(), GraphError>> {
+            self.recorded.mark_read(from, message, typing)
+        }
+    }
+
+    fn message() -> InboundMessage {
+        InboundMessage {
+            id: MessageId::from("wamid.LOST.1"),
+            timestamp: 1_795_514_400,
+            sender: Sender {
+                phone: Some("14155551234".into()),
+                ..Sender::default()
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId("106540352242922".into()),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: None,
+            kind: MessageKind::Text {
+                body: "status?".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_more_is_sent_once_a_renewal_finds_the_claim_lost() {
+        let reply = (0..6)
+            .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let parts = format_reply(&AgentReply::text(None, reply.clone()));
+        assert!(parts.len() >= 5, "{} parts", parts.len());
+        let messenger = Arc::new(SlowMessenger {
+            recorded: RecordingMessenger::new(),
+            delay: Duration::from_millis(100),
+        });
+        let store = Arc::new(LosingStore {
+            inner: MemoryIdempotency::default(),
+            renewals: AtomicUsize::new(0),
+            lose_after: 2,
+        });
+        // Renewals every 100 ms: the second, at about 200 ms, finds the claim lost, while
+        // the parts go out one per 100 ms.
+        let pipeline = Pipeline {
+            agent: Arc::new(ScriptedAgent::replying_text(reply)),
+            messenger: messenger.clone(),
+            idempotency: store.clone(),
+            lease: Duration::from_millis(300),
+        };
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        let sent = messenger.recorded.sent().len();
+        assert_eq!(outcome, Outcome::ClaimLost { sent });
+        assert!(sent < parts.len(), "{sent} of {} parts sent", parts.len());
+        assert!(outcome.should_retry(), "a later attempt finds out how it ended");
+        // The holder that lost the claim did not mark the message done.
+        assert_ne!(
+            store
+                .inner
+                .claim(&message().id, &ClaimToken::new(), Duration::from_secs(60))
+                .await
+                .unwrap(),
+            Claim::Completed
+        );
+    }
 
     #[test]
     fn groups_by_sender_in_order_of_first_appearance() {
