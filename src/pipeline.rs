@@ -178,7 +178,10 @@ impl Pipeline {
             Err(early) => return early,
         };
         let outcome = self
-            .while_held(&held, self.deliver_held(deliver, &message_id, attempt, &held))
+            .while_held(
+                &held,
+                self.deliver_held(deliver, &message_id, attempt, &held),
+            )
             .await;
         self.settle(&held, &outcome).await;
         tracing::info!(message_id = %message_id, outcome = ?outcome, "reply delivered");
@@ -304,12 +307,7 @@ impl Pipeline {
         }
     }
 
-    async fn answer(
-        &self,
-        message: &InboundMessage,
-        attempt: Attempt,
-        held: &Held<'_>,
-    ) -> Outcome {
+    async fn answer(&self, message: &InboundMessage, attempt: Attempt, held: &Held<'_>) -> Outcome {
         let id = &message.id;
         let from = &message.channel.phone_number_id;
         let Some(to) = Recipient::of(&message.sender) else {
@@ -586,7 +584,10 @@ mod tests {
         let sent = messenger.recorded.sent().len();
         assert_eq!(outcome, Outcome::ClaimLost { sent });
         assert!(sent < parts.len(), "{sent} of {} parts sent", parts.len());
-        assert!(outcome.should_retry(), "a later attempt finds out how it ended");
+        assert!(
+            outcome.should_retry(),
+            "a later attempt finds out how it ended"
+        );
         // The holder that lost the claim did not mark the message done.
         assert_ne!(
             store

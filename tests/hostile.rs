@@ -480,7 +480,13 @@ async fn invalid_utf8_in_one_message_spares_the_other_messages_of_the_batch() {
     let requests = h.agent.requests();
     let seen: Vec<(&str, &str, &str)> = requests
         .iter()
-        .map(|r| (r.event.id.as_str(), r.event.kind.as_str(), r.event.text.as_str()))
+        .map(|r| {
+            (
+                r.event.id.as_str(),
+                r.event.kind.as_str(),
+                r.event.text.as_str(),
+            )
+        })
         .collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
     // The damaged message is passed on as one that cannot be read; its bytes never are.
@@ -531,8 +537,13 @@ async fn phone_number_ids_that_are_not_numbers_never_reach_the_agent() {
     ] {
         let mut body = webhook_json(json!([text_message("wamid.PNID.1", JOHN, "hi")]));
         body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = id.clone();
-        h.check(&format!("phone_number_id {id}"), signed(body.to_string().as_bytes()), 200, 0)
-            .await;
+        h.check(
+            &format!("phone_number_id {id}"),
+            signed(body.to_string().as_bytes()),
+            200,
+            0,
+        )
+        .await;
     }
 }
 
@@ -543,8 +554,13 @@ async fn a_sender_spelled_with_punctuation_is_answered_at_its_digits() {
         .into_iter()
         .enumerate()
     {
-        let body = webhook_json(json!([text_message(&format!("wamid.E164.{n}"), from, "hi")]));
-        h.check(from, signed(body.to_string().as_bytes()), 200, 1).await;
+        let body = webhook_json(json!([text_message(
+            &format!("wamid.E164.{n}"),
+            from,
+            "hi"
+        )]));
+        h.check(from, signed(body.to_string().as_bytes()), 200, 1)
+            .await;
     }
     // Each answered, and each check's follow-up message (from JOHN's bare digits) too.
     let sent = h.messenger.sent();

@@ -696,12 +696,18 @@ async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_o
         let mut failed = Vec::new();
         for at in REDELIVERIES_MS {
             tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            failed.push(failed_items(&second.handle(job_event("sqs-1", 2)).await.unwrap()));
+            failed.push(failed_items(
+                &second.handle(job_event("sqs-1", 2)).await.unwrap(),
+            ));
         }
         failed
     };
     let (handled, redelivered) = tokio::join!(first.handle(job_event("sqs-1", 1)), redeliveries);
-    assert!(started.elapsed() > SLOW_LEASE * 3, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() > SLOW_LEASE * 3,
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(failed_items(&handled.unwrap()), 0);
     assert_eq!(redelivered, [1, 1], "in progress elsewhere: retried later");
     assert_eq!(agent.calls(), 1, "the agent was asked again");
@@ -746,12 +752,22 @@ async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answer
         let mut statuses = Vec::new();
         for at in REDELIVERIES_MS {
             tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            statuses.push(second.handle(event("post-text.json")).await.status().as_u16());
+            statuses.push(
+                second
+                    .handle(event("post-text.json"))
+                    .await
+                    .status()
+                    .as_u16(),
+            );
         }
         statuses
     };
     let (handled, redelivered) = tokio::join!(first.handle(event("post-text.json")), redeliveries);
-    assert!(started.elapsed() > SLOW_LEASE * 3, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() > SLOW_LEASE * 3,
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(handled.status(), 200);
     assert_eq!(redelivered, [200, 200]);
     assert_eq!(agent.calls(), 1, "the agent was asked again");
@@ -855,16 +871,31 @@ async fn a_stale_holder_can_neither_renew_nor_settle_a_claim_taken_over() {
     let id = MessageId::from("wamid.STALE.1");
     let (stale, current) = (ClaimToken::new(), ClaimToken::new());
     let lease = Duration::from_millis(400);
-    assert_eq!(store.claim(&id, &stale, lease).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        store.claim(&id, &stale, lease).await.unwrap(),
+        Claim::Acquired
+    );
     // Renewed, the claim outlives its first lease.
     tokio::time::sleep(lease / 2).await;
-    assert_eq!(store.renew(&id, &stale, lease).await.unwrap(), Renewal::Renewed);
+    assert_eq!(
+        store.renew(&id, &stale, lease).await.unwrap(),
+        Renewal::Renewed
+    );
     tokio::time::sleep(lease * 3 / 4).await;
-    assert_eq!(store.claim(&id, &current, lease).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        store.claim(&id, &current, lease).await.unwrap(),
+        Claim::InProgress
+    );
     // Not renewed: taken over after it runs out.
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    assert_eq!(store.claim(&id, &current, lease).await.unwrap(), Claim::Acquired);
-    assert_eq!(store.renew(&id, &stale, lease).await.unwrap(), Renewal::Lost);
+    assert_eq!(
+        store.claim(&id, &current, lease).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.renew(&id, &stale, lease).await.unwrap(),
+        Renewal::Lost
+    );
     store.complete(&id, &stale).await.unwrap();
     store.release(&id, &stale).await.unwrap();
     assert_eq!(
@@ -872,9 +903,15 @@ async fn a_stale_holder_can_neither_renew_nor_settle_a_claim_taken_over() {
         Claim::InProgress,
         "still the current holder's"
     );
-    assert_eq!(store.renew(&id, &current, lease).await.unwrap(), Renewal::Renewed);
+    assert_eq!(
+        store.renew(&id, &current, lease).await.unwrap(),
+        Renewal::Renewed
+    );
     store.complete(&id, &current).await.unwrap();
-    assert_eq!(store.renew(&id, &current, lease).await.unwrap(), Renewal::Lost);
+    assert_eq!(
+        store.renew(&id, &current, lease).await.unwrap(),
+        Renewal::Lost
+    );
     assert_eq!(
         store.claim(&id, &ClaimToken::new(), lease).await.unwrap(),
         Claim::Completed

@@ -475,8 +475,17 @@ async fn a_redelivery_during_a_handling_longer_than_the_lease_asks_the_agent_onc
     assert!(parts.len() >= 5, "{} parts", parts.len());
     let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(150)));
     let messenger = Arc::new(SlowMessenger::new(Duration::from_millis(150)));
-    let app = inline_app(agent.clone(), messenger.clone(), lease, LOCAL_ALLOWED_SENDERS);
-    let message = [("wamid.LONG.1".to_owned(), JOHN.to_owned(), "status?".to_owned())];
+    let app = inline_app(
+        agent.clone(),
+        messenger.clone(),
+        lease,
+        LOCAL_ALLOWED_SENDERS,
+    );
+    let message = [(
+        "wamid.LONG.1".to_owned(),
+        JOHN.to_owned(),
+        "status?".to_owned(),
+    )];
 
     let started = Instant::now();
     let first = app.handle(signed_texts(&message));
@@ -526,7 +535,10 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
     assert_eq!(answer.status(), 200);
     assert_eq!(agent.calls(), 200);
     assert_eq!(messenger.recorded.sent().len(), 200);
-    assert!(MAX_CONCURRENT_SENDERS < 200 / 4, "a bound well under the batch's senders");
+    assert!(
+        MAX_CONCURRENT_SENDERS < 200 / 4,
+        "a bound well under the batch's senders"
+    );
     assert!(
         agent.most_at_once() <= MAX_CONCURRENT_SENDERS,
         "{} agent calls at once",

@@ -107,7 +107,12 @@ fn failed_ids(response: &Value) -> Vec<String> {
         .as_array()
         .expect("a batch response")
         .iter()
-        .map(|failure| failure["itemIdentifier"].as_str().unwrap_or_default().to_owned())
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -174,8 +179,7 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
     let records: Vec<Value> = (0..100)
         .map(|n| {
             let phone = format!("1415555{n:04}");
-            let mut job: Value =
-                serde_json::from_str(template["body"].as_str().unwrap()).unwrap();
+            let mut job: Value = serde_json::from_str(template["body"].as_str().unwrap()).unwrap();
             job["message"]["id"] = json!(format!("wamid.WIDE.{n}"));
             job["message"]["sender"] = json!({"phone": phone});
             let mut record = template.clone();
@@ -189,7 +193,10 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
     assert!(failed_ids(&response).is_empty());
     assert_eq!(agent.calls(), 100);
     assert_eq!(messenger.recorded.sent().len(), 100);
-    assert!(MAX_CONCURRENT_SENDERS < 100 / 4, "a bound well under the batch's senders");
+    assert!(
+        MAX_CONCURRENT_SENDERS < 100 / 4,
+        "a bound well under the batch's senders"
+    );
     assert!(
         agent.most_at_once() <= MAX_CONCURRENT_SENDERS,
         "{} agent calls at once",

@@ -124,7 +124,11 @@ impl DynamoIdempotency {
         }
     }
 
-    async fn complete_now(&self, id: &MessageId, owner: &ClaimToken) -> Result<(), IdempotencyError> {
+    async fn complete_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
         let expires_at = now().as_secs() + COMPLETED_TTL.as_secs();
         let completed = self
             .client
@@ -157,7 +161,11 @@ impl DynamoIdempotency {
         }
     }
 
-    async fn release_now(&self, id: &MessageId, owner: &ClaimToken) -> Result<(), IdempotencyError> {
+    async fn release_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
         let deleted = self
             .client
             .delete_item()

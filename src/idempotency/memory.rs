@@ -59,13 +59,7 @@ impl MemoryIdempotency {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn claim_at(
-        &self,
-        id: &MessageId,
-        owner: &ClaimToken,
-        lease: Duration,
-        now: Instant,
-    ) -> Claim {
+    fn claim_at(&self, id: &MessageId, owner: &ClaimToken, lease: Duration, now: Instant) -> Claim {
         let mut memory = self.memory();
         // Forget expired ids and, past capacity, the oldest ones.
         while let Some((old, since)) = memory.order.front().cloned() {

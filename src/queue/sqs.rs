@@ -58,11 +58,9 @@ impl SqsQueue {
                         .send()
                         .await;
                     match sent {
-                        Ok(output) => failures.extend(
-                            output.failed().iter().map(|f| {
-                                format!("{} ({})", f.code(), f.message().unwrap_or_default())
-                            }),
-                        ),
+                        Ok(output) => failures.extend(output.failed().iter().map(|f| {
+                            format!("{} ({})", f.code(), f.message().unwrap_or_default())
+                        })),
                         Err(error) => failures.push(format!(
                             "{}: {}",
                             error.code().unwrap_or("unreachable"),

@@ -825,7 +825,10 @@ mod tests {
             "{:?}",
             parsed.messages[0].kind
         );
-        assert_eq!(parsed.messages[0].sender.phone.as_deref(), Some("14155551234"));
+        assert_eq!(
+            parsed.messages[0].sender.phone.as_deref(),
+            Some("14155551234")
+        );
         // The other message is untouched, its own (legitimate) U+FFFD included.
         assert_eq!(parsed.messages[1].id.as_str(), "wamid.GOOD");
         assert_eq!(
@@ -863,7 +866,13 @@ mod tests {
 
     #[test]
     fn phone_number_ids_that_are_not_numbers_are_refused_at_parse_time() {
-        for id in [json!(""), json!("PNID"), json!("../me"), json!("1/2"), json!("1".repeat(40))] {
+        for id in [
+            json!(""),
+            json!("PNID"),
+            json!("../me"),
+            json!("1/2"),
+            json!("1".repeat(40)),
+        ] {
             let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
                 "field": "messages",
                 "value": {"metadata": {"phone_number_id": id}, "messages": [text_message("wamid.1", "hi")]}
@@ -877,7 +886,10 @@ mod tests {
             "field": "messages",
             "value": {"metadata": {"phone_number_id": 106540352242922_u64}, "messages": [text_message("wamid.1", "hi")]}
         }]}]});
-        assert_eq!(parse(body.to_string().as_bytes()).unwrap().messages.len(), 1);
+        assert_eq!(
+            parse(body.to_string().as_bytes()).unwrap().messages.len(),
+            1
+        );
     }
 
     fn base(kind: &str) -> Value {

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use whatsapp_agent_lambda::BoxFuture;
 use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentReply, AgentRequest};
-use whatsapp_agent_lambda::graph::{GraphError, Messenger, OutgoingMessage, Recipient, RecordingMessenger};
+use whatsapp_agent_lambda::graph::{
+    GraphError, Messenger, OutgoingMessage, Recipient, RecordingMessenger,
+};
 use whatsapp_agent_lambda::message::{MessageId, PhoneNumberId};
 
 /// Answers every request with `reply` after `delay`; records the most calls in flight at once.
