@@ -427,19 +427,24 @@ impl Pipeline {
 /// Groups `items` by sender, keeping the order of first appearance and, within a sender, the
 /// order of the items: what lets one sender's messages run in order while senders run
 /// concurrently (inline dispatch and the worker's FIFO batches).
-pub fn by_sender<T, K: PartialEq>(
+pub fn by_sender<T, K: Eq + std::hash::Hash>(
     items: impl IntoIterator<Item = T>,
     sender: impl Fn(&T) -> K,
 ) -> Vec<Vec<T>> {
-    let mut groups: Vec<(K, Vec<T>)> = Vec::new();
+    // An index by sender keeps a batch from a thousand senders linear.
+    let mut index: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
     for item in items {
         let key = sender(&item);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, group)) => group.push(item),
-            None => groups.push((key, vec![item])),
+        match index.get(&key) {
+            Some(&at) => groups[at].push(item),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![item]);
+            }
         }
     }
-    groups.into_iter().map(|(_, group)| group).collect()
+    groups
 }
 
 fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {

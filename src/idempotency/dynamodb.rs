@@ -1,5 +1,6 @@
 //! `IDEMPOTENCY_TABLE`: claims in DynamoDB, shared by every webhook and worker instance.
-//! Table: partition key `id` (S); TTL attribute `expires_at` (epoch seconds).
+//! Table: partition key `id` (S); TTL attribute `expires_at` (epoch seconds). A claim in
+//! progress also holds `owner` (its [`ClaimToken`]) and `lease_until` (epoch milliseconds).
 //! A claim is a conditional write: it succeeds only when the id is new or its lease expired,
 //! and records its owner; renewing, completing and releasing are conditional on that owner.
 
