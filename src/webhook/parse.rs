@@ -239,6 +239,20 @@ fn lenient_value(
             kind: nonempty(&head.kind),
         };
         if damage.touches(raw.get()) {
+            // An id or a sender that held invalid bytes names no message and nobody for sure:
+            // answering it could quote a message that does not exist or reach someone else.
+            let identity = [head.id, head.from, head.from_user_id];
+            if identity
+                .iter()
+                .flatten()
+                .any(|field| field.contains(char::REPLACEMENT_CHARACTER))
+            {
+                tracing::error!(
+                    "skipping a message whose id or sender held bytes that are not UTF-8"
+                );
+                parsed.rejected += 1;
+                continue;
+            }
             // What its text said is lost: the message is answered as one that cannot be read.
             push_message(
                 &head,
@@ -837,6 +851,22 @@ mod tests {
                 body: "deploy staging \u{FFFD} please".into()
             }
         );
+    }
+
+    #[test]
+    fn a_message_whose_id_or_sender_held_invalid_bytes_is_skipped() {
+        let body = with_invalid_bytes(&webhook(
+            json!([
+                text_message("wamid.@BAD@", "hi"),
+                {"id": "wamid.2", "from": "1415@BAD@5551234", "type": "text", "text": {"body": "hi"}},
+                text_message("wamid.3", "fine"),
+            ]),
+            json!([]),
+        ));
+        let parsed = parse(&body).expect("the batch is read");
+        let ids: Vec<&str> = parsed.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["wamid.3"]);
+        assert_eq!(parsed.rejected, 2);
     }
 
     #[test]
