@@ -2,18 +2,34 @@
 //! mark it read with the typing indicator → ask the agent → format the reply → send it through
 //! the Graph API → mark it completed. Also the second half of the Step Functions async path:
 //! delivering a reply that arrives later.
+//!
+//! While a message is being handled its claim is renewed in the background (a heartbeat every
+//! third of the lease), so however long the agent and the sends take, a redelivery never finds
+//! the claim expired and never asks the agent again. If a renewal finds the claim lost (it
+//! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::{Agent, AgentError, AgentRequest};
 use crate::graph::{GraphError, Messenger, OutgoingMessage, Recipient};
-use crate::idempotency::{Claim, IdempotencyStore};
+use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
 use crate::job::Deliver;
 use crate::message::{InboundMessage, MessageId, PhoneNumberId};
 use crate::reply::{agent_failed, format_reply};
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default claim lease: longer than any single attempt (agent timeout plus sending).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// Renewals per lease: the claim is renewed every `lease / RENEWALS_PER_LEASE`, so two renewals
+/// may fail (or be slow) before the claim expires.
+const RENEWALS_PER_LEASE: u32 = 3;
+/// The shortest wait between two renewals, whatever the lease (tests use leases of a fraction
+/// of a second).
+const MIN_RENEW_INTERVAL: Duration = Duration::from_millis(10);
+/// Senders of one batch (a webhook body inline, an SQS batch in the worker) handled at once:
+/// each runs one agent call at a time, so this bounds the agent calls one batch opens.
+pub const MAX_CONCURRENT_SENDERS: usize = 16;
 
 /// Whether a transient failure may still be retried later (by SQS or Step Functions), or
 /// this is the last chance and the user must get the ❌ message now.
@@ -41,6 +57,10 @@ pub enum Outcome {
     Undeliverable,
     /// Sending failed after `sent` messages went out (logged).
     SendFailed { sent: usize },
+    /// The claim was lost while handling (it expired and someone else took it over) after
+    /// `sent` messages went out: nothing more was sent; its new holder settles the message,
+    /// and a retry later finds it done.
+    ClaimLost { sent: usize },
     /// Nothing was sent and the failure is transient: the claim was released; retry later.
     Retry { reason: String },
 }
@@ -48,7 +68,10 @@ pub enum Outcome {
 impl Outcome {
     /// Whether the delivery should be retried (SQS: report the item failed).
     pub fn should_retry(&self) -> bool {
-        matches!(self, Self::InProgress | Self::Retry { .. })
+        matches!(
+            self,
+            Self::InProgress | Self::Retry { .. } | Self::ClaimLost { .. }
+        )
     }
 
     /// Whether the last attempt failed for a transient reason: worth keeping in a dead-letter
@@ -68,6 +91,49 @@ struct AgentFailure {
     retryable: bool,
 }
 
+/// A claim being held while its message is handled: whose it is, and until when it surely
+/// is (pushed forward by each renewal).
+struct Held<'a> {
+    id: &'a MessageId,
+    token: ClaimToken,
+    /// A renewal found the claim taken over, completed or gone.
+    lost: AtomicBool,
+    /// The end of the last lease the store granted, measured from before the request.
+    valid_until: Mutex<Instant>,
+}
+
+impl<'a> Held<'a> {
+    fn new(id: &'a MessageId, token: ClaimToken, valid_until: Instant) -> Self {
+        Self {
+            id,
+            token,
+            lost: AtomicBool::new(false),
+            valid_until: Mutex::new(valid_until),
+        }
+    }
+
+    /// Whether the claim is still ours: not reported lost, and its lease not run out (renewals
+    /// failing for a whole lease mean someone else may have taken it).
+    fn is_held(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst) && Instant::now() < *self.valid_until()
+    }
+
+    fn extend(&self, until: Instant) {
+        let mut valid_until = self.valid_until();
+        *valid_until = (*valid_until).max(until);
+    }
+
+    fn valid_until(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.valid_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why sending stopped before the last part.
+enum SendStop {
+    Graph(GraphError),
+    ClaimLost,
+}
+
 /// The ports one message needs; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -84,11 +150,14 @@ impl Pipeline {
         let started = Instant::now();
         let id = &message.id;
         let kind = message.kind.type_name();
-        if let Some(early) = self.claim(id).await {
-            return early;
-        }
-        let outcome = self.answer(message, attempt).await;
-        self.settle(id, &outcome).await;
+        let held = match self.claim(id).await {
+            Ok(held) => held,
+            Err(early) => return early,
+        };
+        let outcome = self
+            .while_held(&held, self.answer(message, attempt, &held))
+            .await;
+        self.settle(&held, &outcome).await;
         tracing::info!(
             message_id = %id,
             kind,
@@ -104,10 +173,30 @@ impl Pipeline {
     pub async fn deliver(&self, deliver: &Deliver, attempt: Attempt) -> Outcome {
         let message_id = deliver.message_id();
         let key = MessageId(format!("deliver:{message_id}"));
-        if let Some(early) = self.claim(&key).await {
-            return early;
-        }
-        let outcome = match Recipient::of(&deliver.sender()) {
+        let held = match self.claim(&key).await {
+            Ok(held) => held,
+            Err(early) => return early,
+        };
+        let outcome = self
+            .while_held(
+                &held,
+                self.deliver_held(deliver, &message_id, attempt, &held),
+            )
+            .await;
+        self.settle(&held, &outcome).await;
+        tracing::info!(message_id = %message_id, outcome = ?outcome, "reply delivered");
+        outcome
+    }
+
+    /// [`Self::deliver`] once its claim is held.
+    async fn deliver_held(
+        &self,
+        deliver: &Deliver,
+        message_id: &MessageId,
+        attempt: Attempt,
+        held: &Held<'_>,
+    ) -> Outcome {
+        match Recipient::of(&deliver.sender()) {
             None => {
                 tracing::error!(message_id = %message_id, "deliver event has no recipient: cannot answer");
                 Outcome::Undeliverable
@@ -129,52 +218,96 @@ impl Pipeline {
                     &deliver.phone_number_id(),
                     &to,
                     &messages,
-                    &message_id,
+                    message_id,
                     attempt,
                     failure,
+                    held,
                 )
                 .await
             }
-        };
-        self.settle(&key, &outcome).await;
-        tracing::info!(message_id = %message_id, outcome = ?outcome, "reply delivered");
-        outcome
+        }
     }
 
-    /// Claims `id`; `Some(outcome)` when the caller must stop here.
-    async fn claim(&self, id: &MessageId) -> Option<Outcome> {
-        match self.idempotency.claim(id, self.lease).await {
-            Ok(Claim::Acquired) => None,
+    /// Claims `id` for a fresh owner; `Err(outcome)` when the caller must stop here.
+    async fn claim<'a>(&self, id: &'a MessageId) -> Result<Held<'a>, Outcome> {
+        let token = ClaimToken::new();
+        // The lease runs from the store's clock at the write, later than this.
+        let asked = Instant::now();
+        match self.idempotency.claim(id, &token, self.lease).await {
+            Ok(Claim::Acquired) => Ok(Held::new(id, token, asked + self.lease)),
             Ok(Claim::Completed) => {
                 tracing::info!(message_id = %id, "duplicate delivery: already handled, skipped");
-                Some(Outcome::Duplicate)
+                Err(Outcome::Duplicate)
             }
             Ok(Claim::InProgress) => {
                 tracing::info!(message_id = %id, "being handled elsewhere right now: retry later");
-                Some(Outcome::InProgress)
+                Err(Outcome::InProgress)
             }
             Err(error) => {
                 tracing::error!(message_id = %id, %error, "idempotency claim failed: not handling the message now");
-                Some(Outcome::Retry {
+                Err(Outcome::Retry {
                     reason: error.to_string(),
                 })
             }
         }
     }
 
-    /// Completes the claim, or releases it when the message is to be retried.
-    async fn settle(&self, id: &MessageId, outcome: &Outcome) {
-        let settled = if outcome.should_retry() {
-            self.idempotency.release(id).await
-        } else {
-            self.idempotency.complete(id).await
+    /// Runs `work` while renewing the claim in the background; the renewals stop with it.
+    async fn while_held(
+        &self,
+        held: &Held<'_>,
+        work: impl std::future::Future<Output = Outcome>,
+    ) -> Outcome {
+        let heartbeat = self.heartbeat(held);
+        tokio::pin!(work, heartbeat);
+        tokio::select! {
+            biased;
+            outcome = &mut work => outcome,
+            never = &mut heartbeat => match never {},
+        }
+    }
+
+    /// Renews the claim every third of the lease, for as long as it is polled. A failed renewal
+    /// is tried again at the next beat (the claim stays ours until its lease runs out); a claim
+    /// found lost is marked so, and no further part is sent.
+    async fn heartbeat(&self, held: &Held<'_>) -> Infallible {
+        let interval = (self.lease / RENEWALS_PER_LEASE).max(MIN_RENEW_INTERVAL);
+        loop {
+            tokio::time::sleep(interval).await;
+            let asked = Instant::now();
+            match self
+                .idempotency
+                .renew(held.id, &held.token, self.lease)
+                .await
+            {
+                Ok(Renewal::Renewed) => held.extend(asked + self.lease),
+                Ok(Renewal::Lost) => {
+                    held.lost.store(true, Ordering::SeqCst);
+                    tracing::error!(message_id = %held.id, "claim lost while handling (taken over after its lease ran out): sending nothing more");
+                    return std::future::pending().await;
+                }
+                Err(error) => {
+                    tracing::warn!(message_id = %held.id, %error, "could not renew the claim; trying again at the next beat");
+                }
+            }
+        }
+    }
+
+    /// Completes the claim, or releases it when the message is to be retried; a lost claim is
+    /// its new holder's to settle.
+    async fn settle(&self, held: &Held<'_>, outcome: &Outcome) {
+        let id = held.id;
+        let settled = match outcome {
+            Outcome::ClaimLost { .. } => return,
+            retry if retry.should_retry() => self.idempotency.release(id, &held.token).await,
+            _ => self.idempotency.complete(id, &held.token).await,
         };
         if let Err(error) = settled {
             tracing::error!(message_id = %id, %error, "could not record the message's state");
         }
     }
 
-    async fn answer(&self, message: &InboundMessage, attempt: Attempt) -> Outcome {
+    async fn answer(&self, message: &InboundMessage, attempt: Attempt, held: &Held<'_>) -> Outcome {
         let id = &message.id;
         let from = &message.channel.phone_number_id;
         let Some(to) = Recipient::of(&message.sender) else {
@@ -211,16 +344,18 @@ impl Pipeline {
                         id,
                         Attempt::Last,
                         Some(failure),
+                        held,
                     )
                     .await;
             }
         };
         tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
-        self.send_outcome(from, &to, &messages, id, attempt, None)
+        self.send_outcome(from, &to, &messages, id, attempt, None, held)
             .await
     }
 
     /// Sends `messages` in order, the first quoting the user's message, and says how it went.
+    #[allow(clippy::too_many_arguments)]
     async fn send_outcome(
         &self,
         from: &PhoneNumberId,
@@ -229,31 +364,47 @@ impl Pipeline {
         quote: &MessageId,
         attempt: Attempt,
         agent_failure: Option<AgentFailure>,
+        held: &Held<'_>,
     ) -> Outcome {
         match (
-            self.send_all(from, to, messages, quote).await,
+            self.send_all(from, to, messages, quote, held).await,
             agent_failure,
         ) {
+            (Err((sent, SendStop::ClaimLost)), _) => Outcome::ClaimLost { sent },
             (Ok(_), Some(AgentFailure { retryable })) => Outcome::AgentFailed { retryable },
             (Ok(0), None) => Outcome::NoReply,
             (Ok(sent), None) => Outcome::Replied { messages: sent },
-            (Err((0, error)), _) if error.is_retryable() && attempt == Attempt::Retryable => {
+            (Err((0, SendStop::Graph(error))), _)
+                if error.is_retryable() && attempt == Attempt::Retryable =>
+            {
                 Outcome::Retry {
                     reason: error.to_string(),
                 }
             }
-            (Err((sent, _)), _) => Outcome::SendFailed { sent },
+            (Err((sent, SendStop::Graph(_))), _) => Outcome::SendFailed { sent },
         }
     }
 
+    /// Sends the parts in order while the claim is held: a part is never sent once the claim
+    /// may belong to someone else, who would send it too.
     async fn send_all(
         &self,
         from: &PhoneNumberId,
         to: &Recipient,
         messages: &[OutgoingMessage],
         quote: &MessageId,
-    ) -> Result<usize, (usize, GraphError)> {
+        held: &Held<'_>,
+    ) -> Result<usize, (usize, SendStop)> {
         for (index, outgoing) in messages.iter().enumerate() {
+            if !held.is_held() {
+                tracing::error!(
+                    message_id = %quote,
+                    part = index + 1,
+                    of = messages.len(),
+                    "claim lost before this part: not sending it or the rest"
+                );
+                return Err((index, SendStop::ClaimLost));
+            }
             // Quote the user's message on the first part so parallel questions stay readable.
             let context = (index == 0).then_some(quote);
             if let Err(error) = self.messenger.send(from, to, outgoing, context).await {
@@ -266,7 +417,7 @@ impl Pipeline {
                     to = %crate::sender::mask(to.as_str()),
                     "sending the reply failed"
                 );
-                return Err((index, error));
+                return Err((index, SendStop::Graph(error)));
             }
         }
         Ok(messages.len())
@@ -276,19 +427,24 @@ impl Pipeline {
 /// Groups `items` by sender, keeping the order of first appearance and, within a sender, the
 /// order of the items: what lets one sender's messages run in order while senders run
 /// concurrently (inline dispatch and the worker's FIFO batches).
-pub fn by_sender<T, K: PartialEq>(
+pub fn by_sender<T, K: Eq + std::hash::Hash>(
     items: impl IntoIterator<Item = T>,
     sender: impl Fn(&T) -> K,
 ) -> Vec<Vec<T>> {
-    let mut groups: Vec<(K, Vec<T>)> = Vec::new();
+    // An index by sender keeps a batch from a thousand senders linear.
+    let mut index: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
     for item in items {
         let key = sender(&item);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, group)) => group.push(item),
-            None => groups.push((key, vec![item])),
+        match index.get(&key) {
+            Some(&at) => groups[at].push(item),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![item]);
+            }
         }
     }
-    groups.into_iter().map(|(_, group)| group).collect()
+    groups
 }
 
 fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
@@ -303,7 +459,150 @@ fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::by_sender;
+    use super::*;
+    use crate::BoxFuture;
+    use crate::agent::{AgentReply, ScriptedAgent};
+    use crate::graph::RecordingMessenger;
+    use crate::idempotency::{IdempotencyError, MemoryIdempotency};
+    use crate::message::{Channel, MessageKind, Sender};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Claims kept in memory, but the `lose_after`-th renewal (and every later one) finds the
+    /// claim taken over, as when it expired during a store outage and a redelivery took it.
+    struct LosingStore {
+        inner: MemoryIdempotency,
+        renewals: AtomicUsize,
+        lose_after: usize,
+    }
+
+    impl IdempotencyStore for LosingStore {
+        fn claim<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+            lease: Duration,
+        ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
+            self.inner.claim(id, owner, lease)
+        }
+        fn renew<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+            lease: Duration,
+        ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
+            if self.renewals.fetch_add(1, Ordering::SeqCst) + 1 >= self.lose_after {
+                return Box::pin(async { Ok(Renewal::Lost) });
+            }
+            self.inner.renew(id, owner, lease)
+        }
+        fn complete<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+            self.inner.complete(id, owner)
+        }
+        fn release<'a>(
+            &'a self,
+            id: &'a MessageId,
+            owner: &'a ClaimToken,
+        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+            self.inner.release(id, owner)
+        }
+    }
+
+    /// Sends (and read marks) that take `delay` each.
+    struct SlowMessenger {
+        recorded: RecordingMessenger,
+        delay: Duration,
+    }
+
+    impl Messenger for SlowMessenger {
+        fn send<'a>(
+            &'a self,
+            from: &'a PhoneNumberId,
+            to: &'a Recipient,
+            message: &'a OutgoingMessage,
+            context: Option<&'a MessageId>,
+        ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                self.recorded.send(from, to, message, context).await
+            })
+        }
+        fn mark_read<'a>(
+            &'a self,
+            from: &'a PhoneNumberId,
+            message: &'a MessageId,
+            typing: bool,
+        ) -> BoxFuture<'a, Result<(), GraphError>> {
+            self.recorded.mark_read(from, message, typing)
+        }
+    }
+
+    fn message() -> InboundMessage {
+        InboundMessage {
+            id: MessageId::from("wamid.LOST.1"),
+            timestamp: 1_795_514_400,
+            sender: Sender {
+                phone: Some("14155551234".into()),
+                ..Sender::default()
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId("106540352242922".into()),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: None,
+            kind: MessageKind::Text {
+                body: "status?".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_more_is_sent_once_a_renewal_finds_the_claim_lost() {
+        let reply = (0..6)
+            .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let parts = format_reply(&AgentReply::text(None, reply.clone()));
+        assert!(parts.len() >= 5, "{} parts", parts.len());
+        let messenger = Arc::new(SlowMessenger {
+            recorded: RecordingMessenger::new(),
+            delay: Duration::from_millis(100),
+        });
+        let store = Arc::new(LosingStore {
+            inner: MemoryIdempotency::default(),
+            renewals: AtomicUsize::new(0),
+            lose_after: 2,
+        });
+        // Renewals every 100 ms: the second, at about 200 ms, finds the claim lost, while
+        // the parts go out one per 100 ms.
+        let pipeline = Pipeline {
+            agent: Arc::new(ScriptedAgent::replying_text(reply)),
+            messenger: messenger.clone(),
+            idempotency: store.clone(),
+            lease: Duration::from_millis(300),
+        };
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        let sent = messenger.recorded.sent().len();
+        assert_eq!(outcome, Outcome::ClaimLost { sent });
+        assert!(sent < parts.len(), "{sent} of {} parts sent", parts.len());
+        assert!(
+            outcome.should_retry(),
+            "a later attempt finds out how it ended"
+        );
+        // The holder that lost the claim did not mark the message done.
+        assert_ne!(
+            store
+                .inner
+                .claim(&message().id, &ClaimToken::new(), Duration::from_secs(60))
+                .await
+                .unwrap(),
+            Claim::Completed
+        );
+    }
 
     #[test]
     fn groups_by_sender_in_order_of_first_appearance() {

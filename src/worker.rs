@@ -3,7 +3,7 @@
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
-use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
+use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::queue::Redelivery;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
@@ -94,8 +94,9 @@ impl Worker {
     }
 
     /// Handles a batch; returns only the failed items so SQS redelivers just those. Different
-    /// senders (FIFO groups) run concurrently; one sender's jobs run in order, and once one
-    /// fails the later ones of that sender fail too, so answers never overtake each other.
+    /// senders (FIFO groups) run concurrently, at most [`MAX_CONCURRENT_SENDERS`] at once; one
+    /// sender's jobs run in order, and once one fails the later ones of that sender fail too,
+    /// so answers never overtake each other.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
         let groups = by_sender(&batch.records, |record| {
             record
@@ -104,7 +105,12 @@ impl Worker {
                 .cloned()
                 .unwrap_or_else(|| record.message_id.clone().unwrap_or_default())
         });
-        let runs = groups.iter().map(|records| self.handle_group(records));
+        let slots = tokio::sync::Semaphore::new(MAX_CONCURRENT_SENDERS);
+        let runs = groups.iter().map(|records| async {
+            // Never closed: acquiring only waits for a free slot.
+            let _slot = slots.acquire().await.ok();
+            self.handle_group(records).await
+        });
         let mut response = SqsBatchResponse::default();
         for failed in futures_util::future::join_all(runs)
             .await

@@ -17,7 +17,11 @@
 //! - A message with an id and an allowed sender but a malformed kind-specific part (`"text":
 //!   null`, a string where an object belongs, 10 000 levels of nesting in `text.body`) reaches
 //!   the agent once as `unsupported`, as DESIGN.md's "unknown kinds passed on" says. A message
-//!   without id, sender or `metadata.phone_number_id` never does.
+//!   without id, sender or `metadata.phone_number_id`, or whose `phone_number_id` is not a
+//!   number, never does.
+//! - Bytes that are not UTF-8 inside one message make that message `unsupported`; the other
+//!   messages of the batch reach the agent as sent.
+//! - A sender's number is answered as the digits the allowlist checked, however it was spelled.
 
 mod support;
 
@@ -36,7 +40,7 @@ use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
-use whatsapp_agent_lambda::graph::RecordingMessenger;
+use whatsapp_agent_lambda::graph::{Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
@@ -418,13 +422,8 @@ async fn bodies_get_413_only_above_the_limit() {
 #[tokio::test]
 async fn signed_bodies_that_are_not_utf8_or_not_json_get_200_and_reach_nobody() {
     let h = harness();
-    let mut bad_string = one_text("wamid.UTF.1", "XX");
-    let at = bad_string.windows(2).position(|w| w == b"XX").unwrap();
-    bad_string[at] = 0xFF;
-    bad_string[at + 1] = 0xFE;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("invalid UTF-8 bytes", vec![0xFF, 0xFE, 0xFD, 0x00, 0x80]),
-        ("invalid UTF-8 inside a message's text", bad_string),
         (
             "lone surrogate escape",
             br#"{"object":"whatsapp_business_account","entry":["\ud800"]}"#.to_vec(),
@@ -452,6 +451,123 @@ async fn signed_bodies_that_are_not_utf8_or_not_json_get_200_and_reach_nobody() 
     ];
     for (what, body) in cases {
         h.check(what, signed(&body), 200, 0).await;
+    }
+}
+
+/// `body` with each `XX` (two bytes) replaced by 0xFF 0xFE, which are never UTF-8.
+fn with_invalid_bytes(mut body: Vec<u8>) -> Vec<u8> {
+    while let Some(at) = body.windows(2).position(|w| w == b"XX") {
+        body[at] = 0xFF;
+        body[at + 1] = 0xFE;
+    }
+    body
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_one_message_spares_the_other_messages_of_the_batch() {
+    let h = harness();
+    let body = with_invalid_bytes(
+        webhook_json(json!([
+            text_message("wamid.UTF.BAD", JOHN, "pods XX crashing"),
+            text_message("wamid.UTF.GOOD", JOHN, "deploy staging \u{FFFD} please"),
+        ]))
+        .to_string()
+        .into_bytes(),
+    );
+    assert!(std::str::from_utf8(&body).is_err());
+    let answer = h.app.handle(signed(&body)).await;
+    assert_eq!(answer.status(), 200);
+    let requests = h.agent.requests();
+    let seen: Vec<(&str, &str, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.event.id.as_str(),
+                r.event.kind.as_str(),
+                r.event.text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // The damaged message is passed on as one that cannot be read; its bytes never are.
+    assert_eq!(seen[0].0, "wamid.UTF.BAD");
+    assert_eq!(seen[0].1, "unsupported", "{seen:?}");
+    assert!(!seen[0].2.contains("crashing"), "{seen:?}");
+    // The other one is read as sent, its own U+FFFD included.
+    assert_eq!(
+        seen[1],
+        ("wamid.UTF.GOOD", "text", "deploy staging \u{FFFD} please")
+    );
+    h.still_serving("invalid UTF-8 in one message").await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_outside_the_messages_spares_every_message() {
+    let h = harness();
+    let mut body = webhook_json(json!([
+        text_message("wamid.UTF.1", JOHN, "pods crashing"),
+        text_message("wamid.UTF.2", JOHN, "deploy staging"),
+    ]));
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = json!("JoXXhn");
+    body["entry"][0]["changes"][0]["value"]["metadata"]["display_phone_number"] =
+        json!("1555XX0001111");
+    let body = with_invalid_bytes(body.to_string().into_bytes());
+    assert!(std::str::from_utf8(&body).is_err());
+    let answer = h.app.handle(signed(&body)).await;
+    assert_eq!(answer.status(), 200);
+    let texts: Vec<String> = h
+        .agent
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.event.kind, r.event.text))
+        .collect();
+    assert_eq!(texts, ["text pods crashing", "text deploy staging"]);
+}
+
+#[tokio::test]
+async fn phone_number_ids_that_are_not_numbers_never_reach_the_agent() {
+    let h = harness();
+    for id in [
+        json!(""),
+        json!("PNID"),
+        json!("../106540352242922"),
+        json!("106540352242922/messages?x=1"),
+        json!("10654 0352242922"),
+        json!("１０６５４"),
+    ] {
+        let mut body = webhook_json(json!([text_message("wamid.PNID.1", JOHN, "hi")]));
+        body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = id.clone();
+        h.check(
+            &format!("phone_number_id {id}"),
+            signed(body.to_string().as_bytes()),
+            200,
+            0,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_sender_spelled_with_punctuation_is_answered_at_its_digits() {
+    let h = harness();
+    for (n, from) in ["+1 (415) 555-1234", "+14155551234", "001 415 555 1234"]
+        .into_iter()
+        .enumerate()
+    {
+        let body = webhook_json(json!([text_message(
+            &format!("wamid.E164.{n}"),
+            from,
+            "hi"
+        )]));
+        h.check(from, signed(body.to_string().as_bytes()), 200, 1)
+            .await;
+    }
+    // Each answered, and each check's follow-up message (from JOHN's bare digits) too.
+    let sent = h.messenger.sent();
+    assert_eq!(sent.len(), 6);
+    for record in sent {
+        assert_eq!(record.to, Recipient::Phone(JOHN.into()));
+        assert_eq!(record.json["to"], JOHN);
     }
 }
 

@@ -6,23 +6,25 @@ mod support;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::fixtures::{event, local_secrets};
 use support::moto::Moto;
+use support::slow::{CountingAgent, SlowMessenger};
 use whatsapp_agent_lambda::agent::{
     AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::emulator::create_pipeline_resources;
-use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
-use whatsapp_agent_lambda::idempotency::{DynamoIdempotency, IdempotencyStore};
+use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
 use whatsapp_agent_lambda::job::Job;
 use whatsapp_agent_lambda::message::MessageId;
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
-use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_TEXT, format_reply};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
@@ -262,7 +264,10 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
     // A worker claimed the message, then died before replying.
     let store = DynamoIdempotency::new(&aws.config, TABLE);
     assert_eq!(
-        store.claim(&message_id, lease).await.unwrap(),
+        store
+            .claim(&message_id, &ClaimToken::new(), lease)
+            .await
+            .unwrap(),
         whatsapp_agent_lambda::idempotency::Claim::Acquired
     );
 
@@ -638,5 +643,277 @@ async fn different_senders_in_one_batch_are_answered_concurrently() {
         agent.max.load(Ordering::SeqCst),
         3,
         "one call per sender at a time, senders in parallel"
+    );
+}
+
+/// A reply long enough to go out in several parts, and those parts.
+fn long_reply() -> (String, Vec<OutgoingMessage>) {
+    let reply = (0..6)
+        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let parts = format_reply(&AgentReply::text(None, reply.clone()));
+    assert!(parts.len() >= 5, "{} parts", parts.len());
+    (reply, parts)
+}
+
+fn slow_pipeline(
+    config: &aws_config::SdkConfig,
+    agent: Arc<CountingAgent>,
+    messenger: Arc<SlowMessenger>,
+    lease: Duration,
+) -> Pipeline {
+    Pipeline {
+        agent,
+        messenger,
+        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
+        lease,
+    }
+}
+
+/// Lease 600 ms; a handling of about 2 s (250 ms to mark read, 250 ms of agent, 250 ms per
+/// part); redeliveries at 0.8 s and 1.6 s, after the first lease ran out.
+const SLOW_LEASE: Duration = Duration::from_millis(600);
+const SLOW_STEP: Duration = Duration::from_millis(250);
+const REDELIVERIES_MS: [u64; 2] = [800, 1600];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
+    let aws = aws().await;
+    let (reply, parts) = long_reply();
+    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
+    let messenger = Arc::new(SlowMessenger::new(SLOW_STEP));
+    // Two worker instances, one table: SQS hands the job to the second while the first works.
+    let worker = || {
+        Worker::new(
+            slow_pipeline(&aws.config, agent.clone(), messenger.clone(), SLOW_LEASE),
+            MAX_RECEIVE_COUNT,
+        )
+    };
+    let (first, second) = (worker(), worker());
+    let started = Instant::now();
+    let redeliveries = async {
+        let mut failed = Vec::new();
+        for at in REDELIVERIES_MS {
+            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
+            failed.push(failed_items(
+                &second.handle(job_event("sqs-1", 2)).await.unwrap(),
+            ));
+        }
+        failed
+    };
+    let (handled, redelivered) = tokio::join!(first.handle(job_event("sqs-1", 1)), redeliveries);
+    assert!(
+        started.elapsed() > SLOW_LEASE * 3,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(failed_items(&handled.unwrap()), 0);
+    assert_eq!(redelivered, [1, 1], "in progress elsewhere: retried later");
+    assert_eq!(agent.calls(), 1, "the agent was asked again");
+    let sent: Vec<_> = messenger
+        .recorded
+        .sent()
+        .into_iter()
+        .map(|record| record.message)
+        .collect();
+    assert_eq!(sent, parts, "each part exactly once, in order");
+    // SQS's later retry finds it done.
+    assert_eq!(
+        failed_items(&second.handle(job_event("sqs-1", 3)).await.unwrap()),
+        0
+    );
+    assert_eq!(agent.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
+    let aws = aws().await;
+    let (reply, parts) = long_reply();
+    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
+    let messenger = Arc::new(SlowMessenger::new(SLOW_STEP));
+    // Two warm instances of the inline webhook, one table: Meta redelivers to the second.
+    let instance = || {
+        WebhookApp::new(
+            local_secrets(),
+            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+            Dispatcher::Inline(slow_pipeline(
+                &aws.config,
+                agent.clone(),
+                messenger.clone(),
+                SLOW_LEASE,
+            )),
+            4 * 1024 * 1024,
+        )
+    };
+    let (first, second) = (instance(), instance());
+    let started = Instant::now();
+    let redeliveries = async {
+        let mut statuses = Vec::new();
+        for at in REDELIVERIES_MS {
+            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
+            statuses.push(
+                second
+                    .handle(event("post-text.json"))
+                    .await
+                    .status()
+                    .as_u16(),
+            );
+        }
+        statuses
+    };
+    let (handled, redelivered) = tokio::join!(first.handle(event("post-text.json")), redeliveries);
+    assert!(
+        started.elapsed() > SLOW_LEASE * 3,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(handled.status(), 200);
+    assert_eq!(redelivered, [200, 200]);
+    assert_eq!(agent.calls(), 1, "the agent was asked again");
+    let sent: Vec<_> = messenger
+        .recorded
+        .sent()
+        .into_iter()
+        .map(|record| record.message)
+        .collect();
+    assert_eq!(sent, parts, "each part exactly once, in order");
+}
+
+/// A signed webhook of text messages, `(id, from)` each.
+fn signed_batch(messages: &[(String, String)]) -> lambda_http::Request {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(id, from)| {
+            json!({"id": id, "from": from, "timestamp": "1795514400", "type": "text", "text": {"body": id}})
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
+            "messages": messages
+        }}
+    ]}]})
+    .to_string()
+    .into_bytes();
+    let signature = whatsapp_agent_lambda::webhook::sign(LOCAL_APP_SECRET.as_bytes(), &body);
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(lambda_http::Body::Binary(body))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 13;
+    const ROUNDS: usize = 5;
+    let aws = aws().await;
+    let webhook = WebhookApp::new(
+        local_secrets(),
+        Allowlist::parse("*").unwrap(),
+        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
+        4 * 1024 * 1024,
+    );
+    for round in 0..ROUNDS {
+        // Interleaved as Meta may batch them: sender 0, 1, 2, 3, 0, 1, …
+        let messages: Vec<(String, String)> = (0..PER_SENDER)
+            .flat_map(|n| {
+                (0..SENDERS).map(move |sender| {
+                    (
+                        format!("wamid.ORDER.{round}.{sender}.{n:02}"),
+                        format!("1415555000{sender}"),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(webhook.handle(signed_batch(&messages)).await.status(), 200);
+
+        // Read the queue back as the worker would, group by group, deleting what was read.
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.values().map(Vec::len).sum::<usize>() < SENDERS * PER_SENDER {
+            assert!(Instant::now() < deadline, "queue not drained: {seen:?}");
+            let received = receive(&aws).await;
+            for message in &received {
+                let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+                seen.entry(job.message.sender.id().to_owned())
+                    .or_default()
+                    .push(job.message.id.as_str().to_owned());
+                aws.sqs
+                    .delete_message()
+                    .queue_url(&aws.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        assert_eq!(seen.len(), SENDERS);
+        for (sender, ids) in &seen {
+            let mut sorted = ids.clone();
+            sorted.sort();
+            assert_eq!(ids, &sorted, "round {round}: {sender}'s jobs out of order");
+            assert_eq!(ids.len(), PER_SENDER);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_holder_can_neither_renew_nor_settle_a_claim_taken_over() {
+    use whatsapp_agent_lambda::idempotency::{Claim, Renewal};
+    let aws = aws().await;
+    let store = DynamoIdempotency::new(&aws.config, TABLE);
+    let id = MessageId::from("wamid.STALE.1");
+    let (stale, current) = (ClaimToken::new(), ClaimToken::new());
+    let lease = Duration::from_millis(400);
+    assert_eq!(
+        store.claim(&id, &stale, lease).await.unwrap(),
+        Claim::Acquired
+    );
+    // Renewed, the claim outlives its first lease.
+    tokio::time::sleep(lease / 2).await;
+    assert_eq!(
+        store.renew(&id, &stale, lease).await.unwrap(),
+        Renewal::Renewed
+    );
+    tokio::time::sleep(lease * 3 / 4).await;
+    assert_eq!(
+        store.claim(&id, &current, lease).await.unwrap(),
+        Claim::InProgress
+    );
+    // Not renewed: taken over after it runs out.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert_eq!(
+        store.claim(&id, &current, lease).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.renew(&id, &stale, lease).await.unwrap(),
+        Renewal::Lost
+    );
+    store.complete(&id, &stale).await.unwrap();
+    store.release(&id, &stale).await.unwrap();
+    assert_eq!(
+        store.claim(&id, &ClaimToken::new(), lease).await.unwrap(),
+        Claim::InProgress,
+        "still the current holder's"
+    );
+    assert_eq!(
+        store.renew(&id, &current, lease).await.unwrap(),
+        Renewal::Renewed
+    );
+    store.complete(&id, &current).await.unwrap();
+    assert_eq!(
+        store.renew(&id, &current, lease).await.unwrap(),
+        Renewal::Lost
+    );
+    assert_eq!(
+        store.claim(&id, &ClaimToken::new(), lease).await.unwrap(),
+        Claim::Completed
     );
 }

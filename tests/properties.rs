@@ -461,6 +461,14 @@ fn present() -> impl Strategy<Value = Field> {
     ]
 }
 
+/// A business phone number id: digits, as text or as a number (anything else is refused).
+fn phone_number_id() -> impl Strategy<Value = Field> {
+    prop_oneof![
+        5 => "[0-9]{1,20}".prop_map(Field::Text),
+        1 => (1..u64::MAX).prop_map(Field::Number),
+    ]
+}
+
 /// Small JSON of any shape, for fields the parser does not know.
 fn unknown_value() -> BoxedStrategy<Value> {
     let leaf = prop_oneof![
@@ -993,7 +1001,7 @@ impl Batch {
 fn webhook() -> BoxedStrategy<Webhook> {
     (
         prop::collection::vec(message_case(), 1..=20),
-        prop::collection::vec((present(), field(), field(), unknown_fields()), 20),
+        prop::collection::vec((phone_number_id(), field(), field(), unknown_fields()), 20),
         any::<bool>(),
         unknown_fields(),
     )
@@ -1116,7 +1124,7 @@ fn a_sender_never_takes_another_senders_contact() {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
         "field": "messages",
         "value": {
-            "metadata": {"phone_number_id": "PNID"},
+            "metadata": {"phone_number_id": "106540352242922"},
             "contacts": [{"wa_id": "14155551234", "user_id": "US.13491208655302741918", "profile": {"name": "John"}}],
             "messages": [
                 {"id": "wamid.1", "from": "14155551234", "type": "text", "text": {"body": "hi"}},

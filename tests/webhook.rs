@@ -4,14 +4,17 @@
 mod support;
 
 use lambda_http::{Body, Request};
+use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use support::fixtures::{event, secrets_with_app_secret};
+use support::slow::{CountingAgent, SlowMessenger};
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
-use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
+use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, MAX_CONCURRENT_SENDERS, Pipeline};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_TEXT, format_reply};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -411,4 +414,137 @@ async fn other_methods_and_paths_get_405_and_404() {
         .body(Body::Empty)
         .unwrap();
     assert_eq!(h.app.handle(elsewhere).await.status(), 404);
+}
+
+/// A signed body of text messages, `(id, from, text)` each.
+fn signed_texts(messages: &[(String, String, String)]) -> Request {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(id, from, text)| {
+            json!({"id": id, "from": from, "timestamp": "1795514400", "type": "text", "text": {"body": text}})
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
+            "messages": messages
+        }}
+    ]}]})
+    .to_string()
+    .into_bytes();
+    let signature = sign(LOCAL_APP_SECRET.as_bytes(), &body);
+    post(&body, Some(signature))
+}
+
+fn inline_app(
+    agent: Arc<CountingAgent>,
+    messenger: Arc<SlowMessenger>,
+    lease: Duration,
+    allowlist: &str,
+) -> WebhookApp {
+    let pipeline = Pipeline {
+        agent,
+        messenger,
+        idempotency: Arc::new(MemoryIdempotency::default()),
+        lease,
+    };
+    WebhookApp::new(
+        secrets_with_app_secret(LOCAL_APP_SECRET),
+        Allowlist::parse(allowlist).unwrap(),
+        Dispatcher::Inline(pipeline),
+        4 * 1024 * 1024,
+    )
+}
+
+/// Paragraphs long enough that the reply goes out in several parts.
+fn long_reply() -> String {
+    (0..6)
+        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[tokio::test]
+async fn a_redelivery_during_a_handling_longer_than_the_lease_asks_the_agent_once() {
+    // Lease 300 ms; the handling takes about 1.5 s: 150 ms to mark read, 150 ms of agent,
+    // then 150 ms per part. Meta redelivers twice while it runs, after the first lease expired.
+    let lease = Duration::from_millis(300);
+    let reply = long_reply();
+    let parts = format_reply(&AgentReply::text(None, reply.clone()));
+    assert!(parts.len() >= 5, "{} parts", parts.len());
+    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(150)));
+    let messenger = Arc::new(SlowMessenger::new(Duration::from_millis(150)));
+    let app = inline_app(
+        agent.clone(),
+        messenger.clone(),
+        lease,
+        LOCAL_ALLOWED_SENDERS,
+    );
+    let message = [(
+        "wamid.LONG.1".to_owned(),
+        JOHN.to_owned(),
+        "status?".to_owned(),
+    )];
+
+    let started = Instant::now();
+    let first = app.handle(signed_texts(&message));
+    let redeliveries = async {
+        let mut statuses = Vec::new();
+        for at in [400, 900] {
+            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
+            statuses.push(app.handle(signed_texts(&message)).await.status().as_u16());
+        }
+        statuses
+    };
+    let (first, redelivered) = tokio::join!(first, redeliveries);
+    assert_eq!(first.status(), 200);
+    assert_eq!(redelivered, [200, 200]);
+    assert!(
+        started.elapsed() > lease * 3,
+        "the handling must outlast the lease: {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(agent.calls(), 1, "the agent was asked again");
+    let sent = messenger.recorded.sent();
+    assert_eq!(sent.len(), parts.len(), "each part exactly once");
+    let sent: Vec<_> = sent.into_iter().map(|record| record.message).collect();
+    assert_eq!(sent, parts, "the parts, in order");
+
+    // Settled: a later redelivery is a duplicate.
+    app.handle(signed_texts(&message)).await;
+    assert_eq!(agent.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once() {
+    let agent = Arc::new(CountingAgent::new("ok", Duration::from_millis(50)));
+    let messenger = Arc::new(SlowMessenger::new(Duration::ZERO));
+    let app = inline_app(agent.clone(), messenger.clone(), DEFAULT_LEASE, "*");
+    let messages: Vec<(String, String, String)> = (0..200)
+        .map(|n| {
+            (
+                format!("wamid.WIDE.{n}"),
+                format!("1415555{n:04}"),
+                "hi".to_owned(),
+            )
+        })
+        .collect();
+    let answer = app.handle(signed_texts(&messages)).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(agent.calls(), 200);
+    assert_eq!(messenger.recorded.sent().len(), 200);
+    const {
+        assert!(
+            MAX_CONCURRENT_SENDERS < 200 / 4,
+            "a bound well under the batch's senders"
+        )
+    };
+    assert!(
+        agent.most_at_once() <= MAX_CONCURRENT_SENDERS,
+        "{} agent calls at once",
+        agent.most_at_once()
+    );
+    assert!(agent.most_at_once() > 1, "senders still run concurrently");
 }

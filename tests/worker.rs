@@ -3,13 +3,16 @@
 
 mod support;
 
+use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::fixtures::event_json;
+use support::slow::{CountingAgent, SlowMessenger};
 use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
-use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::idempotency::{IdempotencyStore, MemoryIdempotency};
+use whatsapp_agent_lambda::pipeline::{MAX_CONCURRENT_SENDERS, Pipeline};
+use whatsapp_agent_lambda::reply::format_reply;
 use whatsapp_agent_lambda::worker::{Worker, WorkerError};
 
 fn worker() -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
@@ -80,4 +83,126 @@ async fn unknown_and_malformed_events_are_refused_clearly() {
         .await
         .unwrap();
     assert_eq!(response["batchItemFailures"][0]["itemIdentifier"], "m1");
+}
+
+fn slow_worker(
+    agent: Arc<CountingAgent>,
+    messenger: Arc<SlowMessenger>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    lease: Duration,
+) -> Worker {
+    Worker::new(
+        Pipeline {
+            agent,
+            messenger,
+            idempotency,
+            lease,
+        },
+        3,
+    )
+}
+
+fn failed_ids(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("a batch response")
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_redelivered_to_another_worker_during_a_long_handling_is_answered_once() {
+    // Two worker instances share the claims (as they share the DynamoDB table). Lease 300 ms;
+    // the first worker takes about 1.5 s; SQS hands the same job to the second one meanwhile.
+    let lease = Duration::from_millis(300);
+    let reply = (0..6)
+        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let parts = format_reply(&AgentReply::text(None, reply.clone()));
+    assert!(parts.len() >= 5, "{} parts", parts.len());
+    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(150)));
+    let messenger = Arc::new(SlowMessenger::new(Duration::from_millis(150)));
+    let claims: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotency::default());
+    let first = slow_worker(agent.clone(), messenger.clone(), claims.clone(), lease);
+    let second = slow_worker(agent.clone(), messenger.clone(), claims, lease);
+
+    let started = Instant::now();
+    let handling = first.handle(event_json("sqs-job.json"));
+    let redeliveries = async {
+        let mut responses = Vec::new();
+        for at in [400, 900] {
+            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
+            responses.push(second.handle(event_json("sqs-job.json")).await.unwrap());
+        }
+        responses
+    };
+    let (handled, redelivered) = tokio::join!(handling, redeliveries);
+    assert!(started.elapsed() > lease * 3, "{:?}", started.elapsed());
+    assert!(failed_ids(&handled.unwrap()).is_empty());
+    for response in &redelivered {
+        // Being handled elsewhere: retried later, not handled.
+        assert_eq!(failed_ids(response).len(), 1, "{response}");
+    }
+    assert_eq!(agent.calls(), 1, "the agent was asked again");
+    let sent: Vec<_> = messenger
+        .recorded
+        .sent()
+        .into_iter()
+        .map(|record| record.message)
+        .collect();
+    assert_eq!(sent, parts, "each part exactly once, in order");
+
+    // The retry SQS makes later finds it done.
+    let late = second.handle(event_json("sqs-job.json")).await.unwrap();
+    assert!(failed_ids(&late).is_empty());
+    assert_eq!(agent.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once() {
+    let agent = Arc::new(CountingAgent::new("ok", Duration::from_millis(50)));
+    let messenger = Arc::new(SlowMessenger::new(Duration::ZERO));
+    let worker = slow_worker(
+        agent.clone(),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+        Duration::from_secs(60),
+    );
+    let template = event_json("sqs-job.json")["Records"][0].clone();
+    let records: Vec<Value> = (0..100)
+        .map(|n| {
+            let phone = format!("1415555{n:04}");
+            let mut job: Value = serde_json::from_str(template["body"].as_str().unwrap()).unwrap();
+            job["message"]["id"] = json!(format!("wamid.WIDE.{n}"));
+            job["message"]["sender"] = json!({"phone": phone});
+            let mut record = template.clone();
+            record["messageId"] = json!(format!("sqs-{n}"));
+            record["body"] = json!(job.to_string());
+            record["attributes"]["MessageGroupId"] = json!(phone);
+            record
+        })
+        .collect();
+    let response = worker.handle(json!({ "Records": records })).await.unwrap();
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(agent.calls(), 100);
+    assert_eq!(messenger.recorded.sent().len(), 100);
+    const {
+        assert!(
+            MAX_CONCURRENT_SENDERS < 100 / 4,
+            "a bound well under the batch's senders"
+        )
+    };
+    assert!(
+        agent.most_at_once() <= MAX_CONCURRENT_SENDERS,
+        "{} agent calls at once",
+        agent.most_at_once()
+    );
+    assert!(agent.most_at_once() > 1, "senders still run concurrently");
 }

@@ -2,6 +2,7 @@
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages>
 
 use crate::message::{MessageId, Sender};
+use crate::sender::normalize_phone;
 use serde_json::{Value, json};
 
 /// One message to send. The formatter ([`crate::reply`]) guarantees WhatsApp's limits.
@@ -63,11 +64,16 @@ pub enum Recipient {
 }
 
 impl Recipient {
-    /// The address to answer a sender at; `None` when the sender has no usable id.
+    /// The address to answer a sender at; `None` when the sender has no usable id. The phone
+    /// number is the one the allowlist checked, normalised the same way (digits only: Meta
+    /// sends digits, a hostile or hand-written payload may say "+1 (415) 555-1234"); one that
+    /// is no phone number at all is not answered, the BSUID is used if there is one.
     pub fn of(sender: &Sender) -> Option<Self> {
-        match (&sender.phone, &sender.bsuid) {
-            (Some(phone), _) if !phone.is_empty() => Some(Self::Phone(phone.clone())),
-            (_, Some(bsuid)) if !bsuid.is_empty() => Some(Self::Bsuid(bsuid.clone())),
+        if let Some(phone) = sender.phone.as_deref().and_then(normalize_phone) {
+            return Some(Self::Phone(phone));
+        }
+        match &sender.bsuid {
+            Some(bsuid) if !bsuid.is_empty() => Some(Self::Bsuid(bsuid.clone())),
             _ => None,
         }
     }
@@ -212,6 +218,34 @@ mod tests {
         assert_eq!(json["text"]["body"], "hi");
         assert_eq!(json["context"]["message_id"], "wamid.1");
         assert!(json.get("recipient").is_none());
+    }
+
+    #[test]
+    fn phone_numbers_are_addressed_as_the_digits_the_allowlist_checked() {
+        for spelling in ["+1 (415) 555-1234", "001 415 555 1234", " 14155551234 "] {
+            let sender = Sender {
+                phone: Some(spelling.into()),
+                bsuid: Some("US.134".into()),
+                ..Sender::default()
+            };
+            assert_eq!(
+                Recipient::of(&sender),
+                Some(Recipient::Phone("14155551234".into())),
+                "{spelling}"
+            );
+        }
+        // Not a phone number: the BSUID, or nobody.
+        let odd = Sender {
+            phone: Some("../14155551234".into()),
+            bsuid: Some("US.134".into()),
+            ..Sender::default()
+        };
+        assert_eq!(Recipient::of(&odd), Some(Recipient::Bsuid("US.134".into())));
+        let odd = Sender {
+            phone: Some("abc".into()),
+            ..Sender::default()
+        };
+        assert_eq!(Recipient::of(&odd), None);
     }
 
     #[test]

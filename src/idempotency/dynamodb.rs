@@ -1,8 +1,10 @@
 //! `IDEMPOTENCY_TABLE`: claims in DynamoDB, shared by every webhook and worker instance.
-//! Table: partition key `id` (S); TTL attribute `expires_at` (epoch seconds).
-//! A claim is a conditional write: it succeeds only when the id is new or its lease expired.
+//! Table: partition key `id` (S); TTL attribute `expires_at` (epoch seconds). A claim in
+//! progress also holds `owner` (its [`ClaimToken`]) and `lease_until` (epoch milliseconds).
+//! A claim is a conditional write: it succeeds only when the id is new or its lease expired,
+//! and records its owner; renewing, completing and releasing are conditional on that owner.
 
-use super::{COMPLETED_TTL, Claim, IdempotencyError, IdempotencyStore};
+use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
 use crate::BoxFuture;
 use crate::message::MessageId;
 use aws_sdk_dynamodb::Client;
@@ -12,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
+/// The condition of every write by a claim's holder: the claim is still in progress and ours.
+const HELD_BY_OWNER: &str = "#state = :in_progress AND #owner = :owner";
 
 /// Claims stored in a DynamoDB table.
 #[derive(Debug, Clone)]
@@ -28,7 +32,12 @@ impl DynamoIdempotency {
         }
     }
 
-    async fn claim_now(&self, id: &MessageId, lease: Duration) -> Result<Claim, IdempotencyError> {
+    async fn claim_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+        lease: Duration,
+    ) -> Result<Claim, IdempotencyError> {
         let now = now();
         let lease_until = now.as_millis() + lease.as_millis();
         let expires_at = now.as_secs() + COMPLETED_TTL.as_secs();
@@ -39,6 +48,7 @@ impl DynamoIdempotency {
             .item("id", AttributeValue::S(id.0.clone()))
             .item("state", AttributeValue::S(IN_PROGRESS.to_owned()))
             .item("lease_until", number(lease_until))
+            .item("owner", AttributeValue::S(owner.as_str().to_owned()))
             .item("expires_at", number(expires_at))
             .condition_expression(
                 "attribute_not_exists(id) OR (#state = :in_progress AND lease_until < :now)",
@@ -82,38 +92,96 @@ impl DynamoIdempotency {
         })
     }
 
-    async fn complete_now(&self, id: &MessageId) -> Result<(), IdempotencyError> {
+    async fn renew_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+        lease: Duration,
+    ) -> Result<Renewal, IdempotencyError> {
+        let lease_until = now().as_millis() + lease.as_millis();
+        let renewed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.0.clone()))
+            .update_expression("SET lease_until = :lease_until")
+            .condition_expression(HELD_BY_OWNER)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.as_str().to_owned()))
+            .expression_attribute_values(":lease_until", number(lease_until))
+            .send()
+            .await;
+        match renewed {
+            Ok(_) => Ok(Renewal::Renewed),
+            // Completed, taken over by someone else, or gone.
+            Err(SdkError::ServiceError(error))
+                if error.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(Renewal::Lost)
+            }
+            Err(error) => Err(failure("renew", id, &error)),
+        }
+    }
+
+    async fn complete_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
         let expires_at = now().as_secs() + COMPLETED_TTL.as_secs();
-        self.client
+        let completed = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(id.0.clone()))
             .update_expression(
-                "SET #state = :completed, expires_at = :expires_at REMOVE lease_until",
+                "SET #state = :completed, expires_at = :expires_at REMOVE lease_until, #owner",
             )
+            .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.as_str().to_owned()))
             .expression_attribute_values(":expires_at", number(expires_at))
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|error| failure("complete", id, &error))
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            // Someone else's claim now (ours expired and was taken over), or already completed:
+            // theirs to settle.
+            Err(SdkError::ServiceError(error))
+                if error.err().is_conditional_check_failed_exception() =>
+            {
+                tracing::warn!(message_id = %id, "claim no longer ours when completing: left to its holder");
+                Ok(())
+            }
+            Err(error) => Err(failure("complete", id, &error)),
+        }
     }
 
-    async fn release_now(&self, id: &MessageId) -> Result<(), IdempotencyError> {
+    async fn release_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(id.0.clone()))
-            .condition_expression("#state = :in_progress")
+            .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.as_str().to_owned()))
             .send()
             .await;
         match deleted {
             Ok(_) => Ok(()),
-            // Already completed (or gone): nothing to release.
+            // Already completed, someone else's, or gone: nothing of ours to release.
             Err(SdkError::ServiceError(error))
                 if error.err().is_conditional_check_failed_exception() =>
             {
@@ -128,17 +196,35 @@ impl IdempotencyStore for DynamoIdempotency {
     fn claim<'a>(
         &'a self,
         id: &'a MessageId,
+        owner: &'a ClaimToken,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
-        Box::pin(self.claim_now(id, lease))
+        Box::pin(self.claim_now(id, owner, lease))
     }
 
-    fn complete<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(self.complete_now(id))
+    fn renew<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
+        Box::pin(self.renew_now(id, owner, lease))
     }
 
-    fn release<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(self.release_now(id))
+    fn complete<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(self.complete_now(id, owner))
+    }
+
+    fn release<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(self.release_now(id, owner))
     }
 }
 

@@ -1,6 +1,6 @@
 //! In-process idempotency: bounded in size (oldest forgotten first) with lease and TTL.
 
-use super::{COMPLETED_TTL, Claim, IdempotencyError, IdempotencyStore};
+use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
 use crate::BoxFuture;
 use crate::message::MessageId;
 use std::collections::{HashMap, VecDeque};
@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 /// Ids remembered per process (about 100 bytes each).
 pub const MEMORY_CAPACITY: usize = 50_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    InProgress { lease_until: Instant },
+    InProgress {
+        lease_until: Instant,
+        owner: ClaimToken,
+    },
     Completed,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     state: State,
     /// When the id was first claimed: the key of its place in `order`.
@@ -56,7 +59,7 @@ impl MemoryIdempotency {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn claim_at(&self, id: &MessageId, lease: Duration, now: Instant) -> Claim {
+    fn claim_at(&self, id: &MessageId, owner: &ClaimToken, lease: Duration, now: Instant) -> Claim {
         let mut memory = self.memory();
         // Forget expired ids and, past capacity, the oldest ones.
         while let Some((old, since)) = memory.order.front().cloned() {
@@ -75,12 +78,13 @@ impl MemoryIdempotency {
                 ..
             }) => Claim::Completed,
             Some(Entry {
-                state: State::InProgress { lease_until },
+                state: State::InProgress { lease_until, .. },
                 ..
             }) if *lease_until > now => Claim::InProgress,
             Some(entry) => {
                 entry.state = State::InProgress {
                     lease_until: now + lease,
+                    owner: owner.clone(),
                 };
                 Claim::Acquired
             }
@@ -90,6 +94,7 @@ impl MemoryIdempotency {
                     Entry {
                         state: State::InProgress {
                             lease_until: now + lease,
+                            owner: owner.clone(),
                         },
                         since: now,
                     },
@@ -98,6 +103,42 @@ impl MemoryIdempotency {
                 Claim::Acquired
             }
         }
+    }
+
+    /// Extends `owner`'s claim. An expired lease nobody took over is still the owner's: it
+    /// was never handed to anyone else, so renewing it is safe.
+    fn renew_at(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+        lease: Duration,
+        now: Instant,
+    ) -> Renewal {
+        match self.memory().entries.get_mut(id) {
+            Some(Entry {
+                state:
+                    State::InProgress {
+                        lease_until,
+                        owner: holder,
+                    },
+                ..
+            }) if holder == owner => {
+                *lease_until = now + lease;
+                Renewal::Renewed
+            }
+            _ => Renewal::Lost,
+        }
+    }
+
+    /// Whether `owner` holds `id` in progress.
+    fn holds(memory: &Memory, id: &MessageId, owner: &ClaimToken) -> bool {
+        matches!(
+            memory.entries.get(id),
+            Some(Entry {
+                state: State::InProgress { owner: holder, .. },
+                ..
+            }) if holder == owner
+        )
     }
 
     /// How many ids are remembered.
@@ -114,30 +155,45 @@ impl IdempotencyStore for MemoryIdempotency {
     fn claim<'a>(
         &'a self,
         id: &'a MessageId,
+        owner: &'a ClaimToken,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
-        Box::pin(async move { Ok(self.claim_at(id, lease, Instant::now())) })
+        Box::pin(async move { Ok(self.claim_at(id, owner, lease, Instant::now())) })
     }
 
-    fn complete<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+    fn renew<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
+        Box::pin(async move { Ok(self.renew_at(id, owner, lease, Instant::now())) })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
         Box::pin(async move {
-            if let Some(entry) = self.memory().entries.get_mut(id) {
+            let mut memory = self.memory();
+            if Self::holds(&memory, id, owner)
+                && let Some(entry) = memory.entries.get_mut(id)
+            {
                 entry.state = State::Completed;
             }
             Ok(())
         })
     }
 
-    fn release<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>> {
+    fn release<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
         Box::pin(async move {
             let mut memory = self.memory();
-            if matches!(
-                memory.entries.get(id),
-                Some(Entry {
-                    state: State::InProgress { .. },
-                    ..
-                })
-            ) {
+            if Self::holds(&memory, id, owner) {
                 memory.entries.remove(id);
             }
             Ok(())
@@ -158,29 +214,40 @@ mod tests {
     #[tokio::test]
     async fn second_claim_is_in_progress_then_completed() {
         let store = MemoryIdempotency::default();
-        assert_eq!(store.claim(&id("a"), LEASE).await.unwrap(), Claim::Acquired);
+        let (first, second) = (ClaimToken::new(), ClaimToken::new());
         assert_eq!(
-            store.claim(&id("a"), LEASE).await.unwrap(),
+            store.claim(&id("a"), &first, LEASE).await.unwrap(),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.claim(&id("a"), &second, LEASE).await.unwrap(),
             Claim::InProgress
         );
-        store.complete(&id("a")).await.unwrap();
+        store.complete(&id("a"), &first).await.unwrap();
         assert_eq!(
-            store.claim(&id("a"), LEASE).await.unwrap(),
+            store.claim(&id("a"), &second, LEASE).await.unwrap(),
             Claim::Completed
         );
-        assert_eq!(store.claim(&id("b"), LEASE).await.unwrap(), Claim::Acquired);
+        assert_eq!(
+            store.claim(&id("b"), &second, LEASE).await.unwrap(),
+            Claim::Acquired
+        );
     }
 
     #[tokio::test]
     async fn released_ids_can_be_claimed_again_but_completed_ones_stay() {
         let store = MemoryIdempotency::default();
-        store.claim(&id("a"), LEASE).await.unwrap();
-        store.release(&id("a")).await.unwrap();
-        assert_eq!(store.claim(&id("a"), LEASE).await.unwrap(), Claim::Acquired);
-        store.complete(&id("a")).await.unwrap();
-        store.release(&id("a")).await.unwrap();
+        let owner = ClaimToken::new();
+        store.claim(&id("a"), &owner, LEASE).await.unwrap();
+        store.release(&id("a"), &owner).await.unwrap();
         assert_eq!(
-            store.claim(&id("a"), LEASE).await.unwrap(),
+            store.claim(&id("a"), &owner, LEASE).await.unwrap(),
+            Claim::Acquired
+        );
+        store.complete(&id("a"), &owner).await.unwrap();
+        store.release(&id("a"), &owner).await.unwrap();
+        assert_eq!(
+            store.claim(&id("a"), &owner, LEASE).await.unwrap(),
             Claim::Completed
         );
     }
@@ -188,36 +255,103 @@ mod tests {
     #[test]
     fn an_expired_lease_is_taken_over() {
         let store = MemoryIdempotency::default();
+        let (first, second) = (ClaimToken::new(), ClaimToken::new());
         let start = Instant::now();
-        assert_eq!(store.claim_at(&id("a"), LEASE, start), Claim::Acquired);
         assert_eq!(
-            store.claim_at(&id("a"), LEASE, start + LEASE / 2),
+            store.claim_at(&id("a"), &first, LEASE, start),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.claim_at(&id("a"), &second, LEASE, start + LEASE / 2),
             Claim::InProgress
         );
         assert_eq!(
-            store.claim_at(&id("a"), LEASE, start + LEASE * 2),
+            store.claim_at(&id("a"), &second, LEASE, start + LEASE * 2),
             Claim::Acquired
+        );
+    }
+
+    #[test]
+    fn a_renewed_lease_is_not_taken_over() {
+        let store = MemoryIdempotency::default();
+        let (holder, other) = (ClaimToken::new(), ClaimToken::new());
+        let start = Instant::now();
+        store.claim_at(&id("a"), &holder, LEASE, start);
+        let renewed = start + LEASE * 9 / 10;
+        assert_eq!(
+            store.renew_at(&id("a"), &holder, LEASE, renewed),
+            Renewal::Renewed
+        );
+        // Past the first lease, within the renewed one.
+        assert_eq!(
+            store.claim_at(&id("a"), &other, LEASE, start + LEASE * 3 / 2),
+            Claim::InProgress
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_holder_can_neither_renew_nor_settle_the_new_holders_claim() {
+        let store = MemoryIdempotency::default();
+        let (stale, current) = (ClaimToken::new(), ClaimToken::new());
+        let start = Instant::now();
+        store.claim_at(&id("a"), &stale, LEASE, start);
+        // The stale holder's lease expired and a redelivery took over.
+        assert_eq!(
+            store.claim_at(&id("a"), &current, LEASE, start + LEASE * 2),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.renew_at(&id("a"), &stale, LEASE, start + LEASE * 2),
+            Renewal::Lost
+        );
+        store.complete(&id("a"), &stale).await.unwrap();
+        store.release(&id("a"), &stale).await.unwrap();
+        // Still the current holder's, in progress.
+        assert_eq!(
+            store.claim_at(&id("a"), &stale, LEASE, start + LEASE * 2),
+            Claim::InProgress
+        );
+        assert_eq!(
+            store.renew_at(&id("a"), &current, LEASE, start + LEASE * 2),
+            Renewal::Renewed
+        );
+        store.complete(&id("a"), &current).await.unwrap();
+        assert_eq!(
+            store.renew_at(&id("a"), &current, LEASE, start + LEASE * 2),
+            Renewal::Lost,
+            "a completed claim is no longer renewable"
         );
     }
 
     #[test]
     fn memory_stays_bounded_and_forgets_the_oldest() {
         let store = MemoryIdempotency::new(3, COMPLETED_TTL);
+        let owner = ClaimToken::new();
         let now = Instant::now();
         for n in 0..10 {
-            store.claim_at(&id(&n.to_string()), LEASE, now);
+            store.claim_at(&id(&n.to_string()), &owner, LEASE, now);
         }
         assert!(store.len() <= 3);
-        assert_eq!(store.claim_at(&id("9"), LEASE, now), Claim::InProgress);
-        assert_eq!(store.claim_at(&id("0"), LEASE, now), Claim::Acquired);
+        assert_eq!(
+            store.claim_at(&id("9"), &owner, LEASE, now),
+            Claim::InProgress
+        );
+        assert_eq!(
+            store.claim_at(&id("0"), &owner, LEASE, now),
+            Claim::Acquired
+        );
     }
 
     #[test]
     fn expired_ids_are_forgotten() {
         let store = MemoryIdempotency::new(10, Duration::from_secs(60));
+        let owner = ClaimToken::new();
         let start = Instant::now();
-        store.claim_at(&id("a"), Duration::from_secs(1), start);
+        store.claim_at(&id("a"), &owner, Duration::from_secs(1), start);
         let later = start + Duration::from_secs(61);
-        assert_eq!(store.claim_at(&id("a"), LEASE, later), Claim::Acquired);
+        assert_eq!(
+            store.claim_at(&id("a"), &owner, LEASE, later),
+            Claim::Acquired
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Idempotency: a message id is claimed before its agent call, so a redelivered message never
-//! reaches the agent twice and the user gets one answer. A claim is a lease: if the process
-//! handling it dies, the claim expires and a redelivery takes over.
+//! reaches the agent twice and the user gets one answer. A claim is a lease held by one owner
+//! (a [`ClaimToken`]): while the message is being handled the holder renews it, so a handling
+//! that outlasts one lease (a slow agent, a slow Graph API) is never taken over; if the process
+//! dies, renewals stop, the claim expires and a redelivery takes over. Only the owner renews,
+//! completes or releases a claim, so a stale holder cannot settle someone else's.
 //! Adapters: [`MemoryIdempotency`] (one warm process) and [`DynamoIdempotency`]
 //! (`IDEMPOTENCY_TABLE`, shared by every webhook and worker instance).
 
@@ -12,6 +15,8 @@ pub use memory::MemoryIdempotency;
 
 use crate::BoxFuture;
 use crate::message::MessageId;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long a completed id is remembered. Meta retries a webhook for up to 7 days.
@@ -28,20 +33,94 @@ pub enum Claim {
     Completed,
 }
 
+/// The answer to a renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours, held for another lease.
+    Renewed,
+    /// No longer ours (expired and taken over, completed, or gone): stop working on it.
+    Lost,
+}
+
+/// Who holds a claim: random per attempt, so two attempts at the same message (two Lambda
+/// instances, two tasks of one process) never pass for each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A fresh token. `RandomState` keys come from the operating system's randomness (once per
+    /// thread, then varied per call); a process-wide counter keeps two tokens of one process
+    /// apart even so.
+    pub fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut halves = [0u64; 2];
+        for (salt, half) in halves.iter_mut().enumerate() {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(count);
+            hasher.write_usize(salt);
+            hasher.write_u32(std::process::id());
+            *half = hasher.finish();
+        }
+        Self(format!("{:016x}{:016x}", halves[0], halves[1]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("idempotency store failed: {0}")]
 pub struct IdempotencyError(pub String);
 
-/// Claims ids with a lease, marks them completed, or releases them so a retry can run.
+/// Claims ids with a lease, renews the lease while working, marks ids completed, or releases
+/// them so a retry can run. Every call but `claim` succeeds only for the claim's owner.
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `id` for `lease`: until then nobody else acquires it.
+    /// Claims `id` for `owner` for `lease`: until then nobody else acquires it.
     fn claim<'a>(
         &'a self,
         id: &'a MessageId,
+        owner: &'a ClaimToken,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, IdempotencyError>>;
-    /// Records `id` as handled, remembered for [`COMPLETED_TTL`].
-    fn complete<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>>;
-    /// Gives up an in-progress claim after a failure worth retrying.
-    fn release<'a>(&'a self, id: &'a MessageId) -> BoxFuture<'a, Result<(), IdempotencyError>>;
+    /// Extends `owner`'s in-progress claim on `id` to `lease` from now; [`Renewal::Lost`]
+    /// when the claim is no longer `owner`'s.
+    fn renew<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>>;
+    /// Records `id` as handled, remembered for [`COMPLETED_TTL`], if `owner` still holds it.
+    fn complete<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>>;
+    /// Gives up `owner`'s in-progress claim after a failure worth retrying.
+    fn release<'a>(
+        &'a self,
+        id: &'a MessageId,
+        owner: &'a ClaimToken,
+    ) -> BoxFuture<'a, Result<(), IdempotencyError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClaimToken;
+    use std::collections::HashSet;
+
+    #[test]
+    fn claim_tokens_are_distinct() {
+        let tokens: HashSet<ClaimToken> = (0..1000).map(|_| ClaimToken::new()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(tokens.iter().all(|t| t.as_str().len() == 32));
+    }
 }

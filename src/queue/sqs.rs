@@ -1,6 +1,12 @@
 //! SQS FIFO adapter: MessageGroupId = sender (one user's messages run in order),
 //! MessageDeduplicationId = message id (SQS drops redeliveries within its 5-minute window),
 //! batched by 10, the SQS maximum.
+//!
+//! FIFO order is the order SQS accepts a group's messages in, so one sender's messages must
+//! reach SQS in order: within a batch SQS keeps the entries' order, but two batches sent at
+//! once land in either order. The jobs are grouped by sender before batching, and a batch that
+//! continues the previous one's sender is sent only after that one was accepted; batches that
+//! share no sender go in parallel.
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>
 
 use super::{JobQueue, QueueError};
@@ -34,30 +40,44 @@ impl SqsQueue {
         }
     }
 
+    /// Sends every job; succeeds only when SQS accepted them all. Each chain of batches (see
+    /// [`chains`]) is sent batch after batch, stopping at the first failure so no later message
+    /// of a sender is queued before an earlier one that failed; chains run in parallel.
     async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        let mut batches = tokio::task::JoinSet::new();
-        for entries in batch_entries(jobs)? {
-            let request = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries));
-            batches.spawn(async move { request.send().await });
+        let mut sends = tokio::task::JoinSet::new();
+        for chain in chains(batch_entries(jobs)?) {
+            let client = self.client.clone();
+            let url = self.url.clone();
+            sends.spawn(async move {
+                let mut failures = Vec::new();
+                for entries in chain {
+                    let sent = client
+                        .send_message_batch()
+                        .queue_url(&url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(output) => failures.extend(output.failed().iter().map(|f| {
+                            format!("{} ({})", f.code(), f.message().unwrap_or_default())
+                        })),
+                        Err(error) => failures.push(format!(
+                            "{}: {}",
+                            error.code().unwrap_or("unreachable"),
+                            DisplayErrorContext(&error)
+                        )),
+                    }
+                    if !failures.is_empty() {
+                        break;
+                    }
+                }
+                failures
+            });
         }
         let mut failures = Vec::new();
-        while let Some(joined) = batches.join_next().await {
+        while let Some(joined) = sends.join_next().await {
             match joined {
-                Ok(Ok(output)) => failures.extend(
-                    output
-                        .failed()
-                        .iter()
-                        .map(|f| format!("{} ({})", f.code(), f.message().unwrap_or_default())),
-                ),
-                Ok(Err(error)) => failures.push(format!(
-                    "{}: {}",
-                    error.code().unwrap_or("unreachable"),
-                    DisplayErrorContext(&error)
-                )),
+                Ok(failed) => failures.extend(failed),
                 Err(error) => failures.push(format!("send task failed: {error}")),
             }
         }
@@ -67,6 +87,29 @@ impl SqsQueue {
             Err(QueueError(failures.join("; ")))
         }
     }
+}
+
+/// Splits batches into chains that must be sent one batch after the other: a batch whose first
+/// entry has the same FIFO group as the previous batch's last entry continues that sender, so
+/// it joins that batch's chain. Since the jobs are grouped by sender ([`batch_entries`]), no
+/// other batch shares a sender with another chain.
+fn chains(
+    batches: Vec<Vec<SendMessageBatchRequestEntry>>,
+) -> Vec<Vec<Vec<SendMessageBatchRequestEntry>>> {
+    let mut chains: Vec<Vec<Vec<SendMessageBatchRequestEntry>>> = Vec::new();
+    for batch in batches {
+        let continues = chains
+            .last()
+            .and_then(|chain| chain.last())
+            .and_then(|previous| previous.last())
+            .and_then(|last| last.message_group_id())
+            .is_some_and(|group| batch.first().and_then(|e| e.message_group_id()) == Some(group));
+        match chains.last_mut() {
+            Some(chain) if continues => chain.push(batch),
+            _ => chains.push(vec![batch]),
+        }
+    }
+    chains
 }
 
 impl super::Redelivery for SqsQueue {
@@ -97,11 +140,17 @@ impl JobQueue for SqsQueue {
 }
 
 /// The `SendMessageBatch` entries for `jobs`, 10 to a batch: the JSON job bodies with their
-/// FIFO group and deduplication ids. Pure, so the benchmarks measure it without a network.
+/// FIFO group and deduplication ids, grouped by sender (each sender's jobs in their order, the
+/// senders in order of first appearance) so that one sender's jobs fill consecutive batches.
+/// Pure, so the benchmarks measure it without a network.
 pub fn batch_entries(jobs: &[Job]) -> Result<Vec<Vec<SendMessageBatchRequestEntry>>, QueueError> {
+    let grouped: Vec<&Job> = crate::pipeline::by_sender(jobs, |job| job.message.sender.id())
+        .into_iter()
+        .flatten()
+        .collect();
     // Loops rather than `collect::<Result<_, _>>()`, which cannot size its vectors up front.
     let mut batches = Vec::with_capacity(jobs.len().div_ceil(BATCH_MAX));
-    for chunk in jobs.chunks(BATCH_MAX) {
+    for chunk in grouped.chunks(BATCH_MAX) {
         let mut entries = Vec::with_capacity(chunk.len());
         for (index, job) in chunk.iter().enumerate() {
             entries.push(entry(index, job)?);
@@ -260,7 +309,11 @@ mod tests {
             batches.iter().map(Vec::len).collect::<Vec<_>>(),
             [10, 10, 5]
         );
-        for (batch, chunk) in batches.iter().zip(jobs.chunks(BATCH_MAX)) {
+        // Grouped by sender (three of them, interleaved in `jobs`), each in its order.
+        let grouped: Vec<Job> = (0..3)
+            .flat_map(|sender| jobs.iter().skip(sender).step_by(3).cloned())
+            .collect();
+        for (batch, chunk) in batches.iter().zip(grouped.chunks(BATCH_MAX)) {
             for (index, (entry, job)) in batch.iter().zip(chunk).enumerate() {
                 assert_eq!(entry.id(), index.to_string());
                 let expected = serde_json::to_string(job).expect("serializable");
@@ -273,5 +326,46 @@ mod tests {
             }
         }
         assert!(batch_entries(&[]).expect("no jobs").is_empty());
+    }
+
+    /// The message ids of each chain's batches, in sending order.
+    fn chain_ids(jobs: &[Job]) -> Vec<Vec<Vec<String>>> {
+        chains(batch_entries(jobs).expect("valid entries"))
+            .iter()
+            .map(|chain| {
+                chain
+                    .iter()
+                    .map(|batch| {
+                        batch
+                            .iter()
+                            .map(|e| e.message_deduplication_id().unwrap_or_default().to_owned())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_senders_later_batch_waits_for_its_earlier_one_and_other_senders_do_not() {
+        // 3 senders (index % 3), 12 messages each, interleaved: 36 jobs, 4 batches.
+        let jobs: Vec<Job> = (0..36).map(|i| job(i, "x")).collect();
+        let chains = chain_ids(&jobs);
+        let flat: Vec<&String> = chains.iter().flatten().flatten().collect();
+        let expected: Vec<String> = (0..3)
+            .flat_map(|sender| (0..12).map(move |n| format!("wamid.{}", n * 3 + sender)))
+            .collect();
+        assert_eq!(flat, expected.iter().collect::<Vec<_>>());
+        // Every batch boundary falls inside a sender's run: one chain, sent in order.
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains[0].len(), 4);
+
+        // Ten messages per sender: the batches share no sender and go in parallel.
+        let jobs: Vec<Job> = (0..30).map(|i| job(i, "x")).collect();
+        let chains = chain_ids(&jobs);
+        assert_eq!(chains.len(), 3);
+        for chain in &chains {
+            assert_eq!(chain.len(), 1);
+        }
     }
 }

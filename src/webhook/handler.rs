@@ -7,7 +7,7 @@ use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signatu
 use crate::job::Job;
 use crate::local::{body_bytes, response};
 use crate::message::InboundMessage;
-use crate::pipeline::{Attempt, Outcome, Pipeline, by_sender};
+use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
 use crate::sender::Allowlist;
@@ -257,12 +257,18 @@ impl WebhookApp {
 }
 
 /// `DISPATCH=inline`: runs the pipeline before answering. One sender's messages run in order;
-/// different senders run concurrently. There is no later attempt: failures are answered now.
+/// different senders run concurrently, at most [`MAX_CONCURRENT_SENDERS`] at once (a body from
+/// a thousand senders must not open a thousand agent connections). There is no later attempt:
+/// failures are answered now.
 async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> Vec<Outcome> {
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SENDERS));
     for queue in by_sender(messages, |message| message.sender.id().to_owned()) {
         let pipeline = pipeline.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
+            // Never closed: acquiring only waits for a free slot.
+            let _slot = slots.acquire_owned().await.ok();
             let mut outcomes = Vec::with_capacity(queue.len());
             for message in &queue {
                 outcomes.push(pipeline.handle(message, Attempt::Last).await);

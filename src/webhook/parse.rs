@@ -13,6 +13,12 @@
 //! [`payload`] types, so the result and the logs are the same whichever reading produced them.
 //! The fast one only avoids re-reading each level of the body (entry, change, value, head and
 //! body of each message: six passes over a message's text) and copying every string twice.
+//!
+//! A body that is not UTF-8 (one stray byte in one message's text) is not refused whole: each
+//! run of invalid bytes is replaced by U+FFFD, remembering where ([`Damage`]), and the result
+//! is read item by item. A message whose own JSON held invalid bytes is passed on as
+//! `unsupported`, its text unknowable; every other message is read as usual (a U+FFFD Meta
+//! sent in one stays as it is). Valid bodies never pay for this.
 
 use super::log_safe;
 use super::payload::{
@@ -29,6 +35,8 @@ use serde_json::value::RawValue;
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 /// The change field that carries messages and statuses.
 pub const MESSAGES_FIELD: &str = "messages";
+/// Longest `metadata.phone_number_id` taken (Meta's ids have 15 or 16 digits).
+const PHONE_NUMBER_ID_MAX_DIGITS: usize = 32;
 
 /// Everything one webhook POST carried.
 #[derive(Debug, Default)]
@@ -75,21 +83,76 @@ pub enum ParseError {
 /// Parses a verified webhook body.
 pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     // The fast reading skips the strings it does not need without looking inside them; the
-    // lenient one keeps items raw, which must be UTF-8. So only UTF-8 bodies take the fast one.
-    let fast = std::str::from_utf8(body)
-        .ok()
-        .and_then(|body| serde_json::from_str::<fast::Object<fast::Envelope<'_>>>(body).ok());
-    match fast {
-        Some(envelope) => fast::parse(envelope.0),
-        None => lenient(body),
+    // lenient one keeps items raw, which must be UTF-8. So only UTF-8 bodies take the fast one;
+    // any other is repaired first.
+    match std::str::from_utf8(body) {
+        Ok(text) => match serde_json::from_str::<fast::Object<fast::Envelope<'_>>>(text) {
+            Ok(envelope) => fast::parse(envelope.0),
+            Err(_) => lenient(text, &Damage::default()),
+        },
+        Err(_) => {
+            let (text, offsets) = repair(body);
+            tracing::warn!(
+                invalid_runs = offsets.len(),
+                "webhook body is not UTF-8: messages holding the invalid bytes are passed on as unsupported"
+            );
+            lenient(&text, &Damage::of(&text, offsets))
+        }
+    }
+}
+
+/// `body` with each run of invalid UTF-8 replaced by U+FFFD (as `String::from_utf8_lossy`),
+/// and the byte offsets of those replacements in the result.
+fn repair(body: &[u8]) -> (String, Vec<usize>) {
+    let mut text = String::with_capacity(body.len() + 8);
+    let mut offsets = Vec::new();
+    for chunk in body.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            offsets.push(text.len());
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    (text, offsets)
+}
+
+/// Where a repaired body had invalid bytes: offsets into the repaired text, which the raw
+/// items read from it borrow (so an item's place in the text is its address).
+#[derive(Debug, Default)]
+struct Damage {
+    /// The repaired text's address.
+    base: usize,
+    /// Ascending byte offsets of the replacements.
+    offsets: Vec<usize>,
+}
+
+impl Damage {
+    fn of(text: &str, offsets: Vec<usize>) -> Self {
+        Self {
+            base: text.as_ptr() as usize,
+            offsets,
+        }
+    }
+
+    /// Whether `raw`, a slice of the repaired text, held invalid bytes.
+    fn touches(&self, raw: &str) -> bool {
+        if self.offsets.is_empty() {
+            return false;
+        }
+        let Some(start) = (raw.as_ptr() as usize).checked_sub(self.base) else {
+            return false;
+        };
+        let end = start + raw.len();
+        let first = self.offsets.partition_point(|&offset| offset < start);
+        self.offsets.get(first).is_some_and(|&offset| offset < end)
     }
 }
 
 /// The item-by-item reading: each entry, change and message kept raw and parsed on its own,
 /// so one bad item is logged and skipped without failing the others.
-fn lenient(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+fn lenient(body: &str, damage: &Damage) -> Result<ParsedWebhook, ParseError> {
     let envelope: payload::Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(log_safe::serde_error(&e)))?;
+        serde_json::from_str(body).map_err(|e| ParseError::NotJson(log_safe::serde_error(&e)))?;
     let object = text(&envelope.object).unwrap_or_default();
     if object != WHATSAPP_OBJECT {
         return Err(ParseError::NotWhatsApp(log_safe::name(&object)));
@@ -115,7 +178,7 @@ fn lenient(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
             else {
                 continue;
             };
-            lenient_value(&value, business_account_id, &mut parsed);
+            lenient_value(&value, business_account_id, damage, &mut parsed);
         }
     }
     Ok(parsed)
@@ -141,6 +204,7 @@ fn item<'a, T: Deserialize<'a>>(
 fn lenient_value(
     value: &MessagesValue<'_>,
     business_account_id: Option<&str>,
+    damage: &Damage,
     parsed: &mut ParsedWebhook,
 ) {
     let metadata = value.metadata.as_ref();
@@ -174,7 +238,31 @@ fn lenient_value(
             timestamp: nonempty(&head.timestamp),
             kind: nonempty(&head.kind),
         };
-        push_message(&head, || serde_json::from_str(raw.get()), &change, parsed);
+        if damage.touches(raw.get()) {
+            // An id or a sender that held invalid bytes names no message and nobody for sure:
+            // answering it could quote a message that does not exist or reach someone else.
+            let identity = [head.id, head.from, head.from_user_id];
+            if identity
+                .iter()
+                .flatten()
+                .any(|field| field.contains(char::REPLACEMENT_CHARACTER))
+            {
+                tracing::error!(
+                    "skipping a message whose id or sender held bytes that are not UTF-8"
+                );
+                parsed.rejected += 1;
+                continue;
+            }
+            // What its text said is lost: the message is answered as one that cannot be read.
+            push_message(
+                &head,
+                || Err(serde::de::Error::custom("it held bytes that are not UTF-8")),
+                &change,
+                parsed,
+            );
+        } else {
+            push_message(&head, || serde_json::from_str(raw.get()), &change, parsed);
+        }
     }
     for raw in &value.statuses {
         if let Some(status) = item::<Status>(raw, "status", parsed) {
@@ -231,6 +319,13 @@ fn push_message(
         parsed.rejected += 1;
         return;
     };
+    // The id becomes a Graph API path segment when answering: one that is not a number would
+    // fail only then, after the agent was asked; refused here instead.
+    if !is_phone_number_id(phone_number_id) {
+        tracing::error!(message_id = %id, "skipping a message whose metadata.phone_number_id is not a number: no number to answer from");
+        parsed.rejected += 1;
+        return;
+    }
     let Some(sender) = sender(head, &change.contacts) else {
         tracing::error!(message_id = %id, "skipping a message without a sender (no from, no from_user_id)");
         parsed.rejected += 1;
@@ -269,6 +364,11 @@ fn push_message(
         reply_to: reply_to.map(MessageId),
         kind,
     });
+}
+
+/// A business phone number id as Meta issues them: digits only.
+fn is_phone_number_id(id: &str) -> bool {
+    (1..=PHONE_NUMBER_ID_MAX_DIGITS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn push_status(status: &Status, parsed: &mut ParsedWebhook) {
@@ -688,7 +788,7 @@ mod tests {
             "object": "whatsapp_business_account",
             "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
                 "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PNID"},
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
                 "contacts": contacts,
                 "messages": messages,
             }}]}]
@@ -705,6 +805,121 @@ mod tests {
         let mut parsed = parse(&body).unwrap();
         assert_eq!(parsed.messages.len(), 1, "{parsed:?}");
         parsed.messages.remove(0)
+    }
+
+    /// `body` with every `@BAD@` replaced by the bytes 0xFF 0xFE (never UTF-8).
+    fn with_invalid_bytes(body: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(body).unwrap();
+        let bytes = text.replace("@BAD@", "\u{1}").into_bytes();
+        bytes
+            .into_iter()
+            .flat_map(|b| if b == 1 { vec![0xFF, 0xFE] } else { vec![b] })
+            .collect()
+    }
+
+    fn text_message(id: &str, body: &str) -> Value {
+        json!({"id": id, "from": "14155551234", "type": "text", "text": {"body": body}})
+    }
+
+    #[test]
+    fn invalid_bytes_in_one_message_make_only_that_message_unsupported() {
+        let body = with_invalid_bytes(&webhook(
+            json!([
+                text_message("wamid.BAD", "pods @BAD@ crashing"),
+                text_message("wamid.GOOD", "deploy staging \u{FFFD} please"),
+            ]),
+            json!([{"wa_id": "14155551234", "profile": {"name": "John"}}]),
+        ));
+        assert!(std::str::from_utf8(&body).is_err());
+        let parsed = parse(&body).expect("the batch is read");
+        assert_eq!(parsed.messages.len(), 2, "{parsed:?}");
+        assert_eq!(parsed.messages[0].id.as_str(), "wamid.BAD");
+        assert!(
+            matches!(&parsed.messages[0].kind, MessageKind::Unsupported { kind } if kind.starts_with("text")),
+            "{:?}",
+            parsed.messages[0].kind
+        );
+        assert_eq!(
+            parsed.messages[0].sender.phone.as_deref(),
+            Some("14155551234")
+        );
+        // The other message is untouched, its own (legitimate) U+FFFD included.
+        assert_eq!(parsed.messages[1].id.as_str(), "wamid.GOOD");
+        assert_eq!(
+            parsed.messages[1].kind,
+            MessageKind::Text {
+                body: "deploy staging \u{FFFD} please".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_message_whose_id_or_sender_held_invalid_bytes_is_skipped() {
+        let body = with_invalid_bytes(&webhook(
+            json!([
+                text_message("wamid.@BAD@", "hi"),
+                {"id": "wamid.2", "from": "1415@BAD@5551234", "type": "text", "text": {"body": "hi"}},
+                text_message("wamid.3", "fine"),
+            ]),
+            json!([]),
+        ));
+        let parsed = parse(&body).expect("the batch is read");
+        let ids: Vec<&str> = parsed.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["wamid.3"]);
+        assert_eq!(parsed.rejected, 2);
+    }
+
+    #[test]
+    fn invalid_bytes_outside_messages_leave_every_message_readable() {
+        let body = with_invalid_bytes(&webhook(
+            json!([
+                text_message("wamid.1", "pods crashing"),
+                text_message("wamid.2", "deploy staging"),
+            ]),
+            json!([{"wa_id": "14155551234", "profile": {"name": "Jo@BAD@hn"}}]),
+        ));
+        assert!(std::str::from_utf8(&body).is_err());
+        let parsed = parse(&body).expect("the batch is read");
+        let texts: Vec<&MessageKind> = parsed.messages.iter().map(|m| &m.kind).collect();
+        assert_eq!(
+            texts,
+            [
+                &MessageKind::Text {
+                    body: "pods crashing".into()
+                },
+                &MessageKind::Text {
+                    body: "deploy staging".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn phone_number_ids_that_are_not_numbers_are_refused_at_parse_time() {
+        for id in [
+            json!(""),
+            json!("PNID"),
+            json!("../me"),
+            json!("1/2"),
+            json!("1".repeat(40)),
+        ] {
+            let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
+                "field": "messages",
+                "value": {"metadata": {"phone_number_id": id}, "messages": [text_message("wamid.1", "hi")]}
+            }]}]});
+            let parsed = parse(body.to_string().as_bytes()).unwrap();
+            assert!(parsed.messages.is_empty(), "{id}: {parsed:?}");
+            assert_eq!(parsed.rejected, 1, "{id}");
+        }
+        // A number is as good as its digits.
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
+            "field": "messages",
+            "value": {"metadata": {"phone_number_id": 106540352242922_u64}, "messages": [text_message("wamid.1", "hi")]}
+        }]}]});
+        assert_eq!(
+            parse(body.to_string().as_bytes()).unwrap().messages.len(),
+            1
+        );
     }
 
     fn base(kind: &str) -> Value {
@@ -728,7 +943,7 @@ mod tests {
         assert_eq!(message.timestamp, 1_795_514_400);
         assert_eq!(message.sender.phone.as_deref(), Some("14155551234"));
         assert_eq!(message.sender.display_name.as_deref(), Some("John"));
-        assert_eq!(message.channel.phone_number_id.as_str(), "PNID");
+        assert_eq!(message.channel.phone_number_id.as_str(), "106540352242922");
         assert_eq!(message.channel.business_account_id.as_deref(), Some("WABA"));
         assert_eq!(
             message.channel.display_phone_number.as_deref(),
@@ -981,7 +1196,7 @@ mod tests {
             "object": "whatsapp_business_account",
             "entry": [{"id": "WABA", "changes": [
                 {"field": "messages", "value": {
-                    "metadata": {"phone_number_id": "PNID"},
+                    "metadata": {"phone_number_id": "106540352242922"},
                     "statuses": [
                         {"id": "wamid.out", "status": "delivered", "recipient_id": "14155551234"},
                         {"id": "wamid.out2", "status": "failed", "recipient_id": "14155551234",
@@ -1032,7 +1247,7 @@ mod tests {
     fn every_entry_and_change_of_a_batch_counts() {
         let change = |id: &str| {
             json!({"field": "messages", "value": {
-                "metadata": {"phone_number_id": "PNID"},
+                "metadata": {"phone_number_id": "106540352242922"},
                 "messages": [{"id": id, "from": "14155551234", "type": "text", "text": {"body": id}}]
             }})
         };
@@ -1064,7 +1279,8 @@ mod tests {
             (result, logged)
         };
         let fast = capture(&|| format!("{:?}", parse(body)));
-        let lenient = capture(&|| format!("{:?}", lenient(body)));
+        let text = std::str::from_utf8(body).expect("only UTF-8 bodies have two readings");
+        let lenient = capture(&|| format!("{:?}", lenient(text, &Damage::default())));
         assert_eq!(fast, lenient, "{}", String::from_utf8_lossy(body));
     }
 
@@ -1162,7 +1378,11 @@ mod tests {
             .find("whatsapp\",\"metadata")
             .expect("messaging_product");
         invalid[at + 2] = 0xff;
-        readings_agree(&invalid);
+        // Not UTF-8 (outside any message): read item by item after repair, the same messages.
+        assert_eq!(
+            format!("{:?}", parse(&invalid).map(|p| p.messages)),
+            format!("{:?}", parse(good.as_bytes()).map(|p| p.messages))
+        );
         for body in [
             json!({"object": "whatsapp_business_account", "entry": [{"changes": [
                 {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "messages": "x"}},

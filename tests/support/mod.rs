@@ -5,3 +5,4 @@ pub mod fixtures;
 pub mod local_webhook;
 pub mod moto;
 pub mod sfn_sync;
+pub mod slow;
