@@ -116,9 +116,17 @@ impl Pipeline {
                 let (messages, failure) = match (&deliver.error, &deliver.reply) {
                     (Some(error), _) => {
                         tracing::error!(message_id = %message_id, error = %error, "state machine reports the agent failed; telling the user");
-                        // The state machine does not say whether it was transient: counted as final.
+                        // The state machine does not say whether it was transient, and it has
+                        // given up retrying: counted as final, and the user is not told to retry.
                         (
-                            vec![agent_failed()],
+                            vec![agent_failed(false)],
+                            Some(AgentFailure { retryable: false }),
+                        )
+                    }
+                    (None, Some(reply)) if reply.is_unreadable() => {
+                        tracing::error!(message_id = %message_id, dropped = reply.dropped.len(), "delivered reply has no readable part; telling the user");
+                        (
+                            vec![agent_failed(false)],
                             Some(AgentFailure { retryable: false }),
                         )
                     }
@@ -207,7 +215,7 @@ impl Pipeline {
                     .send_outcome(
                         from,
                         &to,
-                        &[agent_failed()],
+                        &[agent_failed(failure.retryable)],
                         id,
                         Attempt::Last,
                         Some(failure),

@@ -282,6 +282,10 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     let keys: Vec<String> = object.keys().take(MAX_LOGGED_KEYS).cloned().collect();
     let reply: AgentReply =
         serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;
+    // Some parts may have been left out (logged); only a reply with none readable fails.
+    if reply.is_unreadable() {
+        return Err(decode_error(reply.unreadable_reason()));
+    }
     if !reply.is_empty() {
         return Ok(Some(reply));
     }
