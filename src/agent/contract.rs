@@ -267,8 +267,11 @@ impl std::fmt::Display for DroppedPart {
 struct RawReply {
     #[serde(default)]
     status: Value,
-    #[serde(default, alias = "output")]
+    #[serde(default)]
     text: Value,
+    /// `text`'s alias; read when `text` is absent (an agent may send both).
+    #[serde(default)]
+    output: Value,
     #[serde(default)]
     actions: Value,
     #[serde(default)]
@@ -292,7 +295,10 @@ impl From<RawReply> for AgentReply {
                 None
             }
         };
-        let text = parts.string(raw.text, "text");
+        let text = match raw.text {
+            Value::Null => parts.string(raw.output, "output"),
+            text => parts.string(text, "text"),
+        };
         let actions = parts.each(raw.actions, "actions", action);
         let list = match raw.list {
             Value::Null => None,
@@ -641,6 +647,8 @@ mod tests {
         assert_eq!(reply.status, Some(ReplyStatus::Unknown));
         assert_eq!(reply.text.as_deref(), Some("hi"));
         assert!(reply.actions.is_empty());
+        let both: AgentReply = serde_json::from_str(r#"{"text":"a","output":"b"}"#).unwrap();
+        assert_eq!(both.text.as_deref(), Some("a"));
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn menu(reply: &AgentReply) -> Plan {
         plan.fallback_text = list_as_text(list);
         tracing::warn!(
             as_text = plan.fallback_text.is_some(),
-            "reply list has no usable rows; no list message sent"
+            "reply list has no usable rows; its header and body sent as text"
         );
     }
     let (menu, left_out) = actions_menu(&reply.actions);

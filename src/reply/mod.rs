@@ -131,12 +131,29 @@ pub fn format_reply(reply: &AgentReply) -> Vec<OutgoingMessage> {
                         })
                 }
             };
-            (parts, Some(menu.into_message(body)))
+            (parts, Some((menu, body)))
         }
     };
-    if let Some(note) = note {
-        add_note(&mut parts, note);
-    }
+    let interactive = match note {
+        None => interactive.map(|(menu, body)| menu.into_message(body)),
+        Some(note) => match interactive {
+            // The body is what the user reads last: the note goes there when it fits.
+            Some((menu, body)) => {
+                let body = match append(&body, &note, INTERACTIVE_BODY_MAX) {
+                    Some(body) => body,
+                    None => {
+                        add_note(&mut parts, note);
+                        body
+                    }
+                };
+                Some(menu.into_message(body))
+            }
+            None => {
+                add_note(&mut parts, note);
+                None
+            }
+        },
+    };
 
     let mut messages: Vec<OutgoingMessage> = parts
         .into_iter()
@@ -151,15 +168,20 @@ pub fn format_reply(reply: &AgentReply) -> Vec<OutgoingMessage> {
 /// in an open code block, or there is no text.
 fn add_note(parts: &mut Vec<String>, note: String) {
     match parts.last_mut() {
-        Some(last)
-            if last.chars().count() + 2 + note.chars().count() <= TEXT_BODY_MAX
-                && last.matches(markdown::FENCE).count() % 2 == 0 =>
-        {
-            last.push_str("\n\n");
-            last.push_str(&note);
-        }
-        _ => parts.push(note),
+        Some(last) => match append(last, &note, TEXT_BODY_MAX) {
+            Some(with_note) => *last = with_note,
+            None => parts.push(note),
+        },
+        None => parts.push(note),
     }
+}
+
+/// `text` with `note` as its last paragraph, if that fits in `max` chars and `text` does not
+/// end inside a code block (where the note would read as code).
+fn append(text: &str, note: &str, max: usize) -> Option<String> {
+    let fits = text.chars().count() + 2 + note.chars().count() <= max;
+    let closed = text.matches(markdown::FENCE).count() % 2 == 0;
+    (fits && closed).then(|| format!("{text}\n\n{note}"))
 }
 
 /// The note telling the user what of the answer they are not seeing; `None` when nothing.
@@ -539,10 +561,12 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, vec!["text", "image", "document", "buttons"]);
-        // The refused `file:` link is named at the end of the text, not silently gone.
+        // The refused `file:` link is named at the end of the text (here its first part, the
+        // buttons' body being too full), not silently gone.
         assert!(
-            texts(&messages)[0]
-                .ends_with("\n\n⚠️ Part of this answer could not be shown: a document (the link cannot be used)."),
+            texts(&messages)[0].ends_with(
+                "\n\n⚠️ Part of this answer could not be shown: a document (the link cannot be used)."
+            ),
             "{messages:?}"
         );
         assert_eq!(
