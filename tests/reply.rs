@@ -12,7 +12,7 @@ use whatsapp_agent_lambda::agent::{
 use whatsapp_agent_lambda::graph::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
 use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 use whatsapp_agent_lambda::reply::sanitize::{
-    is_fetchable_link, is_visible, multi_line, visible_line,
+    fetchable_link, is_visible, multi_line, visible_line,
 };
 use whatsapp_agent_lambda::reply::{LEFT_OUT_NOTE, format_reply, markdown::to_whatsapp};
 
@@ -187,6 +187,8 @@ fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
             "/relative.png",
             "https://x.y/a b.png",
             "https://x.y/a\n.png",
+            "https://x.y/café <1>.png",
+            "https://x.y/ca%fé.png",
         ]),
         prop::option::of(label()),
         prop::option::of(prop_oneof![
@@ -284,7 +286,7 @@ fn fetchable(reply: &AgentReply) -> Vec<&Attachment> {
     reply
         .attachments
         .iter()
-        .filter(|a| is_fetchable_link(a.url.trim()))
+        .filter(|a| fetchable_link(a.url.trim()).is_ok())
         .take(MAX_ATTACHMENTS)
         .collect()
 }
@@ -362,7 +364,7 @@ proptest! {
             })
             .collect();
         prop_assert!(said.matches(LEFT_OUT_NOTE).count() <= 1, "{messages:?}");
-        let refused = reply.attachments.iter().filter(|a| !is_fetchable_link(a.url.trim())).count();
+        let refused = reply.attachments.iter().filter(|a| fetchable_link(a.url.trim()).is_err()).count();
         let over = reply.attachments.len() - refused - fetchable(&reply).len();
         if refused + over > 0 {
             prop_assert!(said.contains(LEFT_OUT_NOTE), "{messages:?}");
@@ -730,6 +732,16 @@ fn links_with_blanks_or_control_characters_inside_are_refused_not_sent() {
             "{url:?}"
         );
     }
+    // What a URI cannot hold as it is gets percent-encoded, as a browser would.
+    let messages =
+        format_json(json!({"attachments": [{"type": "image", "url": "https://x.y/café<1>.png"}]}));
+    assert_eq!(
+        messages,
+        vec![OutgoingMessage::Image {
+            link: "https://x.y/caf%C3%A9%3C1%3E.png".into(),
+            caption: None
+        }]
+    );
     // Surrounding spaces are trimmed, the scheme's case does not matter.
     let messages =
         format_json(json!({"attachments": [{"type": "Image", "url": " HTTPS://x.y/a.png\n"}]}));

@@ -544,6 +544,20 @@ mod tests {
     }
 
     #[test]
+    fn output_with_an_unreadable_part_keeps_the_rest() {
+        let output =
+            r#"{"text":"2 pods","attachments":[{"type":"gif","url":"https://x.y/a.gif"}]}"#;
+        let reply = decode(Some(output), WAMID).unwrap().unwrap();
+        assert_eq!(reply.text.as_deref(), Some("2 pods"));
+        assert_eq!(reply.dropped.len(), 1);
+        let only_bad = r#"{"attachments":[{"type":"gif","url":"https://x.y/a.gif"}]}"#;
+        assert!(matches!(
+            decode(Some(only_bad), WAMID),
+            Err(AgentError::Decode { .. })
+        ));
+    }
+
+    #[test]
     fn unparseable_output_is_a_decode_error_with_a_bounded_excerpt() {
         for output in [
             "<html>",

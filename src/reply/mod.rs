@@ -21,7 +21,7 @@ use crate::graph::OutgoingMessage;
 use limits::{
     CAPTION_MAX, FILENAME_MAX, INTERACTIVE_BODY_MAX, MAX_ATTACHMENTS, MAX_TEXT_PARTS, TEXT_BODY_MAX,
 };
-use sanitize::{is_visible, link_problem, multi_line, visible_line};
+use sanitize::{fetchable_link, is_visible, multi_line, visible_line};
 
 /// The short message a user gets when the agent failed for a reason that may pass (a timeout,
 /// a 5xx or 429 answer, a network failure): asking again later may work.
@@ -180,7 +180,7 @@ fn add_note(parts: &mut Vec<String>, note: String) {
 /// end inside a code block (where the note would read as code).
 fn append(text: &str, note: &str, max: usize) -> Option<String> {
     let fits = text.chars().count() + 2 + note.chars().count() <= max;
-    let closed = text.matches(markdown::FENCE).count() % 2 == 0;
+    let closed = text.matches(markdown::FENCE).count().is_multiple_of(2);
     (fits && closed).then(|| format!("{text}\n\n{note}"))
 }
 
@@ -250,23 +250,25 @@ struct Media {
 fn media(attachments: &[Attachment]) -> Media {
     let mut media = Media::default();
     for (index, attachment) in attachments.iter().enumerate() {
-        let link = attachment.url.trim();
-        if let Some(problem) = link_problem(link) {
-            // The reason only: a link may carry a token or a phone number.
-            tracing::warn!(
-                index,
-                kind = attachment.kind.as_str(),
-                problem,
-                "attachment link cannot be fetched; attachment named in the text instead"
-            );
-            media.refused.push(attachment_name(attachment));
-            continue;
-        }
+        let link = match fetchable_link(attachment.url.trim()) {
+            Ok(link) => link,
+            Err(problem) => {
+                // The reason only: a link may carry a token or a phone number.
+                tracing::warn!(
+                    index,
+                    kind = attachment.kind.as_str(),
+                    problem,
+                    "attachment link cannot be fetched; attachment named in the text instead"
+                );
+                media.refused.push(attachment_name(attachment));
+                continue;
+            }
+        };
         if media.messages.len() == MAX_ATTACHMENTS {
             media.over_limit += 1;
             continue;
         }
-        let (message, caption) = media_message(attachment, link.to_owned());
+        let (message, caption) = media_message(attachment, link);
         media.messages.push(message);
         media.captions.extend(caption);
     }

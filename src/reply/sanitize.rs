@@ -88,40 +88,105 @@ pub fn multi_line(text: &str) -> String {
         .collect()
 }
 
-/// Whether `link` is a URL WhatsApp can fetch media from: `http://` or `https://` (any case)
-/// followed by a host, with no whitespace, control or invisible character anywhere. The caller
-/// trims surrounding whitespace first; nothing inside is repaired, as a link with a space or
-/// a line break in it points somewhere else than the agent meant.
+/// Whether `link` is a URL WhatsApp can fetch media from, as it is (see [`fetchable_link`]).
 pub fn is_fetchable_link(link: &str) -> bool {
-    link_problem(link).is_none()
+    fetchable_link(link).is_ok_and(|fetchable| fetchable == link)
 }
 
-/// Why WhatsApp could not fetch media from `link` (see [`is_fetchable_link`]); loggable, as
-/// it never quotes the link (which may carry a token or a phone number).
+/// Why WhatsApp could not fetch media from `link` as it is; loggable, as it never quotes the
+/// link (which may carry a token or a phone number).
 pub fn link_problem(link: &str) -> Option<&'static str> {
+    match fetchable_link(link) {
+        Ok(fetchable) if fetchable == link => None,
+        Ok(_) => Some("not percent-encoded"),
+        Err(problem) => Some(problem),
+    }
+}
+
+/// The link WhatsApp is given for `link` (already trimmed by the caller): `http://` or
+/// `https://` (any case) followed by a host (ASCII letters, digits, `-`, `.`, `_`, or an IP
+/// literal) and an optional numeric port, with no whitespace, control or invisible character
+/// anywhere. Nothing inside is repaired: a link with a space or a line break in it points
+/// somewhere else than the agent meant. The one change is percent-encoding what a URI cannot
+/// hold as it is (non-ASCII letters in a path, `"`, `<`, `>`, `` ` ``, `{`, `|`, `}`, `^`, a
+/// `%` not followed by two hex digits), as a browser would. `Err` says why (never quoting it).
+pub fn fetchable_link(link: &str) -> Result<String, &'static str> {
     let Some(scheme_end) = link.find("://") else {
-        return Some("not an absolute URL");
+        return Err("not an absolute URL");
     };
     let scheme = &link[..scheme_end];
     if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
-        return Some("not http(s)");
+        return Err("not http(s)");
     }
     if link.chars().any(is_invisible) {
-        return Some("whitespace or control characters inside");
+        return Err("whitespace or control characters inside");
     }
     let rest = &link[scheme_end + 3..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('\\') {
-        return Some("backslash in the host");
-    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
     // Credentials in a link (`user:pass@host`) come before the host.
-    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = match host_and_port.strip_prefix('[') {
-        // An IPv6 literal: `[::1]:8080`.
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host_and_port.split(':').next().unwrap_or_default(),
+    let (userinfo, host_and_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_and_port)) => (Some(userinfo), host_and_port),
+        None => (None, authority),
     };
-    host.is_empty().then_some("no host")
+    let (host, port) = match host_and_port.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        Some(v6) => {
+            let (address, after) = v6.split_once(']').ok_or("unclosed IPv6 literal")?;
+            if address.is_empty()
+                || !address
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return Err("bad IPv6 literal");
+            }
+            (address, after.strip_prefix(':').unwrap_or(after))
+        }
+        None => match host_and_port.split_once(':') {
+            Some((host, port)) => (host, port),
+            None => (host_and_port, ""),
+        },
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    let host_ok = host_and_port.starts_with('[')
+        || host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !host_ok {
+        return Err("host is not a plain ASCII name or address");
+    }
+    if !port.chars().all(|c| c.is_ascii_digit()) {
+        return Err("port is not a number");
+    }
+    let userinfo_ok = userinfo.is_none_or(|userinfo| {
+        userinfo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:%".contains(c))
+    });
+    if !userinfo_ok {
+        return Err("credentials with characters a URL cannot hold");
+    }
+    let mut fetchable = String::with_capacity(link.len());
+    fetchable.push_str(&link[..scheme_end + 3 + authority_end]);
+    let bytes = tail.as_bytes();
+    for (index, c) in tail.char_indices() {
+        let escaped_percent = c == '%'
+            && bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit);
+        let keep =
+            c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=".contains(c) || escaped_percent;
+        if keep {
+            fetchable.push(c);
+        } else {
+            let mut buffer = [0; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                fetchable.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    Ok(fetchable)
 }
 
 #[cfg(test)]
@@ -193,8 +258,28 @@ mod tests {
             "https:\\\\x.y\\a",
             "https://x.y\\@evil/",
             "file:///etc/passwd",
+            "https://exämple.com/a.png",
+            "https://x.y:80a/",
+            "https://[::1/a",
+            "https://us er@x.y/",
         ] {
             assert!(!is_fetchable_link(link), "{link:?}");
+            assert!(link_problem(link).is_some(), "{link:?}");
         }
+    }
+
+    #[test]
+    fn what_a_uri_cannot_hold_is_percent_encoded_and_nothing_else_changes() {
+        assert_eq!(
+            fetchable_link("https://x.y/café/a\"b<c>|{d}^e`?q=100%&r=%41").as_deref(),
+            Ok("https://x.y/caf%C3%A9/a%22b%3Cc%3E%7C%7Bd%7D%5Ee%60?q=100%25&r=%41")
+        );
+        let plain = "https://user:pw@x.y:8443/a/b.png?size=2&x=%20#top";
+        assert_eq!(fetchable_link(plain).as_deref(), Ok(plain));
+        assert!(!is_fetchable_link("https://x.y/café.png"));
+        assert_eq!(
+            link_problem("https://x.y/café.png"),
+            Some("not percent-encoded")
+        );
     }
 }
