@@ -197,7 +197,7 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 
 /// The agent's answer.
 ///
-/// Read part by part ([`RawReply`]): an action, list row, section or attachment that cannot be
+/// Read part by part (`RawReply`): an action, list row, section or attachment that cannot be
 /// used is left out and recorded in [`AgentReply::dropped`] (the user is told something was
 /// left out), so one malformed part never costs the user the rest of the answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -2,9 +2,11 @@
 //! The agent never has to know those limits.
 //!
 //! [`markdown`] converts the formatting, [`split`] cuts text to length without breaking a
-//! character or an emoji, `interactive` builds reply buttons and lists; [`format_reply`] puts
-//! them in order: the text parts, then the attachments, then the interactive message last so
-//! that its buttons sit at the bottom of the chat.
+//! character or an emoji, `interactive` builds reply buttons and lists, [`sanitize`] keeps
+//! control and invisible characters out of titles and refuses links WhatsApp cannot fetch;
+//! [`format_reply`] puts them in order: the text parts, then the attachments (at most
+//! [`limits::MAX_ATTACHMENTS`]), then the interactive message last so that its buttons sit at
+//! the bottom of the chat. What could not be shown is told in one note ([`LEFT_OUT_NOTE`]).
 
 mod interactive;
 pub mod limits;
