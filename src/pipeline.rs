@@ -195,7 +195,15 @@ impl Pipeline {
 
         let request = AgentRequest::from_message(message);
         let asked = Instant::now();
-        let answer = self.agent.ask(&request).await;
+        let answer = match self.agent.ask(&request).await {
+            // The HTTP and Step Functions adapters refuse these already; any agent's reply with
+            // no readable part is a failed answer, never silence.
+            Ok(Some(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
+                error: reply.unreadable_reason(),
+                body: String::new(),
+            }),
+            answer => answer,
+        };
         let agent_ms = asked.elapsed().as_millis() as u64;
         let messages = match answer {
             Ok(Some(reply)) => format_reply(&reply),

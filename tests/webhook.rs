@@ -410,6 +410,27 @@ async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
     }
 }
 
+#[tokio::test]
+async fn a_reply_with_no_readable_part_is_a_failure_not_silence() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| {
+            Ok(Some(
+                serde_json::from_value(
+                    json!({"attachments": [{"type": null, "url": "https://x.y/a"}]}),
+                )
+                .expect("a reply"),
+            ))
+        }),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    assert_eq!(
+        sent_texts(&h.messenger),
+        vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
+    );
+}
+
 /// The sample deliver event with `reply` and `error` replaced.
 fn deliver(reply: serde_json::Value, error: serde_json::Value) -> DeliverEvent {
     let mut event = event_json("sfn-deliver.json");
