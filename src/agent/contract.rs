@@ -475,7 +475,9 @@ fn attachment(value: Value) -> Result<Attachment, &'static str> {
         None | Some(Value::Null) => return Err("no type"),
         Some(_) => return Err("type is not a string"),
     };
-    let Some(Value::String(url)) = object.remove("url") else {
+    // `link` is the Graph API's name for it.
+    let url = object.remove("url").or_else(|| object.remove("link"));
+    let Some(Value::String(url)) = url else {
         return Err("no url");
     };
     Ok(Attachment {
@@ -649,6 +651,26 @@ mod tests {
         assert!(reply.actions.is_empty());
         let both: AgentReply = serde_json::from_str(r#"{"text":"a","output":"b"}"#).unwrap();
         assert_eq!(both.text.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn attachment_types_are_read_in_any_case_and_a_link_may_be_called_link() {
+        let reply: AgentReply = serde_json::from_str(
+            r#"{"attachments":[{"type":" IMAGE ","url":"https://x.y/a.png"},
+                               {"type":"Sticker","link":"https://x.y/s.webp"},
+                               {"type":"gif","url":"https://x.y/g.gif"}]}"#,
+        )
+        .unwrap();
+        let kinds: Vec<AttachmentKind> = reply.attachments.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AttachmentKind::Image, AttachmentKind::Sticker]);
+        assert_eq!(reply.attachments[1].url, "https://x.y/s.webp");
+        assert_eq!(
+            reply.dropped,
+            vec![DroppedPart {
+                part: "attachments[2]".into(),
+                reason: "unsupported type"
+            }]
+        );
     }
 
     #[test]
