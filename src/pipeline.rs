@@ -205,9 +205,17 @@ impl Pipeline {
                 let (messages, failure) = match (&deliver.error, &deliver.reply) {
                     (Some(error), _) => {
                         tracing::error!(message_id = %message_id, error = %error, "state machine reports the agent failed; telling the user");
-                        // The state machine does not say whether it was transient: counted as final.
+                        // The state machine does not say whether it was transient, and it has
+                        // given up retrying: counted as final, and the user is not told to retry.
                         (
-                            vec![agent_failed()],
+                            vec![agent_failed(false)],
+                            Some(AgentFailure { retryable: false }),
+                        )
+                    }
+                    (None, Some(reply)) if reply.is_unreadable() => {
+                        tracing::error!(message_id = %message_id, dropped = reply.dropped.len(), "delivered reply has no readable part; telling the user");
+                        (
+                            vec![agent_failed(false)],
                             Some(AgentFailure { retryable: false }),
                         )
                     }
@@ -320,7 +328,15 @@ impl Pipeline {
 
         let request = AgentRequest::from_message(message);
         let asked = Instant::now();
-        let answer = self.agent.ask(&request).await;
+        let answer = match self.agent.ask(&request).await {
+            // The HTTP and Step Functions adapters refuse these already; any agent's reply with
+            // no readable part is a failed answer, never silence.
+            Ok(Some(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
+                error: reply.unreadable_reason(),
+                body: String::new(),
+            }),
+            answer => answer,
+        };
         let agent_ms = asked.elapsed().as_millis() as u64;
         let messages = match answer {
             Ok(Some(reply)) => format_reply(&reply),
@@ -340,7 +356,7 @@ impl Pipeline {
                     .send_outcome(
                         from,
                         &to,
-                        &[agent_failed()],
+                        &[agent_failed(failure.retryable)],
                         id,
                         Attempt::Last,
                         Some(failure),

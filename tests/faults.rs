@@ -20,7 +20,7 @@ use whatsapp_agent_lambda::message::{
     Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
 };
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
-use whatsapp_agent_lambda::reply::AGENT_FAILED_TEXT;
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT};
 use whatsapp_agent_lambda::secrets::{Secret, SecretsError, TokenSource};
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -149,7 +149,13 @@ async fn last_attempt_tells_the_user_once(fault: AgentFault) {
         },
         "{fault:?}"
     );
-    assert_eq!(messenger.texts(), vec![AGENT_FAILED_TEXT], "{fault:?}");
+    // "Try again" only when trying again may help.
+    let expected = if fault.is_retryable() {
+        AGENT_FAILED_TEXT
+    } else {
+        AGENT_FAILED_PERMANENT_TEXT
+    };
+    assert_eq!(messenger.texts(), vec![expected], "{fault:?}");
     assert_eq!(messenger.send_attempts(), 1, "{fault:?}");
     let sent = format!("{:?}", messenger.sent());
     assert!(
@@ -238,7 +244,11 @@ async fn permanent_agent_faults_tell_the_user_even_when_retries_remain() {
             Outcome::AgentFailed { retryable: false },
             "{fault:?}"
         );
-        assert_eq!(messenger.texts(), vec![AGENT_FAILED_TEXT], "{fault:?}");
+        assert_eq!(
+            messenger.texts(),
+            vec![AGENT_FAILED_PERMANENT_TEXT],
+            "{fault:?}"
+        );
     }
 }
 

@@ -5,12 +5,20 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentRequest, ReplyStatus};
+use whatsapp_agent_lambda::agent::{
+    Agent, AgentError, AgentRequest, AttachmentKind, DroppedPart, ReplyStatus,
+};
+use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::graph::{
     Backoff, GRAPH_MAX_ATTEMPTS, GraphClient, GraphError, Messenger, OutgoingMessage, Recipient,
 };
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
-use whatsapp_agent_lambda::message::{MessageId, PhoneNumberId};
+use whatsapp_agent_lambda::message::{
+    Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
+};
+use whatsapp_agent_lambda::pipeline::{Attempt, DEFAULT_LEASE, Outcome, Pipeline};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE};
 use whatsapp_agent_lambda::secrets::Secret;
 
 const AGENT_TOKEN: &str = "agent-bearer-token";
@@ -226,6 +234,160 @@ async fn agent_wrong_field_types_are_a_decode_error() {
             matches!(error, AgentError::Decode { .. }),
             "{body}: {error:?}"
         );
+    }
+}
+
+/// A hostile but readable answer: every part of a kind WhatsApp sends by link, and parts that
+/// cannot be read (a type in capitals, a null or unknown type, a row without a title).
+const PARTLY_BAD_REPLY: &str = r#"{
+    "status": "info",
+    "text": "Rollout of api finished",
+    "attachments": [
+        {"type": "video", "url": "https://x.y/rollout.mp4", "caption": "rollout"},
+        {"type": "audio", "url": "https://x.y/summary.ogg"},
+        {"type": "sticker", "url": "https://x.y/done.webp"},
+        {"type": "IMAGE", "url": "https://x.y/cpu.png"},
+        {"type": null, "url": "https://x.y/null.png"},
+        {"type": "hologram", "url": "https://x.y/h"}
+    ],
+    "list": {"body": "Next?", "sections": [{"rows": [{"id": "logs"}, {"title": null, "id": null}, "x"]}]}
+}"#;
+
+#[tokio::test]
+async fn agent_reply_with_unreadable_parts_keeps_the_readable_ones() {
+    let (server, _) = answering(200, "application/json", PARTLY_BAD_REPLY);
+    let reply = agent_for(&server).ask(&request()).await.unwrap().unwrap();
+    assert_eq!(reply.text.as_deref(), Some("Rollout of api finished"));
+    let kinds: Vec<AttachmentKind> = reply.attachments.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            AttachmentKind::Video,
+            AttachmentKind::Audio,
+            AttachmentKind::Sticker,
+            AttachmentKind::Image
+        ]
+    );
+    let rows = &reply.list.as_ref().unwrap().sections[0].rows;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        reply.dropped,
+        vec![
+            DroppedPart {
+                part: "list.sections[0].rows[2]".into(),
+                reason: "not an object"
+            },
+            DroppedPart {
+                part: "attachments[4]".into(),
+                reason: "no type"
+            },
+            DroppedPart {
+                part: "attachments[5]".into(),
+                reason: "unsupported type"
+            },
+        ]
+    );
+}
+
+fn inbound(id: &str) -> InboundMessage {
+    InboundMessage {
+        id: MessageId::from(id),
+        timestamp: 1_795_000_000,
+        sender: Sender {
+            phone: Some("14155551234".to_owned()),
+            bsuid: None,
+            display_name: None,
+        },
+        channel: Channel {
+            phone_number_id: PhoneNumberId::from(PHONE_NUMBER_ID),
+            display_phone_number: None,
+            business_account_id: None,
+        },
+        reply_to: None,
+        kind: MessageKind::Text {
+            body: "how did the rollout go?".to_owned(),
+        },
+    }
+}
+
+/// The whole path from the agent's raw answer to what the user is sent.
+async fn answer_through_the_pipeline(
+    server: &LoopbackServer,
+    attempt: Attempt,
+) -> (Outcome, Arc<RecordingMessenger>) {
+    let messenger = Arc::new(RecordingMessenger::new());
+    let pipeline = Pipeline {
+        agent: Arc::new(agent_for(server)),
+        messenger: messenger.clone(),
+        idempotency: Arc::new(MemoryIdempotency::default()),
+        lease: DEFAULT_LEASE,
+    };
+    let outcome = pipeline.handle(&inbound("wamid.IN.parts"), attempt).await;
+    (outcome, messenger)
+}
+
+#[tokio::test]
+async fn a_reply_with_unreadable_parts_reaches_the_user_part_by_part() {
+    let (server, _) = answering(200, "application/json", PARTLY_BAD_REPLY);
+    let (outcome, messenger) = answer_through_the_pipeline(&server, Attempt::Retryable).await;
+    assert_eq!(outcome, Outcome::Replied { messages: 6 });
+    let types: Vec<String> = messenger
+        .sent()
+        .iter()
+        .map(|s| s.json["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["text", "video", "audio", "sticker", "image", "interactive"]
+    );
+    let sent = messenger.sent();
+    assert_eq!(sent[0].json["text"]["body"], "ℹ️ Rollout of api finished");
+    assert_eq!(
+        sent[1].json["video"],
+        json!({"link": "https://x.y/rollout.mp4", "caption": "rollout"})
+    );
+    assert_eq!(
+        sent[2].json["audio"],
+        json!({"link": "https://x.y/summary.ogg"})
+    );
+    assert_eq!(
+        sent[3].json["sticker"],
+        json!({"link": "https://x.y/done.webp"})
+    );
+    assert_eq!(
+        sent[4].json["image"],
+        json!({"link": "https://x.y/cpu.png"})
+    );
+    let interactive = &sent[5].json["interactive"];
+    assert_eq!(
+        interactive["body"]["text"],
+        format!("Next?\n\n{LEFT_OUT_NOTE} 3 unreadable parts.")
+    );
+    assert_eq!(
+        interactive["action"]["sections"][0]["rows"],
+        json!([{"id": "logs", "title": "logs"}])
+    );
+}
+
+#[tokio::test]
+async fn the_failure_message_invites_a_retry_only_when_one_can_help() {
+    for (status, body, text) in [
+        (503, r#"{"detail":"overloaded"}"#, AGENT_FAILED_TEXT),
+        (400, r#"{"detail":"bad"}"#, AGENT_FAILED_PERMANENT_TEXT),
+        (200, r#"{"text": 42}"#, AGENT_FAILED_PERMANENT_TEXT),
+        (
+            200,
+            r#"{"attachments": [{"type": "gif", "url": "https://x.y/a.gif"}]}"#,
+            AGENT_FAILED_PERMANENT_TEXT,
+        ),
+    ] {
+        let (server, _) = answering(status, "application/json", body);
+        let (outcome, messenger) = answer_through_the_pipeline(&server, Attempt::Last).await;
+        assert!(
+            matches!(outcome, Outcome::AgentFailed { .. }),
+            "{body}: {outcome:?}"
+        );
+        assert_eq!(messenger.texts(), vec![text], "{status} {body}");
     }
 }
 

@@ -24,7 +24,7 @@ use whatsapp_agent_lambda::job::Job;
 use whatsapp_agent_lambda::message::MessageId;
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
-use whatsapp_agent_lambda::reply::{AGENT_FAILED_TEXT, format_reply};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, format_reply};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
@@ -409,9 +409,10 @@ async fn deliver_event_delivered_twice_sends_one_reply() {
         json!({"deliver": {"request": failed_request, "error": {"Error": "States.Timeout"}}});
     worker.handle(failure.clone()).await.unwrap();
     worker.handle(failure).await.unwrap();
+    // The state machine gave up: no invitation to try again.
     assert_eq!(
         texts(&messenger).last().map(String::as_str),
-        Some(AGENT_FAILED_TEXT)
+        Some(AGENT_FAILED_PERMANENT_TEXT)
     );
     assert_eq!(messenger.sent().len(), 2);
 }
@@ -472,7 +473,10 @@ async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
     );
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
     assert_eq!(failed_items(&response), 0);
-    assert_eq!(texts(&messenger), vec![AGENT_FAILED_TEXT.to_owned()]);
+    assert_eq!(
+        texts(&messenger),
+        vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
+    );
     assert_eq!(agent.calls(), 1);
 }
 

@@ -29,7 +29,7 @@ use whatsapp_agent_lambda::message::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender,
 };
 use whatsapp_agent_lambda::reply::format_reply;
-use whatsapp_agent_lambda::reply::limits::{MAX_TEXT_PARTS, check};
+use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{self, VerifyError, sign, verify_signature};
 
@@ -49,7 +49,8 @@ fn cases(default: u32) -> ProptestConfig {
 fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => "(?s).{0,12}",
-        1 => select(vec!["", " ", "wamid.HBgL==", "👨‍👩‍👧‍👦", "e\u{301}", "\"\\\u{0}", "null"])
+        1 => select(vec!["", " ", "wamid.HBgL==", "👨‍👩‍👧‍👦", "e\u{301}", "\"\\\u{0}", "null",
+            "\u{200B}", "\u{2800}", "\u{3164}", "\u{202E}x", "a\r\nb", "\u{FEFF}"])
             .prop_map(str::to_owned),
     ]
 }
@@ -268,18 +269,22 @@ fn agent_reply() -> BoxedStrategy<AgentReply> {
             button,
             sections,
         });
-    let attachment = (any::<bool>(), any_text(), opt_text(), opt_text()).prop_map(
-        |(image, url, filename, caption)| Attachment {
-            kind: if image {
-                AttachmentKind::Image
-            } else {
-                AttachmentKind::Document
-            },
-            url,
-            filename,
-            caption,
-        },
-    );
+    let kind = select(vec![
+        AttachmentKind::Image,
+        AttachmentKind::Document,
+        AttachmentKind::Video,
+        AttachmentKind::Audio,
+        AttachmentKind::Sticker,
+    ]);
+    let attachment =
+        (kind, any_text(), opt_text(), opt_text()).prop_map(|(kind, url, filename, caption)| {
+            Attachment {
+                kind,
+                url,
+                filename,
+                caption,
+            }
+        });
     (
         status,
         opt_text(),
@@ -293,6 +298,7 @@ fn agent_reply() -> BoxedStrategy<AgentReply> {
             actions,
             list,
             attachments,
+            ..AgentReply::default()
         })
         .boxed()
 }
@@ -385,13 +391,93 @@ proptest! {
             .count();
         let media = messages[texts..]
             .iter()
-            .take_while(|m| matches!(m, OutgoingMessage::Image { .. } | OutgoingMessage::Document { .. }))
+            .take_while(|m| matches!(m, OutgoingMessage::Image { .. } | OutgoingMessage::Document { .. }
+                | OutgoingMessage::Video { .. } | OutgoingMessage::Audio { .. } | OutgoingMessage::Sticker { .. }))
             .count();
         let interactive = messages.len() - texts - media;
         prop_assert!(interactive <= 1, "{:?}", messages);
-        prop_assert!(media <= reply.attachments.len());
+        prop_assert!(media <= reply.attachments.len().min(MAX_ATTACHMENTS));
         // The bound counts the interactive body as one of the reply's text parts (limits.rs).
         prop_assert!(texts + interactive <= MAX_TEXT_PARTS, "{:?}", messages);
+    }
+}
+
+/// An agent's reply object whose parts may be of any shape: the known keys with good or bad
+/// values, lists mixing good items with anything.
+fn any_reply_json() -> BoxedStrategy<Value> {
+    let good_reply = agent_reply().prop_map(|reply| serde_json::to_value(reply).expect("JSON"));
+    let odd_kind = select(vec![
+        "IMAGE", " Video ", "audio", "STICKER", "gif", "", "null",
+    ])
+    .prop_map(|kind| {
+        if kind == "null" {
+            Value::Null
+        } else {
+            json!(kind)
+        }
+    });
+    let odd_attachment = (
+        odd_kind,
+        prop_oneof![any_text().prop_map(Value::from), unknown_value()],
+    )
+        .prop_map(|(kind, url)| json!({"type": kind, "url": url}));
+    let item = prop_oneof![unknown_value(), odd_attachment];
+    (
+        good_reply,
+        prop::collection::vec(
+            (
+                select(vec![
+                    "status",
+                    "text",
+                    "output",
+                    "actions",
+                    "list",
+                    "attachments",
+                ]),
+                prop::collection::vec(item, 0..4),
+                unknown_value(),
+                any::<bool>(),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(mut reply, changes)| {
+            for (key, items, value, into_list) in changes {
+                let slot = &mut reply[key];
+                match slot {
+                    // Bad items among the good ones.
+                    Value::Array(list) if into_list => list.extend(items),
+                    _ if into_list => *slot = Value::Array(items),
+                    _ => *slot = value,
+                }
+            }
+            reply
+        })
+        .boxed()
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// One bad part never costs the rest: any object with any parts reads as a reply, whose
+    /// good parts are kept, and it formats within WhatsApp's limits.
+    #[test]
+    fn any_reply_object_reads_part_by_part_and_formats_within_limits(json in any_reply_json()) {
+        let reply: AgentReply = serde_json::from_value(json.clone())
+            .map_err(|e| TestCaseError::fail(format!("{e}: {json}")))?;
+        let listed = |key: &str| json.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+        prop_assert!(reply.attachments.len() <= listed("attachments"));
+        prop_assert!(reply.actions.len() <= listed("actions"));
+        let text = match json.get("text") {
+            None | Some(Value::Null) => json.get("output"),
+            text => text,
+        };
+        if let Some(text) = text.and_then(Value::as_str) {
+            prop_assert_eq!(reply.text.as_deref(), Some(text));
+        }
+        for message in format_reply(&reply) {
+            prop_assert!(check(&message).is_ok(), "{:?}: {:?}", check(&message), message);
+        }
     }
 }
 

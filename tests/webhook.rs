@@ -7,14 +7,19 @@ use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, secrets_with_app_secret};
+use support::fixtures::{event, event_json, secrets_with_app_secret};
 use support::slow::{CountingAgent, SlowMessenger};
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, MAX_CONCURRENT_SENDERS, Pipeline};
-use whatsapp_agent_lambda::reply::{AGENT_FAILED_TEXT, format_reply};
+use whatsapp_agent_lambda::job::DeliverEvent;
+use whatsapp_agent_lambda::pipeline::{
+    Attempt, DEFAULT_LEASE, MAX_CONCURRENT_SENDERS, Outcome, Pipeline,
+};
+use whatsapp_agent_lambda::reply::{
+    AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE, format_reply,
+};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -348,6 +353,153 @@ async fn agent_failure_gets_the_user_a_short_error_message() {
     let texts = sent_texts(&h.messenger);
     assert_eq!(texts, vec![AGENT_FAILED_TEXT.to_owned()]);
     assert!(!texts[0].contains("Traceback"));
+}
+
+#[tokio::test]
+async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| {
+            Err(AgentError::Status {
+                status: 400,
+                body: "bad request".to_owned(),
+            })
+        }),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let texts = sent_texts(&h.messenger);
+    assert_eq!(texts, vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]);
+    assert!(!texts[0].to_lowercase().contains("try again"), "{texts:?}");
+}
+
+#[tokio::test]
+async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| {
+            // Decoded from JSON, as every adapter does.
+            Ok(Some(
+                serde_json::from_value(json!({
+                    "status": "success",
+                    "text": "Restarted api-1",
+                    "attachments": [
+                        {"type": "VIDEO", "url": "https://x.y/rollout.mp4"},
+                        {"type": "gif", "url": "https://x.y/party.gif"}
+                    ],
+                    "actions": [{"id": "logs", "label": "\u{200b}"}, {"id": ["x"], "label": "Bad"}]
+                }))
+                .expect("a reply"),
+            ))
+        }),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let sent: Vec<OutgoingMessage> = h.messenger.sent().into_iter().map(|s| s.message).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[0],
+        OutgoingMessage::Video {
+            link: "https://x.y/rollout.mp4".into(),
+            caption: None
+        }
+    );
+    match &sent[1] {
+        OutgoingMessage::Buttons { body, buttons, .. } => {
+            assert_eq!(
+                body,
+                &format!("✅ Restarted api-1\n\n{LEFT_OUT_NOTE} 2 unreadable parts.")
+            );
+            assert_eq!(buttons[0].title, "logs");
+        }
+        other => panic!("expected buttons, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reply_with_no_readable_part_is_a_failure_not_silence() {
+    let h = harness_with(
+        ScriptedAgent::new(|_| {
+            Ok(Some(
+                serde_json::from_value(
+                    json!({"attachments": [{"type": null, "url": "https://x.y/a"}]}),
+                )
+                .expect("a reply"),
+            ))
+        }),
+        LOCAL_APP_SECRET,
+        4096 * 1024,
+    );
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    assert_eq!(
+        sent_texts(&h.messenger),
+        vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
+    );
+}
+
+/// The sample deliver event with `reply` and `error` replaced.
+fn deliver(reply: serde_json::Value, error: serde_json::Value) -> DeliverEvent {
+    let mut event = event_json("sfn-deliver.json");
+    event["deliver"]["reply"] = reply;
+    event["deliver"]["error"] = error;
+    serde_json::from_value(event).expect("a deliver event, whatever the reply's parts")
+}
+
+#[tokio::test]
+async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
+    for (reply, error) in [
+        (
+            json!(null),
+            json!({"Error": "States.TaskFailed", "Cause": "boom"}),
+        ),
+        (
+            json!({"attachments": [{"type": "hologram", "url": "https://x.y/h"}]}),
+            json!(null),
+        ),
+    ] {
+        let h = harness();
+        let pipeline = Pipeline {
+            agent: h.agent.clone(),
+            messenger: h.messenger.clone(),
+            idempotency: Arc::new(MemoryIdempotency::default()),
+            lease: DEFAULT_LEASE,
+        };
+        let event = deliver(reply.clone(), error);
+        let outcome = pipeline.deliver(&event.deliver, Attempt::Retryable).await;
+        assert_eq!(
+            outcome,
+            Outcome::AgentFailed { retryable: false },
+            "{reply}"
+        );
+        assert_eq!(
+            sent_texts(&h.messenger),
+            vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()],
+            "{reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delivered_reply_keeps_its_good_parts() {
+    let h = harness();
+    let pipeline = Pipeline {
+        agent: h.agent.clone(),
+        messenger: h.messenger.clone(),
+        idempotency: Arc::new(MemoryIdempotency::default()),
+        lease: DEFAULT_LEASE,
+    };
+    let event = deliver(
+        json!({"text": "Deploy finished", "attachments": [{"type": null, "url": "https://x.y/a"}]}),
+        json!(null),
+    );
+    let outcome = pipeline.deliver(&event.deliver, Attempt::Retryable).await;
+    assert_eq!(outcome, Outcome::Replied { messages: 1 });
+    assert_eq!(
+        sent_texts(&h.messenger),
+        vec![format!(
+            "Deploy finished\n\n{LEFT_OUT_NOTE} 1 unreadable part."
+        )]
+    );
 }
 
 #[tokio::test]

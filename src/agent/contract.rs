@@ -4,6 +4,7 @@
 use crate::message::{InboundMessage, MessageKind};
 use crate::serde_util::null_default;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// Contract version sent in every request.
 pub const CONTRACT_VERSION: &str = "1";
@@ -195,19 +196,23 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 }
 
 /// The agent's answer.
+///
+/// Read part by part (`RawReply`): an action, list row, section or attachment that cannot be
+/// used is left out and recorded in [`AgentReply::dropped`] (the user is told something was
+/// left out), so one malformed part never costs the user the rest of the answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "RawReply")]
 pub struct AgentReply {
-    #[serde(default, deserialize_with = "null_default")]
     pub status: Option<ReplyStatus>,
     /// The reply text (Markdown). `output` is accepted as an alias.
-    #[serde(default, alias = "output", deserialize_with = "null_default")]
     pub text: Option<String>,
-    #[serde(default, deserialize_with = "null_default")]
     pub actions: Vec<Action>,
-    #[serde(default, deserialize_with = "null_default")]
     pub list: Option<ListSpec>,
-    #[serde(default, deserialize_with = "null_default")]
     pub attachments: Vec<Attachment>,
+    /// The parts of the agent's JSON that could not be read. Never serialized: a reply that
+    /// went through JSON once has only readable parts.
+    #[serde(skip)]
+    pub dropped: Vec<DroppedPart>,
 }
 
 impl AgentReply {
@@ -228,6 +233,259 @@ impl AgentReply {
             && self.list.is_none()
             && self.attachments.is_empty()
     }
+
+    /// True when the agent sent something but no part of it could be read: a failed answer
+    /// (the user gets the ❌ message), not a choice to stay silent.
+    pub fn is_unreadable(&self) -> bool {
+        !self.dropped.is_empty() && self.is_empty()
+    }
+
+    /// Why an unreadable reply is one: each part left out, where and why (never its text).
+    pub fn unreadable_reason(&self) -> String {
+        let parts: Vec<String> = self.dropped.iter().map(ToString::to_string).collect();
+        format!("no part of the reply is readable ({})", parts.join(", "))
+    }
+}
+
+/// A part of the agent's reply that was left out because it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedPart {
+    /// Where it was: `attachments[3]`, `list.sections[0].rows[1]`, `text`, …
+    pub part: String,
+    /// Why, in our words (never the agent's text).
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for DroppedPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.part, self.reason)
+    }
+}
+
+/// The reply as JSON values: each part is read on its own in `From<RawReply>`.
+#[derive(Deserialize)]
+struct RawReply {
+    #[serde(default)]
+    status: Value,
+    #[serde(default)]
+    text: Value,
+    /// `text`'s alias; read when `text` is absent (an agent may send both).
+    #[serde(default)]
+    output: Value,
+    #[serde(default)]
+    actions: Value,
+    #[serde(default)]
+    list: Value,
+    #[serde(default)]
+    attachments: Value,
+}
+
+/// Longest attachment type quoted in a log line.
+const LOGGED_TYPE_MAX: usize = 20;
+
+impl From<RawReply> for AgentReply {
+    fn from(raw: RawReply) -> Self {
+        let mut parts = Parts::default();
+        let status = match raw.status {
+            Value::Null => None,
+            Value::String(status) => Some(ReplyStatus::parse(&status)),
+            // Not content the user would miss: no emoji, no note.
+            _ => {
+                tracing::warn!("agent reply status is not a string; ignored");
+                None
+            }
+        };
+        let text = match raw.text {
+            Value::Null => parts.string(raw.output, "output"),
+            text => parts.string(text, "text"),
+        };
+        let actions = parts.each(raw.actions, "actions", action);
+        let list = match raw.list {
+            Value::Null => None,
+            Value::Object(list) => Some(list_spec(list, &mut parts)),
+            _ => {
+                parts.drop("list", "not an object");
+                None
+            }
+        };
+        let attachments = parts.each(raw.attachments, "attachments", attachment);
+        Self {
+            status,
+            text,
+            actions,
+            list,
+            attachments,
+            dropped: parts.dropped,
+        }
+    }
+}
+
+/// What was left out while reading one reply.
+#[derive(Default)]
+struct Parts {
+    dropped: Vec<DroppedPart>,
+}
+
+impl Parts {
+    fn drop(&mut self, part: impl Into<String>, reason: &'static str) {
+        let part = part.into();
+        tracing::warn!(part = %part, reason, "agent reply part left out");
+        self.dropped.push(DroppedPart { part, reason });
+    }
+
+    /// A string field: `null` or missing is `None`, anything but a string is dropped.
+    fn string(&mut self, value: Value, part: &str) -> Option<String> {
+        match value {
+            Value::Null => None,
+            Value::String(text) => Some(text),
+            _ => {
+                self.drop(part, "not a string");
+                None
+            }
+        }
+    }
+
+    /// Each item of a list field read by `read`; `null` or missing is empty.
+    fn each<T>(
+        &mut self,
+        value: Value,
+        part: &str,
+        read: impl Fn(Value) -> Result<T, &'static str>,
+    ) -> Vec<T> {
+        match value {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(index, item)| {
+                    read(item)
+                        .map_err(|reason| self.drop(format!("{part}[{index}]"), reason))
+                        .ok()
+                })
+                .collect(),
+            _ => {
+                self.drop(part, "not a list");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A short field as text: strings as they are, numbers as written (`"id": 1`), `null` or
+/// missing as `""`; anything else is unreadable.
+fn scalar(object: &mut Map<String, Value>, key: &str) -> Result<String, &'static str> {
+    match object.remove(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text),
+        Some(Value::Number(number)) => Ok(number.to_string()),
+        Some(_) => Err("a field is neither text nor a number"),
+    }
+}
+
+/// An optional text field: anything but a string counts as absent.
+fn optional(object: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match object.remove(key) {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    }
+}
+
+/// `{"id": …, "label"|"title": …}`, or a bare label (`"actions": ["Yes", "No"]`).
+fn action(value: Value) -> Result<Action, &'static str> {
+    match value {
+        Value::String(label) => Ok(Action {
+            id: String::new(),
+            label,
+        }),
+        Value::Object(mut object) => {
+            let id = scalar(&mut object, "id")?;
+            let label = match scalar(&mut object, "label")? {
+                label if label.is_empty() => scalar(&mut object, "title")?,
+                label => label,
+            };
+            Ok(Action { id, label })
+        }
+        _ => Err("not an object"),
+    }
+}
+
+fn list_spec(mut list: Map<String, Value>, parts: &mut Parts) -> ListSpec {
+    let header = parts.string(list.remove("header").unwrap_or_default(), "list.header");
+    let body = parts.string(list.remove("body").unwrap_or_default(), "list.body");
+    let button = parts.string(list.remove("button").unwrap_or_default(), "list.button");
+    let sections = list.remove("sections").unwrap_or_default();
+    let sections = match sections {
+        Value::Null => Vec::new(),
+        Value::Array(sections) => sections
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, section)| {
+                let part = format!("list.sections[{index}]");
+                match section {
+                    Value::Object(mut section) => {
+                        let title = optional(&mut section, "title");
+                        let rows = section.remove("rows").unwrap_or_default();
+                        let rows = parts.each(rows, &format!("{part}.rows"), row);
+                        Some(ListSection { title, rows })
+                    }
+                    _ => {
+                        parts.drop(part, "not an object");
+                        None
+                    }
+                }
+            })
+            .collect(),
+        _ => {
+            parts.drop("list.sections", "not a list");
+            Vec::new()
+        }
+    };
+    ListSpec {
+        header,
+        body,
+        button,
+        sections,
+    }
+}
+
+/// A row; a missing title is filled from the id by the formatter, like an empty one.
+fn row(value: Value) -> Result<ListRow, &'static str> {
+    let Value::Object(mut object) = value else {
+        return Err("not an object");
+    };
+    Ok(ListRow {
+        id: scalar(&mut object, "id")?,
+        title: scalar(&mut object, "title")?,
+        description: optional(&mut object, "description"),
+    })
+}
+
+fn attachment(value: Value) -> Result<Attachment, &'static str> {
+    let Value::Object(mut object) = value else {
+        return Err("not an object");
+    };
+    let kind = match object.remove("type") {
+        Some(Value::String(kind)) => AttachmentKind::parse(&kind).ok_or_else(|| {
+            tracing::warn!(
+                kind = %crate::webhook::log_safe::scrub(&crate::text::excerpt(&kind, LOGGED_TYPE_MAX)),
+                "attachment type not supported"
+            );
+            "unsupported type"
+        })?,
+        None | Some(Value::Null) => return Err("no type"),
+        Some(_) => return Err("type is not a string"),
+    };
+    // `link` is the Graph API's name for it.
+    let url = object.remove("url").or_else(|| object.remove("link"));
+    let Some(Value::String(url)) = url else {
+        return Err("no url");
+    };
+    Ok(Attachment {
+        kind,
+        url,
+        filename: optional(&mut object, "filename"),
+        caption: optional(&mut object, "caption"),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +501,17 @@ pub enum ReplyStatus {
 }
 
 impl ReplyStatus {
+    /// The status an agent's string names, in any case; `Unknown` for any other string.
+    pub fn parse(status: &str) -> Self {
+        match status.trim().to_ascii_lowercase().as_str() {
+            "success" => Self::Success,
+            "error" => Self::Error,
+            "warning" => Self::Warning,
+            "info" => Self::Info,
+            _ => Self::Unknown,
+        }
+    }
+
     /// The emoji put in front of the reply.
     pub fn emoji(self) -> Option<&'static str> {
         match self {
@@ -258,8 +527,9 @@ impl ReplyStatus {
 /// A quick action: a reply button (≤ 3) or a list row (4–10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
+    #[serde(default)]
     pub id: String,
-    #[serde(alias = "title")]
+    #[serde(alias = "title", default)]
     pub label: String,
 }
 
@@ -286,7 +556,10 @@ pub struct ListSection {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListRow {
+    #[serde(default)]
     pub id: String,
+    /// Empty (or missing) is filled from the id.
+    #[serde(default)]
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -299,15 +572,61 @@ pub struct Attachment {
     pub url: String,
     #[serde(default)]
     pub filename: Option<String>,
+    /// Shown under an image, video or document; audio and stickers have none (it goes into
+    /// the reply text instead).
     #[serde(default)]
     pub caption: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The media WhatsApp sends by link.
+/// <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages#media-object>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttachmentKind {
     Image,
     Document,
+    Video,
+    Audio,
+    Sticker,
+}
+
+impl AttachmentKind {
+    /// The kind an agent's `type` names, in any case (`IMAGE`, ` Video `); `None` otherwise.
+    pub fn parse(kind: &str) -> Option<Self> {
+        let kind = kind.trim();
+        [
+            Self::Image,
+            Self::Document,
+            Self::Video,
+            Self::Audio,
+            Self::Sticker,
+        ]
+        .into_iter()
+        .find(|candidate| candidate.as_str().eq_ignore_ascii_case(kind))
+    }
+
+    /// The contract's (and Graph API's) name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Document => "document",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Sticker => "sticker",
+        }
+    }
+
+    /// Whether WhatsApp shows a caption with this kind of media.
+    pub fn has_caption(self) -> bool {
+        matches!(self, Self::Image | Self::Document | Self::Video)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttachmentKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let kind = String::deserialize(deserializer)?;
+        Self::parse(&kind).ok_or_else(|| serde::de::Error::custom("unsupported attachment type"))
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +649,28 @@ mod tests {
         assert_eq!(reply.status, Some(ReplyStatus::Unknown));
         assert_eq!(reply.text.as_deref(), Some("hi"));
         assert!(reply.actions.is_empty());
+        let both: AgentReply = serde_json::from_str(r#"{"text":"a","output":"b"}"#).unwrap();
+        assert_eq!(both.text.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn attachment_types_are_read_in_any_case_and_a_link_may_be_called_link() {
+        let reply: AgentReply = serde_json::from_str(
+            r#"{"attachments":[{"type":" IMAGE ","url":"https://x.y/a.png"},
+                               {"type":"Sticker","link":"https://x.y/s.webp"},
+                               {"type":"gif","url":"https://x.y/g.gif"}]}"#,
+        )
+        .unwrap();
+        let kinds: Vec<AttachmentKind> = reply.attachments.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AttachmentKind::Image, AttachmentKind::Sticker]);
+        assert_eq!(reply.attachments[1].url, "https://x.y/s.webp");
+        assert_eq!(
+            reply.dropped,
+            vec![DroppedPart {
+                part: "attachments[2]".into(),
+                reason: "unsupported type"
+            }]
+        );
     }
 
     #[test]

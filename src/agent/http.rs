@@ -160,9 +160,13 @@ fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
     if !value.is_object() {
         return Err(decode_error("the reply is not a JSON object".to_owned()));
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|error| decode_error(error.to_string()))
+    let reply: AgentReply =
+        serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;
+    // Some parts may have been left out (logged); only a reply with none readable fails.
+    if reply.is_unreadable() {
+        return Err(decode_error(reply.unreadable_reason()));
+    }
+    Ok(Some(reply))
 }
 
 /// Warn with what identifies the failure; the body excerpt only at debug.
@@ -207,5 +211,22 @@ mod tests {
             decode(br#"["text"]"#),
             Err(AgentError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn a_bad_part_is_left_out_and_only_a_reply_with_nothing_readable_fails() {
+        let reply =
+            decode(br#"{"text":"hi","attachments":[{"type":"hologram","url":"https://x.y/a"}]}"#)
+                .unwrap()
+                .unwrap();
+        assert_eq!(reply.text.as_deref(), Some("hi"));
+        assert!(reply.attachments.is_empty());
+        assert_eq!(reply.dropped.len(), 1);
+        let Err(AgentError::Decode { error, .. }) =
+            decode(br#"{"attachments":[{"type":null,"url":"https://x.y/a"}]}"#)
+        else {
+            panic!("expected a decode error");
+        };
+        assert!(error.contains("attachments[0]: no type"), "{error}");
     }
 }

@@ -8,8 +8,8 @@ mod memory;
 mod stepfunctions;
 
 pub use contract::{
-    Action, AgentReply, AgentRequest, Attachment, AttachmentKind, ListRow, ListSection, ListSpec,
-    ReplyStatus,
+    Action, AgentReply, AgentRequest, Attachment, AttachmentKind, DroppedPart, ListRow,
+    ListSection, ListSpec, ReplyStatus,
 };
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;

@@ -282,6 +282,10 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     let keys: Vec<String> = object.keys().take(MAX_LOGGED_KEYS).cloned().collect();
     let reply: AgentReply =
         serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;
+    // Some parts may have been left out (logged); only a reply with none readable fails.
+    if reply.is_unreadable() {
+        return Err(decode_error(reply.unreadable_reason()));
+    }
     if !reply.is_empty() {
         return Ok(Some(reply));
     }
@@ -537,6 +541,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(reply.text.as_deref(), Some("2 pods"));
+    }
+
+    #[test]
+    fn output_with_an_unreadable_part_keeps_the_rest() {
+        let output =
+            r#"{"text":"2 pods","attachments":[{"type":"gif","url":"https://x.y/a.gif"}]}"#;
+        let reply = decode(Some(output), WAMID).unwrap().unwrap();
+        assert_eq!(reply.text.as_deref(), Some("2 pods"));
+        assert_eq!(reply.dropped.len(), 1);
+        let only_bad = r#"{"attachments":[{"type":"gif","url":"https://x.y/a.gif"}]}"#;
+        assert!(matches!(
+            decode(Some(only_bad), WAMID),
+            Err(AgentError::Decode { .. })
+        ));
     }
 
     #[test]

@@ -35,6 +35,18 @@ pub enum OutgoingMessage {
         filename: Option<String>,
         caption: Option<String>,
     },
+    Video {
+        link: String,
+        caption: Option<String>,
+    },
+    /// Audio has no caption on WhatsApp.
+    Audio {
+        link: String,
+    },
+    /// A sticker (WebP) has no caption on WhatsApp.
+    Sticker {
+        link: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +105,9 @@ impl OutgoingMessage {
             Self::Buttons { .. } | Self::List { .. } => "interactive",
             Self::Image { .. } => "image",
             Self::Document { .. } => "document",
+            Self::Video { .. } => "video",
+            Self::Audio { .. } => "audio",
+            Self::Sticker { .. } => "sticker",
         }
     }
 
@@ -187,6 +202,15 @@ impl OutgoingMessage {
                 }
                 ("document", document)
             }
+            Self::Video { link, caption } => {
+                let mut video = json!({ "link": link });
+                if let Some(caption) = caption {
+                    video["caption"] = json!(caption);
+                }
+                ("video", video)
+            }
+            Self::Audio { link } => ("audio", json!({ "link": link })),
+            Self::Sticker { link } => ("sticker", json!({ "link": link })),
         };
         body[key] = payload;
         body
@@ -259,6 +283,33 @@ mod tests {
         assert_eq!(json["recipient"], "US.134");
         assert!(json.get("to").is_none());
         assert!(Recipient::of(&Sender::default()).is_none());
+    }
+
+    #[test]
+    fn media_by_link_use_their_own_keys_and_only_captionable_ones_carry_a_caption() {
+        let to = Recipient::Phone("1".into());
+        let video = OutgoingMessage::Video {
+            link: "https://x.y/v.mp4".into(),
+            caption: Some("deploy".into()),
+        }
+        .to_graph_json(&to, None);
+        assert_eq!(video["type"], "video");
+        assert_eq!(
+            video["video"],
+            json!({"link": "https://x.y/v.mp4", "caption": "deploy"})
+        );
+        let audio = OutgoingMessage::Audio {
+            link: "https://x.y/a.ogg".into(),
+        }
+        .to_graph_json(&to, None);
+        assert_eq!(audio["type"], "audio");
+        assert_eq!(audio["audio"], json!({"link": "https://x.y/a.ogg"}));
+        let sticker = OutgoingMessage::Sticker {
+            link: "https://x.y/s.webp".into(),
+        }
+        .to_graph_json(&to, None);
+        assert_eq!(sticker["type"], "sticker");
+        assert_eq!(sticker["sticker"], json!({"link": "https://x.y/s.webp"}));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::limits::{
     ROW_TITLE_MAX, SECTION_TITLE_MAX,
 };
 use super::markdown::to_whatsapp;
+use super::sanitize::{is_visible, visible_line};
 use super::split::{shorten, truncate};
 use crate::agent::{Action, AgentReply, ListRow, ListSpec};
 use crate::graph::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
@@ -66,21 +67,61 @@ impl Menu {
     }
 }
 
+/// What the reply's actions and list come to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// The interactive message, if any: the explicit list, else the actions.
+    pub menu: Option<Menu>,
+    /// A list without a usable row: its header and body, to be sent as text instead, so that
+    /// what the agent wrote above its (empty) menu still reaches the user.
+    pub fallback_text: Option<String>,
+    /// Actions and rows that had something to show but could not be: over WhatsApp's limits,
+    /// or actions given with a list that was sent.
+    pub left_out: usize,
+}
+
 /// The interactive message a reply asks for, if any: its explicit list, else its actions.
-pub fn menu(reply: &AgentReply) -> Option<Menu> {
+pub fn menu(reply: &AgentReply) -> Plan {
+    let mut plan = Plan::default();
     if let Some(list) = &reply.list {
-        if let Some(menu) = explicit_list(list) {
-            if !reply.actions.is_empty() {
+        let (menu, left_out) = explicit_list(list);
+        plan.left_out += left_out;
+        if let Some(menu) = menu {
+            let ignored = choices(&reply.actions).len();
+            if ignored > 0 {
                 tracing::warn!(
-                    dropped = reply.actions.len(),
+                    dropped = ignored,
                     "reply has both a list and actions; the list wins, actions dropped"
                 );
+                plan.left_out += ignored;
             }
-            return Some(menu);
+            plan.menu = Some(menu);
+            return plan;
         }
-        tracing::warn!("reply list has no usable rows; no list message sent");
+        plan.fallback_text = list_as_text(list);
+        tracing::warn!(
+            as_text = plan.fallback_text.is_some(),
+            "reply list has no usable rows; its header and body sent as text"
+        );
     }
-    actions_menu(&reply.actions)
+    let (menu, left_out) = actions_menu(&reply.actions);
+    plan.menu = menu;
+    plan.left_out += left_out;
+    plan
+}
+
+/// The header and body of a list that cannot be sent as one, as WhatsApp text.
+fn list_as_text(list: &ListSpec) -> Option<String> {
+    let header = list.header.as_deref().and_then(visible_line);
+    let body = list
+        .body
+        .as_deref()
+        .map(to_whatsapp)
+        .filter(|body| !body.trim().is_empty());
+    match (header, body) {
+        (Some(header), Some(body)) => Some(format!("{header}\n{body}")),
+        (header, body) => header.or(body),
+    }
 }
 
 /// An action or row with its id and title filled in from each other.
@@ -93,22 +134,16 @@ struct Choice {
 }
 
 impl Choice {
-    /// Trims both; `None` when both are empty. An empty id becomes a slug of the title, an empty
-    /// title the id.
+    /// Control characters stripped from both; `None` when neither shows anything. An id with
+    /// nothing visible becomes a slug of the title, a title with nothing visible the id (so a
+    /// title of zero-width spaces or braille blanks never makes a blank button).
     fn new(id: &str, title: &str) -> Option<Self> {
-        let (id, title) = (id.trim(), title.trim());
-        if id.is_empty() && title.is_empty() {
-            return None;
-        }
-        let id = if id.is_empty() {
-            slug(title)
-        } else {
-            id.to_owned()
-        };
-        let title = if title.is_empty() {
-            id.clone()
-        } else {
-            title.to_owned()
+        let (id, title) = (visible_line(id), visible_line(title));
+        let (id, title) = match (id, title) {
+            (None, None) => return None,
+            (Some(id), None) => (id.clone(), id),
+            (None, Some(title)) => (slug(&title), title),
+            (Some(id), Some(title)) => (id, title),
         };
         Some(Self {
             id,
@@ -136,20 +171,28 @@ pub fn slug(label: &str) -> String {
     }
 }
 
-fn actions_menu(actions: &[Action]) -> Option<Menu> {
-    let mut choices: Vec<Choice> = actions
+/// The actions that show something, in order.
+fn choices(actions: &[Action]) -> Vec<Choice> {
+    actions
         .iter()
         .filter_map(|action| Choice::new(&action.id, &action.label))
-        .collect();
+        .collect()
+}
+
+/// The actions as buttons or a list, and how many were left out (over the limit).
+fn actions_menu(actions: &[Action]) -> (Option<Menu>, usize) {
+    let mut choices = choices(actions);
+    let mut left_out = 0;
     if choices.len() > LIST_ROWS_MAX {
+        left_out = choices.len() - LIST_ROWS_MAX;
         tracing::warn!(
-            dropped = choices.len() - LIST_ROWS_MAX,
+            dropped = left_out,
             "more than {LIST_ROWS_MAX} actions; extra actions dropped"
         );
         choices.truncate(LIST_ROWS_MAX);
     }
     if choices.is_empty() {
-        return None;
+        return (None, left_out);
     }
     let kind = if choices.len() <= BUTTONS_MAX {
         let ids = unique_ids(choices.iter().map(|c| c.id.as_str()), BUTTON_ID_MAX);
@@ -184,12 +227,13 @@ fn actions_menu(actions: &[Action]) -> Option<Menu> {
             sections: vec![ListSectionOut { title: None, rows }],
         }
     };
-    Some(Menu { body: None, kind })
+    (Some(Menu { body: None, kind }), left_out)
 }
 
-/// The agent's list within every list limit; `None` when no row is left.
-fn explicit_list(list: &ListSpec) -> Option<Menu> {
-    let mut kept: Vec<(Option<&str>, Vec<Choice>)> = Vec::new();
+/// The agent's list within every list limit (`None` when no row is left), and how many rows
+/// were left out over the limits.
+fn explicit_list(list: &ListSpec) -> (Option<Menu>, usize) {
+    let mut kept: Vec<(Option<String>, Vec<Choice>)> = Vec::new();
     let mut rows_left = LIST_ROWS_MAX;
     let (mut dropped_rows, mut dropped_sections) = (0, 0);
     for section in &list.sections {
@@ -205,11 +249,7 @@ fn explicit_list(list: &ListSpec) -> Option<Menu> {
         let take = rows.len().min(rows_left);
         dropped_rows += rows.len() - take;
         rows_left -= take;
-        let title = section
-            .title
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let title = section.title.as_deref().and_then(visible_line);
         kept.push((title, rows.into_iter().take(take).collect()));
     }
     if dropped_rows > 0 {
@@ -220,7 +260,7 @@ fn explicit_list(list: &ListSpec) -> Option<Menu> {
         );
     }
     if kept.is_empty() {
-        return None;
+        return (None, dropped_rows);
     }
 
     let mut ids = unique_ids(
@@ -235,7 +275,7 @@ fn explicit_list(list: &ListSpec) -> Option<Menu> {
         .enumerate()
         .map(|(index, (title, rows))| {
             let title = match title {
-                Some(title) => Some(shorten(title, SECTION_TITLE_MAX)),
+                Some(title) => Some(shorten(&title, SECTION_TITLE_MAX)),
                 None if several => Some(format!("{DEFAULT_SECTION_TITLE} {}", index + 1)),
                 None => None,
             };
@@ -247,8 +287,9 @@ fn explicit_list(list: &ListSpec) -> Option<Menu> {
                     title: shorten(&choice.title, ROW_TITLE_MAX),
                     description: choice
                         .description
-                        .map(|d| shorten(&d, ROW_DESCRIPTION_MAX))
-                        .filter(|d| !d.is_empty()),
+                        .as_deref()
+                        .and_then(visible_line)
+                        .map(|d| shorten(&d, ROW_DESCRIPTION_MAX)),
                 })
                 .collect();
             ListSectionOut { title, rows }
@@ -258,27 +299,28 @@ fn explicit_list(list: &ListSpec) -> Option<Menu> {
     let header = list
         .header
         .as_deref()
-        .map(|header| shorten(header, HEADER_MAX))
-        .filter(|header| !header.is_empty());
+        .and_then(visible_line)
+        .map(|header| shorten(&header, HEADER_MAX));
     let button = list
         .button
         .as_deref()
-        .map(|button| shorten(button, LIST_BUTTON_MAX))
-        .filter(|button| !button.is_empty())
+        .and_then(visible_line)
+        .map(|button| shorten(&button, LIST_BUTTON_MAX))
         .unwrap_or_else(|| DEFAULT_LIST_BUTTON.to_owned());
     let body = list
         .body
         .as_deref()
         .map(|body| shorten(&to_whatsapp(body), INTERACTIVE_BODY_MAX))
         .filter(|body| !body.is_empty());
-    Some(Menu {
+    let menu = Menu {
         body,
         kind: MenuKind::List {
             header,
             button,
             sections,
         },
-    })
+    };
+    (Some(menu), dropped_rows)
 }
 
 fn row_choice(row: &ListRow) -> Option<Choice> {
@@ -293,7 +335,7 @@ fn row_choice(row: &ListRow) -> Option<Choice> {
 fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, max: usize) -> Vec<String> {
     let fit = |id: &str, max: usize| {
         let id = truncate(id.trim(), max).trim_end();
-        if id.is_empty() {
+        if !is_visible(id) {
             truncate(FALLBACK_ID, max).to_owned()
         } else {
             id.to_owned()
@@ -387,7 +429,7 @@ mod tests {
             action("  ", ""),
         ]);
         assert_eq!(
-            buttons(menu(&reply)),
+            buttons(menu(&reply).menu),
             vec![
                 ReplyButton {
                     id: "restart".into(),
@@ -408,7 +450,7 @@ mod tests {
     #[test]
     fn long_button_titles_are_shortened_with_an_ellipsis() {
         let reply = reply_with_actions(vec![action("a", "Restart the payments API now")]);
-        assert_eq!(buttons(menu(&reply))[0].title, "Restart the payment…");
+        assert_eq!(buttons(menu(&reply).menu)[0].title, "Restart the payment…");
     }
 
     #[test]
@@ -418,7 +460,10 @@ mod tests {
             action("b", "Restart the payments API again"),
             action("c", "OK"),
         ]);
-        let titles: Vec<String> = buttons(menu(&reply)).into_iter().map(|b| b.title).collect();
+        let titles: Vec<String> = buttons(menu(&reply).menu)
+            .into_iter()
+            .map(|b| b.title)
+            .collect();
         assert_eq!(
             titles,
             vec!["Restart the payment…", "Restart the pay… (2)", "OK"]
@@ -430,7 +475,10 @@ mod tests {
     fn duplicate_ids_are_made_unique() {
         let reply =
             reply_with_actions(vec![action("x", "A"), action("x", "B"), action("x-2", "C")]);
-        let ids: Vec<String> = buttons(menu(&reply)).into_iter().map(|b| b.id).collect();
+        let ids: Vec<String> = buttons(menu(&reply).menu)
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
         assert_eq!(ids, vec!["x", "x-2", "x-2-2"]);
     }
 
@@ -454,7 +502,7 @@ mod tests {
             .map(|label| action("", label))
             .collect(),
         );
-        let (header, button, sections) = list(menu(&reply));
+        let (header, button, sections) = list(menu(&reply).menu);
         assert_eq!(header, None);
         assert_eq!(button, "Choose");
         assert_eq!(sections.len(), 1);
@@ -473,7 +521,7 @@ mod tests {
     #[test]
     fn more_than_ten_actions_keep_the_first_ten() {
         let reply = reply_with_actions((1..=13).map(|n| action(&n.to_string(), "same")).collect());
-        let (_, _, sections) = list(menu(&reply));
+        let (_, _, sections) = list(menu(&reply).menu);
         let ids: Vec<&str> = sections[0].rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, vec!["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
     }
@@ -507,7 +555,7 @@ mod tests {
             list: Some(spec),
             ..AgentReply::default()
         };
-        let menu = menu(&reply);
+        let menu = menu(&reply).menu;
         assert_eq!(
             menu.as_ref().and_then(|m| m.body.clone()).as_deref(),
             Some("Pick *one*")
@@ -556,7 +604,7 @@ mod tests {
             actions: vec![action("ignored", "Ignored")],
             ..AgentReply::default()
         };
-        let (_, _, sections) = list(menu(&reply));
+        let (_, _, sections) = list(menu(&reply).menu);
         assert_eq!(sections[0].title.as_deref(), Some("Options 1"));
         assert_eq!(
             sections[1].title.as_deref(),
@@ -577,6 +625,6 @@ mod tests {
             actions: vec![action("ok", "OK")],
             ..AgentReply::default()
         };
-        assert_eq!(buttons(menu(&reply)).len(), 1);
+        assert_eq!(buttons(menu(&reply).menu).len(), 1);
     }
 }

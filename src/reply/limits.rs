@@ -1,7 +1,9 @@
-//! WhatsApp's message limits, counted in Unicode scalar values (`char`s).
+//! WhatsApp's message limits, counted in Unicode scalar values (`char`s), and [`check`], which
+//! also refuses what WhatsApp would show badly or not at all (see [`super::sanitize`]).
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-reply-buttons-messages>
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-list-messages>
 
+use super::sanitize::{is_control, is_visible, link_problem};
 use crate::graph::OutgoingMessage;
 
 /// Text message body.
@@ -34,11 +36,20 @@ pub const ROW_DESCRIPTION_MAX: usize = 72;
 pub const ROW_ID_MAX: usize = 200;
 /// Media caption.
 pub const CAPTION_MAX: usize = 1024;
+/// Our own bound, not WhatsApp's (Meta documents none): a document's file name. Long enough
+/// for any real name, short enough for any file system once downloaded.
+pub const FILENAME_MAX: usize = 240;
+/// Our own bound, not WhatsApp's: media messages one reply may become, so that a runaway agent
+/// listing hundreds of attachments cannot flood the chat (the rest are counted in the note).
+pub const MAX_ATTACHMENTS: usize = 10;
 /// Our own bound, not WhatsApp's: messages one reply's text may become (the interactive body
 /// included) before it is cut with a marker, so a runaway agent cannot flood the chat.
 pub const MAX_TEXT_PARTS: usize = 10;
 
-/// Checks one outgoing message against every limit above; `Err` names the first broken rule.
+/// Checks one outgoing message against every limit above, and against what [`super::sanitize`]
+/// keeps out: a title, id, header, footer, button text or file name with a control character
+/// or with nothing visible, a caption with a control character other than a line break, a link
+/// WhatsApp cannot fetch. `Err` names the first broken rule.
 pub fn check(message: &OutgoingMessage) -> Result<(), String> {
     let within = |what: &str, value: &str, max: usize| {
         let count = value.chars().count();
@@ -55,6 +66,30 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             Ok(())
         }
     };
+    // A short field: shown on one line, so no control character; and something to see.
+    let field = |what: &str, value: &str, max: usize| {
+        if value.chars().any(is_control) {
+            return Err(format!("{what} {value:?} has a control character"));
+        }
+        if !is_visible(value) {
+            return Err(format!("{what} {value:?} shows nothing"));
+        }
+        within(what, value, max)
+    };
+    let caption = |caption: &Option<String>| match caption {
+        Some(caption) if caption.chars().any(|c| c != '\n' && is_control(c)) => {
+            Err(format!("caption {caption:?} has a control character"))
+        }
+        Some(caption) => {
+            not_blank("caption", caption)?;
+            within("caption", caption, CAPTION_MAX)
+        }
+        None => Ok(()),
+    };
+    let link = |what: &str, link: &str| match link_problem(link) {
+        Some(problem) => Err(format!("{what} {link:?}: {problem}")),
+        None => Ok(()),
+    };
     match message {
         OutgoingMessage::Text { body } => {
             not_blank("text body", body)?;
@@ -69,10 +104,10 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             not_blank("button body", body)?;
             within("button body", body, INTERACTIVE_BODY_MAX)?;
             if let Some(header) = header {
-                within("header", header, HEADER_MAX)?;
+                field("header", header, HEADER_MAX)?;
             }
             if let Some(footer) = footer {
-                within("footer", footer, FOOTER_MAX)?;
+                field("footer", footer, FOOTER_MAX)?;
             }
             if buttons.is_empty() || buttons.len() > BUTTONS_MAX {
                 return Err(format!(
@@ -83,10 +118,8 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             let mut titles = std::collections::HashSet::new();
             let mut ids = std::collections::HashSet::new();
             for button in buttons {
-                not_blank("button title", &button.title)?;
-                within("button title", &button.title, BUTTON_TITLE_MAX)?;
-                not_blank("button id", &button.id)?;
-                within("button id", &button.id, BUTTON_ID_MAX)?;
+                field("button title", &button.title, BUTTON_TITLE_MAX)?;
+                field("button id", &button.id, BUTTON_ID_MAX)?;
                 if button.id.trim() != button.id {
                     return Err(format!("button id {:?} has surrounding spaces", button.id));
                 }
@@ -109,13 +142,12 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             not_blank("list body", body)?;
             within("list body", body, INTERACTIVE_BODY_MAX)?;
             if let Some(header) = header {
-                within("header", header, HEADER_MAX)?;
+                field("header", header, HEADER_MAX)?;
             }
             if let Some(footer) = footer {
-                within("footer", footer, FOOTER_MAX)?;
+                field("footer", footer, FOOTER_MAX)?;
             }
-            not_blank("list button", button)?;
-            within("list button", button, LIST_BUTTON_MAX)?;
+            field("list button", button, LIST_BUTTON_MAX)?;
             if sections.is_empty() || sections.len() > LIST_SECTIONS_MAX {
                 return Err(format!(
                     "{} sections, allowed 1-{LIST_SECTIONS_MAX}",
@@ -129,10 +161,7 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             let mut ids = std::collections::HashSet::new();
             for section in sections {
                 match &section.title {
-                    Some(title) => {
-                        not_blank("section title", title)?;
-                        within("section title", title, SECTION_TITLE_MAX)?;
-                    }
+                    Some(title) => field("section title", title, SECTION_TITLE_MAX)?,
                     None if sections.len() > 1 => {
                         return Err("section title missing in a multi-section list".into());
                     }
@@ -142,12 +171,10 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
                     return Err("empty section".into());
                 }
                 for row in &section.rows {
-                    not_blank("row id", &row.id)?;
-                    within("row id", &row.id, ROW_ID_MAX)?;
-                    not_blank("row title", &row.title)?;
-                    within("row title", &row.title, ROW_TITLE_MAX)?;
+                    field("row id", &row.id, ROW_ID_MAX)?;
+                    field("row title", &row.title, ROW_TITLE_MAX)?;
                     if let Some(description) = &row.description {
-                        within("row description", description, ROW_DESCRIPTION_MAX)?;
+                        field("row description", description, ROW_DESCRIPTION_MAX)?;
                     }
                     if !ids.insert(row.id.as_str()) {
                         return Err(format!("duplicate row id {:?}", row.id));
@@ -156,17 +183,82 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             }
             Ok(())
         }
-        OutgoingMessage::Image { link, caption } => {
-            not_blank("image link", link)?;
-            caption
-                .as_deref()
-                .map_or(Ok(()), |c| within("caption", c, CAPTION_MAX))
+        OutgoingMessage::Image {
+            link: url,
+            caption: text,
         }
-        OutgoingMessage::Document { link, caption, .. } => {
-            not_blank("document link", link)?;
-            caption
-                .as_deref()
-                .map_or(Ok(()), |c| within("caption", c, CAPTION_MAX))
+        | OutgoingMessage::Video {
+            link: url,
+            caption: text,
+        } => {
+            link("media link", url)?;
+            caption(text)
         }
+        OutgoingMessage::Document {
+            link: url,
+            filename,
+            caption: text,
+        } => {
+            link("document link", url)?;
+            if let Some(filename) = filename {
+                field("file name", filename, FILENAME_MAX)?;
+            }
+            caption(text)
+        }
+        OutgoingMessage::Audio { link: url } | OutgoingMessage::Sticker { link: url } => {
+            link("media link", url)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::ReplyButton;
+
+    fn button(title: &str) -> OutgoingMessage {
+        OutgoingMessage::Buttons {
+            header: None,
+            body: "Pick".into(),
+            footer: None,
+            buttons: vec![ReplyButton {
+                id: "a".into(),
+                title: title.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn rejects_invisible_titles_and_control_characters_in_short_fields() {
+        assert!(check(&button("OK")).is_ok());
+        for title in [
+            "\u{200B}",
+            "\u{2800}\u{2800}",
+            "\u{3164}",
+            "O\nK",
+            "\u{202E}OK",
+        ] {
+            assert!(check(&button(title)).is_err(), "{title:?}");
+        }
+        let document = |filename: &str, caption: &str| OutgoingMessage::Document {
+            link: "https://x.y/r.pdf".into(),
+            filename: Some(filename.into()),
+            caption: Some(caption.into()),
+        };
+        assert!(check(&document("r.pdf", "line\nline")).is_ok());
+        assert!(check(&document("r\n.pdf", "ok")).is_err());
+        assert!(check(&document("r.pdf", "bell\u{7}")).is_err());
+    }
+
+    #[test]
+    fn rejects_links_whatsapp_cannot_fetch() {
+        for link in ["ftp://x.y/a", "https://x.y/a b", "/a.png", "", "https://"] {
+            let audio = OutgoingMessage::Audio { link: link.into() };
+            assert!(check(&audio).is_err(), "{link:?}");
+        }
+        let audio = OutgoingMessage::Audio {
+            link: "https://x.y/a.ogg".into(),
+        };
+        assert!(check(&audio).is_ok());
     }
 }

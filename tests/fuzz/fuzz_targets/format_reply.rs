@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use whatsapp_agent_lambda::agent::{Action, AgentReply, ReplyStatus};
 use whatsapp_agent_lambda::graph::OutgoingMessage;
 use whatsapp_agent_lambda::reply::format_reply;
-use whatsapp_agent_lambda::reply::limits::{MAX_TEXT_PARTS, check};
+use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 
 fuzz_target!(|data: &[u8]| {
     match serde_json::from_slice::<AgentReply>(data) {
@@ -48,14 +48,18 @@ fn assert_formats_within_limits(reply: &AgentReply) {
         .take_while(|m| {
             matches!(
                 m,
-                OutgoingMessage::Image { .. } | OutgoingMessage::Document { .. }
+                OutgoingMessage::Image { .. }
+                    | OutgoingMessage::Document { .. }
+                    | OutgoingMessage::Video { .. }
+                    | OutgoingMessage::Audio { .. }
+                    | OutgoingMessage::Sticker { .. }
             )
         })
         .count();
     let interactive = messages.len() - texts - media;
     assert!(texts <= MAX_TEXT_PARTS, "{texts} text parts: {messages:?}");
     assert!(
-        media <= reply.attachments.len(),
+        media <= reply.attachments.len().min(MAX_ATTACHMENTS),
         "{media} attachments from {}: {messages:?}",
         reply.attachments.len()
     );
