@@ -11,6 +11,7 @@
 
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
+use crate::message::log_id;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::endpoint::{
@@ -184,7 +185,7 @@ impl Agent for StepFunctionsAgent {
                 .map_err(|error| AgentError::Config(format!("request not encodable: {error}")))?;
             let mode = self.mode.as_str();
             tracing::info!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name = %execution_name,
                 mode,
                 "starting state machine execution"
@@ -202,7 +203,7 @@ impl Agent for StepFunctionsAgent {
                         StepFunctionsMode::Async => "state machine execution started",
                     };
                     tracing::info!(
-                        message_id,
+                        message_id = %log_id(message_id),
                         execution_name = %execution_name,
                         execution_arn = finished.execution_arn.as_deref().unwrap_or_default(),
                         mode,
@@ -289,7 +290,7 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
         // Typically a Task's raw result (`{"Payload": …, "StatusCode": 200}`) that should have
         // been narrowed with `OutputPath`: the user would silently get no answer.
         tracing::warn!(
-            message_id,
+            message_id = %log_id(message_id),
             keys = ?keys,
             "state machine output has none of the reply fields (status, text, actions, list, attachments)"
         );
@@ -342,7 +343,7 @@ fn log_failure(message_id: &str, execution_name: &str, elapsed_ms: u64, error: &
             cause,
         } => {
             tracing::warn!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name,
                 status = %status,
                 error = name.as_deref().unwrap_or_default(),
@@ -350,23 +351,23 @@ fn log_failure(message_id: &str, execution_name: &str, elapsed_ms: u64, error: &
                 retryable,
                 "state machine execution did not succeed"
             );
-            tracing::debug!(message_id, execution_name, cause = ?cause, "execution cause");
+            tracing::debug!(message_id = %log_id(message_id), execution_name, cause = ?cause, "execution cause");
         }
         AgentError::Decode {
             error: reason,
             body,
         } => {
             tracing::warn!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name,
                 elapsed_ms,
                 reason = %reason,
                 "state machine output is not a valid reply"
             );
-            tracing::debug!(message_id, execution_name, output = %body, "state machine output");
+            tracing::debug!(message_id = %log_id(message_id), execution_name, output = %body, "state machine output");
         }
         other => tracing::warn!(
-            message_id,
+            message_id = %log_id(message_id),
             execution_name,
             elapsed_ms,
             retryable,
