@@ -420,6 +420,21 @@ mod tests {
     }
 
     #[test]
+    fn operators_can_compute_a_log_id_with_openssl() {
+        // The README's recipe, run with this secret and id:
+        //   key=$(printf %s 'whatsapp-agent-lambda log id v1' \
+        //     | openssl dgst -sha256 -hmac "$APP_SECRET" -r | cut -c1-64)
+        //   printf %s "$WAMID" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -r | cut -c1-12
+        assert_eq!(
+            log_id_for(
+                "appsecret-Qz7Vx2Lk9Wm4",
+                "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA="
+            ),
+            "wamid#e3511b9eeb00"
+        );
+    }
+
+    #[test]
     fn derived_keys_keep_their_label_and_hash_the_id() {
         let shown = log_id(&format!("deliver:{WAMID}")).to_string();
         assert_eq!(shown, format!("deliver:{}", log_id(WAMID)));

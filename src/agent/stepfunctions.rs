@@ -12,6 +12,7 @@
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
 use crate::message::log_id;
+use crate::webhook::log_safe;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::endpoint::{
@@ -41,6 +42,8 @@ const OUTPUT_EXCERPT_CHARS: usize = 200;
 const MAX_CAUSE_CHARS: usize = 1000;
 /// Reply-less outputs name at most this many of their keys in the warning.
 const MAX_LOGGED_KEYS: usize = 10;
+/// Longest output key logged, in characters.
+const MAX_LOGGED_KEY_CHARS: usize = 64;
 /// Status of a sync execution that ran out of time: trying again may succeed.
 pub(super) const STATUS_TIMED_OUT: &str = "TIMED_OUT";
 /// Service error codes that mean "slow down", whatever their HTTP status.
@@ -280,7 +283,12 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
             "the state machine output is not a JSON object".to_owned(),
         ));
     };
-    let keys: Vec<String> = object.keys().take(MAX_LOGGED_KEYS).cloned().collect();
+    // Keys are the state machine's choice, so foreign text: scrubbed like any.
+    let keys: Vec<String> = object
+        .keys()
+        .take(MAX_LOGGED_KEYS)
+        .map(|key| log_safe::scrub_within(key, MAX_LOGGED_KEY_CHARS))
+        .collect();
     let reply: AgentReply =
         serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;
     if !reply.is_empty() {

@@ -378,7 +378,8 @@ impl Inner {
     fn request(&self, from: &PhoneNumberId, body: &Value) -> Result<Request, GraphError> {
         if !is_path_safe(from.as_str()) {
             return Err(GraphError::Unknown(format!(
-                "phone number id {from:?} is not a Graph API id"
+                "phone number id {:?} is not a Graph API id",
+                log_safe::scrub(from.as_str())
             )));
         }
         let body = serde_json::to_vec(body)

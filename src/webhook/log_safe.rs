@@ -139,7 +139,7 @@ fn next_piece(rest: &str, previous: Option<char>) -> (usize, String) {
         if hides_a_phone_number(&rest[..len]) {
             return (
                 len,
-                format!("{ENCODED_PREFIX}{}", KeyedDigest(rest[..len].as_bytes())),
+                format!("{ENCODED_PREFIX}{}", KeyedDigest(&rest.as_bytes()[..len])),
             );
         }
     }
