@@ -249,7 +249,10 @@ fn finished_sync(
         }),
         other => Err(AgentError::Execution {
             status: other.as_str().to_owned(),
-            error: output.error().map(str::to_owned),
+            // The state machine's words: scrubbed like its output.
+            error: output
+                .error()
+                .map(|name| log_safe::scrub_within(name, MAX_CAUSE_CHARS)),
             cause: output
                 .cause()
                 .map(|cause| crate::text::excerpt(cause, MAX_CAUSE_CHARS)),

@@ -772,6 +772,18 @@ mod tests {
             api_error(400, br#"{"error":{"message":"no code"}}"#),
             GraphError::Decode { .. }
         ));
+        let page = format!(
+            "<html>\n\x1b[2JCall +1 (415) 555-1234 {}</html>",
+            "x".repeat(60 * 1024)
+        );
+        let GraphError::Decode { body, .. } = api_error(502, page.as_bytes()) else {
+            panic!("expected a decode error");
+        };
+        assert!(
+            body.starts_with("<html>\\n\\u{1b}[2JCall *******1234 xxx"),
+            "{body}"
+        );
+        assert_eq!(body.chars().count(), crate::text::EXCERPT_CHARS + 1);
     }
 
     #[test]

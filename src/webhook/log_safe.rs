@@ -512,4 +512,28 @@ mod tests {
         assert!(scrubbed.ends_with("xxxwam…"), "{scrubbed}");
         assert!(!scrubbed.contains("HBgL"), "{scrubbed}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn scrub_gives_one_bounded_line_without_the_number_however_it_is_spelled(
+            before in "[a-zA-Z :,\n\r\t\x1b]{0,40}",
+            separators in proptest::collection::vec(
+                proptest::sample::select(vec!["", " ", "-", ".", "(", ")", ") ", " ("]),
+                11,
+            ),
+            plus in proptest::bool::ANY,
+            after in "[a-zA-Z :,\n\x1b]{0,40}",
+        ) {
+            let mut number = String::from(if plus { "+" } else { "" });
+            for (digit, separator) in "14155551234".chars().zip(&separators) {
+                number.push(digit);
+                number.push_str(separator);
+            }
+            let scrubbed = scrub(&format!("{before} {number} {after}"));
+            proptest::prop_assert!(!scrubbed.chars().any(char::is_control), "{}", scrubbed);
+            proptest::prop_assert!(scrubbed.chars().count() <= MAX_TEXT_CHARS + 1);
+            let digits: String = scrubbed.chars().filter(char::is_ascii_digit).collect();
+            proptest::prop_assert!(!digits.contains("4155551"), "{}", scrubbed);
+        }
+    }
 }
