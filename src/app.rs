@@ -49,6 +49,9 @@ impl Env {
             (Some(id), Some(aws)) => secrets::from_secrets_manager(aws, id).await?,
             _ => Secrets::from_env(|name| std::env::var(name).ok()),
         };
+        // Message ids are logged as hashes keyed from the app secret: the same key in the
+        // webhook and the worker, so one message can be followed through both.
+        crate::message::init_log_key(&secrets.app_secret);
         let timings = InitTimings {
             aws_config: aws_ready - started,
             secrets: aws_ready.elapsed(),

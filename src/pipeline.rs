@@ -172,7 +172,8 @@ impl Pipeline {
     /// Idempotent: a second delivery of the same message's reply sends nothing.
     pub async fn deliver(&self, deliver: &Deliver, attempt: Attempt) -> Outcome {
         let message_id = deliver.message_id();
-        let key = MessageId(format!("deliver:{message_id}"));
+        // The id as sent (`Display` is the log form): the key must stay what it always was.
+        let key = MessageId(format!("deliver:{}", message_id.as_str()));
         let held = match self.claim(&key).await {
             Ok(held) => held,
             Err(early) => return early,

@@ -1,21 +1,18 @@
-//! Log-safe excerpts of what other services answered, for error messages.
+//! Log-safe excerpts of what other services answered, for error messages: the start of the
+//! body through the one scrubber of foreign text ([`crate::webhook::log_safe::scrub_within`]),
+//! so an agent's or Meta's error body can neither forge a log line nor carry a phone number
+//! or a message id into it.
+
+use crate::webhook::log_safe::scrub_within;
 
 /// Characters of a foreign body kept in an error.
 pub const EXCERPT_CHARS: usize = 200;
 
-/// The start of `text`: trimmed, control characters as spaces, at most `limit` characters
-/// (never cut inside a character), `…` when shortened.
+/// The start of `text`: trimmed, scrubbed (control characters escaped, phone numbers masked,
+/// message ids hashed), at most `limit` characters (never cut inside a character), `…` when
+/// shortened.
 pub fn excerpt(text: &str, limit: usize) -> String {
-    let text = text.trim();
-    let mut out: String = text
-        .chars()
-        .take(limit)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(limit).is_some() {
-        out.push('…');
-    }
-    out
+    scrub_within(text.trim(), limit)
 }
 
 /// [`excerpt`] of a body as bytes (lossy UTF-8), [`EXCERPT_CHARS`] long at most.
@@ -33,8 +30,16 @@ mod tests {
         let cut = excerpt_bytes(long.as_bytes());
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
         assert!(cut.ends_with('…'));
-        assert_eq!(excerpt_bytes(b"  short\nbody "), "short body");
         assert_eq!(excerpt_bytes(&[0xff, b'a']), "\u{fffd}a");
         assert_eq!(excerpt("abc", 2), "ab…");
+    }
+
+    #[test]
+    fn excerpt_escapes_controls_and_masks_numbers() {
+        assert_eq!(excerpt_bytes(b"  short\nbody "), "short\\nbody");
+        assert_eq!(
+            excerpt_bytes(b"\x1b[31mcall +1 415 555 1234\x1b[0m"),
+            "\\u{1b}[31mcall *******1234\\u{1b}[0m"
+        );
     }
 }

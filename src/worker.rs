@@ -3,8 +3,10 @@
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
+use crate::message::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::queue::Redelivery;
+use crate::webhook::log_safe;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -41,6 +43,7 @@ pub enum WorkerError {
     UnknownEvent,
     #[error("event is malformed: {0}")]
     Malformed(String),
+    /// `message_id` is the message's log id (a keyed hash): the Lambda runtime logs the error.
     #[error("reply for {message_id} not delivered yet ({reason}); retry")]
     DeliverLater { message_id: String, reason: String },
 }
@@ -79,15 +82,15 @@ impl Worker {
     /// Any worker invocation: an SQS batch (`Records`) or a `deliver` event.
     pub async fn handle(&self, event: Value) -> Result<Value, WorkerError> {
         if event.get("Records").is_some() {
-            let batch: SqsEvent =
-                serde_json::from_value(event).map_err(|e| WorkerError::Malformed(e.to_string()))?;
+            let batch: SqsEvent = serde_json::from_value(event)
+                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))?;
             let response = self.handle_sqs(batch).await;
             return serde_json::to_value(response)
-                .map_err(|e| WorkerError::Malformed(e.to_string()));
+                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)));
         }
         if event.get("deliver").is_some() {
-            let deliver: DeliverEvent =
-                serde_json::from_value(event).map_err(|e| WorkerError::Malformed(e.to_string()))?;
+            let deliver: DeliverEvent = serde_json::from_value(event)
+                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))?;
             return self.handle_deliver(deliver).await;
         }
         Err(WorkerError::UnknownEvent)
@@ -178,6 +181,8 @@ impl Worker {
                 return Verdict::GiveUp;
             }
             Some(Err(error)) => {
+                // serde quotes the values it refused, and a job holds message ids and text.
+                let error = log_safe::serde_error(&error);
                 tracing::error!(%error, "job is not readable: left for the dead-letter queue");
                 return Verdict::GiveUp;
             }
@@ -212,7 +217,8 @@ impl Worker {
     /// A reply delivered by a Step Functions execution. An error makes Step Functions retry
     /// the task (per the state machine's Retry); a duplicate delivery sends nothing.
     pub async fn handle_deliver(&self, event: DeliverEvent) -> Result<Value, WorkerError> {
-        let message_id = event.deliver.request.event.id.clone();
+        // Only the log id: the answer and the error end up in logs and execution histories.
+        let message_id = log_id(&event.deliver.request.event.id).to_string();
         let span = tracing::info_span!("deliver", message_id = %message_id);
         let outcome = self
             .pipeline

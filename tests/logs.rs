@@ -1,5 +1,7 @@
-//! What the logs of a full run may contain: no secret, no full phone number or BSUID, and no
-//! message text at INFO or above.
+//! What the logs of a full run may contain: no secret, no full phone number or BSUID (in
+//! clear, written with separators, or inside a base64 run such as a wamid), no message id
+//! (`wamid.…`: its bytes hold the sender's number; logs show a keyed hash), no forged line,
+//! and no message text at INFO or above.
 //!
 //! A full run: the subscription handshake, every sample event (text, taps, media, a batch with
 //! an unlisted sender and a BSUID-only sender, statuses with errors, a base64 body), hostile
@@ -7,7 +9,10 @@
 //! invalid base64 from API Gateway, an oversized body over local HTTP), agent failures (a 500
 //! with a traceback, a 422 that echoes the request, a timeout), and a Graph API refusal. It goes
 //! through the real HTTP agent and Graph API clients against loopback fakes, so their logs are
-//! in too. Secrets are distinctive so that a search for them means something.
+//! in too; the Graph API fake also answers one send with a hostile error (a newline, an ANSI
+//! escape, a full phone number with separators, 60 KB). Secrets are distinctive so that a
+//! search for them means something; message ids are built like Meta's, around the sender's
+//! number.
 //!
 //! `logs_of_a_full_run_in_process` captures with one global subscriber fanning out to four
 //! in-memory buffers: plain text and JSON (as `AWS_LAMBDA_LOG_FORMAT=JSON` gives), each at
@@ -29,6 +34,7 @@ use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
 use whatsapp_agent_lambda::graph::GraphClient;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
+use whatsapp_agent_lambda::message::{init_log_key, log_id_for};
 use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
 use whatsapp_agent_lambda::sender::Allowlist;
@@ -53,8 +59,21 @@ const MASKED: [&str; 4] = [
     "BR.****************0042",
 ];
 
+/// The numbers of people in the run, as digits: what no log may hold, however written.
+const PHONE_DIGITS: [&str; 4] = [
+    JOHN,
+    EVE_UNLISTED,
+    "13491208655302741918",
+    "20261124000000000042",
+];
+
+/// The text of the Graph API's hostile error: it starts a forged line, recolours a terminal,
+/// names the recipient with separators, and is padded to 60 KB.
+const HOSTILE_GRAPH_MARKER: &str = "Hostile Graph error";
+const HOSTILE_GRAPH_PADDING: usize = 60 * 1024;
+
 /// Message text of the run (sample events and this file's own messages).
-const MESSAGE_TEXTS: [&str; 11] = [
+const MESSAGE_TEXTS: [&str; 12] = [
     "pods crashing in prod",
     "let me in",
     "which env is failing?",
@@ -66,6 +85,7 @@ const MESSAGE_TEXTS: [&str; 11] = [
     "agent please hang",
     "make graph fail",
     "pods crashing in staging",
+    "make graph explode",
 ];
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const MAX_BODY: usize = 256 * 1024;
@@ -180,6 +200,26 @@ fn webhook_body(messages: Value, contacts: Value, statuses: Value) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A message id built like Meta's: base64 of bytes that hold the number (`wamid.HBgL…` is
+/// `\x1c\x18\x0b14155551234…`), then a per-message tag.
+fn wamid_of(phone: &str, tag: &str) -> String {
+    use base64::Engine;
+    let mut bytes = vec![0x1c, 0x18, u8::try_from(phone.len()).unwrap()];
+    bytes.extend_from_slice(phone.as_bytes());
+    bytes.extend_from_slice(&[0x15, 0x02, 0x00, 0x12, 0x18, 0x14]);
+    bytes.extend_from_slice(format!("{tag:A>20}").as_bytes());
+    bytes.push(0);
+    format!(
+        "wamid.{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// John's message that the fake agent answers normally, followed by id in the logs.
+fn john_ok() -> String {
+    wamid_of(JOHN, "OK")
+}
+
 fn from_john(id: &str, text: &str) -> Vec<u8> {
     webhook_body(
         json!([{"id": id, "from": JOHN, "from_user_id": US_BSUID, "timestamp": "1795514400", "type": "text", "text": {"body": text}}]),
@@ -233,7 +273,10 @@ fn calls() -> Vec<(Call, u16)> {
             401,
         ),
         (
-            Call::signed(b"pods crashing in prod 14155551234 wamid.GARBAGE".to_vec()),
+            Call::signed(
+                format!("pods crashing in prod 14155551234 {}", wamid_of(JOHN, "GARBAGE"))
+                    .into_bytes(),
+            ),
             200,
         ),
         (
@@ -268,8 +311,20 @@ fn calls() -> Vec<(Call, u16)> {
             Call::signed(webhook_body(
                 json!([]),
                 json!([]),
-                json!([{"id": "wamid.out.7", "status": "failed", "recipient_id": JOHN, "recipient_user_id": US_BSUID,
+                json!([{"id": wamid_of(JOHN, "OUT7"), "status": "failed", "recipient_id": JOHN, "recipient_user_id": US_BSUID,
                     "errors": [{"code": 131026, "title": format!("Message undeliverable to {JOHN}"), "error_data": {"details": format!("{US_BSUID} is not on WhatsApp")}}]}]),
+            )),
+            200,
+        ),
+        // Numbers written with separators, as people and some of Meta's texts write them.
+        (
+            Call::signed(webhook_body(
+                json!([]),
+                json!([]),
+                json!([{"id": wamid_of(JOHN, "OUT8"), "status": "failed", "recipient_id": JOHN,
+                    "errors": [{"code": 131026, "title": "Message undeliverable to +1 415 555 1234",
+                        "error_data": {"details": "(415) 555-1234 / 415.555.1234 / +44 7700 900123 is not on WhatsApp"}}]},
+                    {"id": wamid_of(EVE_UNLISTED, "OUT9"), "status": "delivered", "recipient_id": EVE_UNLISTED}]),
             )),
             200,
         ),
@@ -283,11 +338,24 @@ fn calls() -> Vec<(Call, u16)> {
             200,
         ),
         // Agent failures and a Graph API refusal.
-        (Call::signed(from_john("wamid.LOG.FAIL", "agent please fail")), 200),
-        (Call::signed(from_john("wamid.LOG.HANG", "agent please hang")), 200),
-        (Call::signed(from_john("wamid.LOG.GRAPH", "make graph fail")), 200),
         (
-            Call::signed(from_john("wamid.LOG.OK", "pods crashing in staging")),
+            Call::signed(from_john(&wamid_of(JOHN, "FAIL"), "agent please fail")),
+            200,
+        ),
+        (
+            Call::signed(from_john(&wamid_of(JOHN, "HANG"), "agent please hang")),
+            200,
+        ),
+        (
+            Call::signed(from_john(&wamid_of(JOHN, "GRAPH"), "make graph fail")),
+            200,
+        ),
+        (
+            Call::signed(from_john(&wamid_of(JOHN, "EXPLODE"), "make graph explode")),
+            200,
+        ),
+        (
+            Call::signed(from_john(&john_ok(), "pods crashing in staging")),
             200,
         ),
         // Over the limit.
@@ -300,14 +368,14 @@ fn calls() -> Vec<(Call, u16)> {
 /// does: the session id (with the phone number) and the text are in the agent's error body.
 fn echo_call() -> (Call, u16) {
     (
-        Call::signed(from_john("wamid.LOG.ECHO", "agent please echo")),
+        Call::signed(from_john(&wamid_of(JOHN, "ECHO"), "agent please echo")),
         200,
     )
 }
 
 /// API Gateway events of the run (in process only): one valid, one with invalid base64.
 fn lambda_events() -> Vec<(Value, i64)> {
-    let body = from_john("wamid.LOG.LAMBDA", "pods crashing in prod");
+    let body = from_john(&wamid_of(JOHN, "LAMBDA"), "pods crashing in prod");
     let event = |body: String, base64: bool, signature: String| {
         json!({"version": "2.0", "rawPath": "/webhook", "rawQueryString": "",
             "headers": {"x-hub-signature-256": signature},
@@ -370,6 +438,11 @@ fn fake_agent() -> LoopbackServer {
             "make graph fail" => {
                 response(200, "application/json", r#"{"text":"graph please fail"}"#)
             }
+            "make graph explode" => response(
+                200,
+                "application/json",
+                r#"{"text":"graph please explode"}"#,
+            ),
             _ => response(
                 200,
                 "application/json",
@@ -403,12 +476,28 @@ fn fake_graph() -> LoopbackServer {
                     "fbtrace_id": "AbCdEf123"}}).to_string(),
             );
         }
+        if String::from_utf8_lossy(local::body_bytes(request.body()))
+            .contains("graph please explode")
+        {
+            return response(400, "application/json", hostile_graph_error().to_string());
+        }
         response(
             200,
             "application/json",
-            r#"{"success":true,"messages":[{"id":"wamid.out.1"}]}"#,
+            json!({"success": true, "messages": [{"id": wamid_of(JOHN, "SENT")}]}).to_string(),
         )
     }))
+}
+
+/// Meta's error shape, with a message no log should take as it is.
+fn hostile_graph_error() -> Value {
+    let message = format!(
+        "{HOSTILE_GRAPH_MARKER}\nERROR forged line: token accepted\r\n\u{1b}[31mrecipient +1 (415) 555-1234 blocked\u{1b}[0m {}",
+        "x".repeat(HOSTILE_GRAPH_PADDING)
+    );
+    json!({"error": {"message": message, "type": "OAuthException", "code": 100,
+        "error_data": {"messaging_product": "whatsapp", "details": format!("recipient {JOHN}")},
+        "fbtrace_id": "AbCdEf456"}})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,8 +589,120 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|line| line.contains(needle)).collect()
 }
 
+/// Base64 of either alphabet, the characters of an encoded id.
+fn is_base64_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_')
+}
+
+/// Whether a digit run (7 digits or more) is one of the run's numbers, or part of one.
+fn is_a_known_number(digits: &str) -> bool {
+    digits.len() >= 7
+        && PHONE_DIGITS
+            .iter()
+            .any(|phone| phone.contains(digits) || digits.contains(phone))
+}
+
+/// Digit runs of `bytes` that may be phone numbers (7 digits or more).
+fn digit_runs(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| !b.is_ascii_digit())
+        .filter(|run| run.len() >= 7)
+        .map(|run| String::from_utf8_lossy(run).into_owned())
+        .collect()
+}
+
+/// Every base64 run of 16 characters or more in `log` (the part after `wamid.`, say),
+/// decoded at each alignment in both alphabets, with the numbers of the run found inside.
+fn numbers_in_base64_runs(log: &str) -> Vec<(String, String)> {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let engines = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, lenient),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient),
+    ];
+    let mut found = Vec::new();
+    for run in log.split(|c: char| !is_base64_char(c)) {
+        if run.len() < 16 {
+            continue;
+        }
+        for skip in 0..4 {
+            let aligned = &run[skip..];
+            let aligned = &aligned[..aligned.len() - aligned.len() % 4];
+            for engine in &engines {
+                let Ok(bytes) = engine.decode(aligned) else {
+                    continue;
+                };
+                for digits in digit_runs(&bytes) {
+                    if is_a_known_number(&digits) {
+                        found.push((run.to_owned(), digits));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Numbers of the run written with separators (`+1 415 555 1234`, `(415) 555-1234`,
+/// `415.555.1234`): digits joined across single separators, or a parenthesis and a space.
+fn numbers_with_separators(log: &str) -> Vec<String> {
+    let bytes = log.as_bytes();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_digit() {
+            at += 1;
+            continue;
+        }
+        let mut digits = String::new();
+        loop {
+            while at < bytes.len() && bytes[at].is_ascii_digit() {
+                digits.push(char::from(bytes[at]));
+                at += 1;
+            }
+            let gap = bytes[at..]
+                .iter()
+                .take(2)
+                .take_while(|b| b" -.()".contains(b))
+                .count();
+            if gap > 0 && bytes.get(at + gap).is_some_and(u8::is_ascii_digit) {
+                at += gap;
+            } else {
+                break;
+            }
+        }
+        // The people's phone numbers (BSUIDs are not written with separators).
+        if digits.len() >= 7
+            && [JOHN, EVE_UNLISTED]
+                .iter()
+                .any(|phone| digits.contains(phone) || phone.contains(&digits))
+        {
+            found.push(digits);
+        }
+    }
+    found
+}
+
 fn assert_no_secrets_or_identifiers(name: &str, log: &str) {
     assert!(!log.trim().is_empty(), "{name}: the log is empty");
+    assert!(
+        !log.contains("wamid."),
+        "{name}: a message id logged as sent: {:#?}",
+        lines_with(log, "wamid.")
+    );
+    let encoded = numbers_in_base64_runs(log);
+    assert!(
+        encoded.is_empty(),
+        "{name}: base64 runs that decode to a phone number: {encoded:#?}"
+    );
+    let separated = numbers_with_separators(log);
+    assert!(
+        separated.is_empty(),
+        "{name}: phone numbers written with separators: {separated:#?}"
+    );
     for secret in SECRETS {
         assert!(
             !log.contains(secret),
@@ -528,6 +729,40 @@ fn assert_no_message_text(name: &str, log: &str) {
     }
 }
 
+/// Meta's hostile error text is logged on one line: escaped (no forged line, no escape
+/// sequence), masked, and cut short; the 60 KB are not logged, once or twice.
+fn assert_hostile_graph_error_contained(name: &str, log: &str) {
+    let lines = lines_with(log, HOSTILE_GRAPH_MARKER);
+    assert_eq!(
+        lines.len(),
+        1,
+        "{name}: Meta's error text should be on exactly one line: {lines:#?}"
+    );
+    let line = lines[0];
+    assert!(line.contains("Graph API error"), "{name}: {line}");
+    assert!(line.contains("forged line"), "{name}: {line}");
+    assert!(line.contains(r"\u{1b}[31m"), "{name}: not escaped: {line}");
+    assert!(line.contains("*******1234"), "{name}: not masked: {line}");
+    assert!(
+        line.len() < 2_000,
+        "{name}: {} bytes on one line",
+        line.len()
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "{name}: an ANSI escape reached the log"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.trim_start().starts_with("ERROR forged")),
+        "{name}: a forged line"
+    );
+    assert!(
+        !log.contains(&"x".repeat(1_000)),
+        "{name}: the 60 KB were logged"
+    );
+}
+
 fn assert_masked_forms(name: &str, log: &str) {
     for masked in MASKED {
         assert!(
@@ -544,6 +779,8 @@ fn assert_masked_forms(name: &str, log: &str) {
 #[test]
 fn logs_of_a_full_run_in_process() {
     let captures = capture();
+    // What Env::load does at cold start with the app secret.
+    assert!(init_log_key(&Secret::from(APP_SECRET)));
     let agent = fake_agent();
     let graph = fake_graph();
     let secrets = Secrets::from_env(|name| {
@@ -606,7 +843,8 @@ fn logs_of_a_full_run_in_process() {
         let statuses = tokio::task::spawn_blocking(move || {
             [
                 Call::signed(vec![b' '; MAX_BODY + 1]).send(&addr),
-                Call::signed(from_john("wamid.LOG.HTTP", "pods crashing in prod")).send(&addr),
+                Call::signed(from_john(&wamid_of(JOHN, "HTTP"), "pods crashing in prod"))
+                    .send(&addr),
             ]
         })
         .await
@@ -625,6 +863,15 @@ fn logs_of_a_full_run_in_process() {
         assert_no_secrets_or_identifiers(name, &log);
         assert_masked_forms(name, &log);
         assert!(log.contains("webhook answered"), "{name}");
+        // A message can be followed by its log id, computed from the app secret.
+        let followed = log_id_for(APP_SECRET, &john_ok());
+        assert!(log.contains(&followed), "{name}: no {followed}");
+    }
+    for (name, log) in [
+        ("plain TRACE", captures.plain_trace.text()),
+        ("plain INFO", captures.plain_info.text()),
+    ] {
+        assert_hostile_graph_error_contained(name, &log);
     }
     for (name, log) in [
         ("plain INFO", captures.plain_info.text()),
@@ -731,10 +978,14 @@ fn logs_of_the_real_binary() {
         assert_no_secrets_or_identifiers(name, log);
         assert!(log.contains("webhook answered"), "{name}");
         assert!(log.contains("configured"), "{name}: startup log missing");
+        // The binary derived its log key from the app secret at start-up.
+        let followed = log_id_for(APP_SECRET, &john_ok());
+        assert!(log.contains(&followed), "{name}: no {followed}");
         // The BSUID-only unlisted sender and John are logged masked.
         assert!(log.contains(MASKED[0]) && log.contains(MASKED[2]), "{name}");
     }
     assert!(trace.contains("DEBUG"), "no DEBUG line at TRACE");
+    assert_hostile_graph_error_contained("binary, TRACE", &trace);
     assert_no_message_text("binary, JSON INFO", &json_info);
     for line in json_info.lines().filter(|l| l.starts_with('{')) {
         let entry: Value = serde_json::from_str(line).unwrap();

@@ -3,6 +3,7 @@
 
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
+use crate::message::log_id;
 use crate::secrets::Secret;
 use crate::text::excerpt_bytes;
 use std::io::Read;
@@ -59,7 +60,7 @@ impl Agent for HttpAgent {
                 .map_err(|error| AgentError::Config(format!("request not encodable: {error}")))?;
             let inner = self.inner.clone();
             let started = Instant::now();
-            tracing::debug!(message_id = %message_id, bytes = body.len(), "asking the agent");
+            tracing::debug!(message_id = %log_id(&message_id), bytes = body.len(), "asking the agent");
             let id = message_id.clone();
             let result = tokio::task::spawn_blocking(move || inner.call(&id, &body))
                 .await
@@ -71,7 +72,7 @@ impl Agent for HttpAgent {
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &result {
                 Ok((status, reply)) => tracing::info!(
-                    message_id = %message_id,
+                    message_id = %log_id(&message_id),
                     status,
                     elapsed_ms,
                     replied = reply.is_some(),
@@ -175,23 +176,23 @@ fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
     match error {
         AgentError::Status { status, body } => {
             tracing::warn!(
-                message_id,
+                message_id = %log_id(message_id),
                 status,
                 elapsed_ms,
                 retryable,
                 "agent answered with an error status"
             );
-            tracing::debug!(message_id, status, body = %crate::webhook::log_safe::scrub(body), "agent error body");
+            tracing::debug!(message_id = %log_id(message_id), status, body = %crate::webhook::log_safe::scrub(body), "agent error body");
         }
         AgentError::Decode {
             error: reason,
             body,
         } => {
-            tracing::warn!(message_id, elapsed_ms, reason = %reason, "agent answer is not a valid reply");
-            tracing::debug!(message_id, body = %crate::webhook::log_safe::scrub(body), "agent answer body");
+            tracing::warn!(message_id = %log_id(message_id), elapsed_ms, reason = %reason, "agent answer is not a valid reply");
+            tracing::debug!(message_id = %log_id(message_id), body = %crate::webhook::log_safe::scrub(body), "agent answer body");
         }
         other => {
-            tracing::warn!(message_id, elapsed_ms, retryable, error = %other, "agent call failed")
+            tracing::warn!(message_id = %log_id(message_id), elapsed_ms, retryable, error = %other, "agent call failed")
         }
     }
 }

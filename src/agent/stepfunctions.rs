@@ -11,6 +11,8 @@
 
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
+use crate::message::log_id;
+use crate::webhook::log_safe;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::endpoint::{
@@ -40,6 +42,8 @@ const OUTPUT_EXCERPT_CHARS: usize = 200;
 const MAX_CAUSE_CHARS: usize = 1000;
 /// Reply-less outputs name at most this many of their keys in the warning.
 const MAX_LOGGED_KEYS: usize = 10;
+/// Longest output key logged, in characters.
+const MAX_LOGGED_KEY_CHARS: usize = 64;
 /// Status of a sync execution that ran out of time: trying again may succeed.
 pub(super) const STATUS_TIMED_OUT: &str = "TIMED_OUT";
 /// Service error codes that mean "slow down", whatever their HTTP status.
@@ -184,7 +188,7 @@ impl Agent for StepFunctionsAgent {
                 .map_err(|error| AgentError::Config(format!("request not encodable: {error}")))?;
             let mode = self.mode.as_str();
             tracing::info!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name = %execution_name,
                 mode,
                 "starting state machine execution"
@@ -202,7 +206,7 @@ impl Agent for StepFunctionsAgent {
                         StepFunctionsMode::Async => "state machine execution started",
                     };
                     tracing::info!(
-                        message_id,
+                        message_id = %log_id(message_id),
                         execution_name = %execution_name,
                         execution_arn = finished.execution_arn.as_deref().unwrap_or_default(),
                         mode,
@@ -245,7 +249,10 @@ fn finished_sync(
         }),
         other => Err(AgentError::Execution {
             status: other.as_str().to_owned(),
-            error: output.error().map(str::to_owned),
+            // The state machine's words: scrubbed like its output.
+            error: output
+                .error()
+                .map(|name| log_safe::scrub_within(name, MAX_CAUSE_CHARS)),
             cause: output
                 .cause()
                 .map(|cause| crate::text::excerpt(cause, MAX_CAUSE_CHARS)),
@@ -279,7 +286,12 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
             "the state machine output is not a JSON object".to_owned(),
         ));
     };
-    let keys: Vec<String> = object.keys().take(MAX_LOGGED_KEYS).cloned().collect();
+    // Keys are the state machine's choice, so foreign text: scrubbed like any.
+    let keys: Vec<String> = object
+        .keys()
+        .take(MAX_LOGGED_KEYS)
+        .map(|key| log_safe::scrub_within(key, MAX_LOGGED_KEY_CHARS))
+        .collect();
     let reply: AgentReply =
         serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;
     // Some parts may have been left out (logged); only a reply with none readable fails.
@@ -293,7 +305,7 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
         // Typically a Task's raw result (`{"Payload": …, "StatusCode": 200}`) that should have
         // been narrowed with `OutputPath`: the user would silently get no answer.
         tracing::warn!(
-            message_id,
+            message_id = %log_id(message_id),
             keys = ?keys,
             "state machine output has none of the reply fields (status, text, actions, list, attachments)"
         );
@@ -346,7 +358,7 @@ fn log_failure(message_id: &str, execution_name: &str, elapsed_ms: u64, error: &
             cause,
         } => {
             tracing::warn!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name,
                 status = %status,
                 error = name.as_deref().unwrap_or_default(),
@@ -354,23 +366,23 @@ fn log_failure(message_id: &str, execution_name: &str, elapsed_ms: u64, error: &
                 retryable,
                 "state machine execution did not succeed"
             );
-            tracing::debug!(message_id, execution_name, cause = ?cause, "execution cause");
+            tracing::debug!(message_id = %log_id(message_id), execution_name, cause = ?cause, "execution cause");
         }
         AgentError::Decode {
             error: reason,
             body,
         } => {
             tracing::warn!(
-                message_id,
+                message_id = %log_id(message_id),
                 execution_name,
                 elapsed_ms,
                 reason = %reason,
                 "state machine output is not a valid reply"
             );
-            tracing::debug!(message_id, execution_name, output = %body, "state machine output");
+            tracing::debug!(message_id = %log_id(message_id), execution_name, output = %body, "state machine output");
         }
         other => tracing::warn!(
-            message_id,
+            message_id = %log_id(message_id),
             execution_name,
             elapsed_ms,
             retryable,

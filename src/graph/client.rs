@@ -17,6 +17,7 @@ use crate::BoxFuture;
 use crate::message::{MessageId, PhoneNumberId};
 use crate::secrets::{Secret, StaticToken, TokenSource};
 use crate::text::excerpt_bytes;
+use crate::webhook::log_safe;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Read;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// Largest Graph API answer read: success and error bodies are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Longest `fbtrace_id` logged (Meta's are about 20 characters).
+const MAX_FBTRACE_ID_CHARS: usize = 64;
 /// Attempts per send for transient faults, the first included.
 pub const GRAPH_MAX_ATTEMPTS: u32 = 3;
 /// Wait before the first retry (before jitter); it doubles with each retry.
@@ -375,7 +378,8 @@ impl Inner {
     fn request(&self, from: &PhoneNumberId, body: &Value) -> Result<Request, GraphError> {
         if !is_path_safe(from.as_str()) {
             return Err(GraphError::Unknown(format!(
-                "phone number id {from:?} is not a Graph API id"
+                "phone number id {:?} is not a Graph API id",
+                log_safe::scrub(from.as_str())
             )));
         }
         let body = serde_json::to_vec(body)
@@ -496,12 +500,15 @@ fn api_error(status: u16, bytes: &[u8]) -> GraphError {
             format!("{message} ({details})")
         };
     }
+    // Meta's text is foreign: it may name the recipient, carry control characters or be huge.
     GraphError::Api {
         status,
         code,
         subcode: error.error_subcode,
-        message,
-        fbtrace_id: error.fbtrace_id,
+        message: log_safe::scrub(&message),
+        fbtrace_id: error
+            .fbtrace_id
+            .map(|id| log_safe::scrub_within(&id, MAX_FBTRACE_ID_CHARS)),
     }
 }
 
@@ -719,6 +726,43 @@ mod tests {
     }
 
     #[test]
+    fn meta_error_text_is_kept_escaped_masked_and_capped() {
+        let hostile = format!(
+            "Bad recipient\nERROR forged line \x1b[31m+1 415 555 1234 wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQTdBNUQ0RjFFQkE3QkFBQkFBAA== {}",
+            "x".repeat(60 * 1024)
+        );
+        let body = json!({"error": {"message": hostile, "code": 100,
+            "error_data": {"details": "recipient 14155551234"}, "fbtrace_id": "Ab\n14155551234"}});
+        let error = api_error(400, body.to_string().as_bytes());
+        let GraphError::Api {
+            message,
+            fbtrace_id,
+            ..
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert!(
+            message.starts_with("Bad recipient\\nERROR forged line \\u{1b}[31m*******1234 wamid#"),
+            "{message}"
+        );
+        assert_eq!(message.chars().count(), log_safe::MAX_TEXT_CHARS + 1);
+        assert!(message.ends_with('…'));
+        assert_eq!(fbtrace_id.as_deref(), Some("Ab\\n*******1234"));
+        for shown in [message.clone(), error.to_string(), format!("{error:?}")] {
+            assert!(!shown.chars().any(char::is_control), "{shown}");
+            assert!(
+                !shown.contains("14155551234") && !shown.contains("415 555"),
+                "{shown}"
+            );
+            assert!(!shown.contains("HBgL"), "{shown}");
+        }
+        // Display leaves Meta's text to the client's one log line.
+        assert!(!error.to_string().contains("Bad recipient"));
+        assert!(error.to_string().contains("Graph API error 100"));
+    }
+
+    #[test]
     fn non_meta_error_bodies_are_decode_errors() {
         assert!(matches!(
             api_error(502, b"<html>Bad Gateway</html>"),
@@ -728,6 +772,18 @@ mod tests {
             api_error(400, br#"{"error":{"message":"no code"}}"#),
             GraphError::Decode { .. }
         ));
+        let page = format!(
+            "<html>\n\x1b[2JCall +1 (415) 555-1234 {}</html>",
+            "x".repeat(60 * 1024)
+        );
+        let GraphError::Decode { body, .. } = api_error(502, page.as_bytes()) else {
+            panic!("expected a decode error");
+        };
+        assert!(
+            body.starts_with("<html>\\n\\u{1b}[2JCall *******1234 xxx"),
+            "{body}"
+        );
+        assert_eq!(body.chars().count(), crate::text::EXCERPT_CHARS + 1);
     }
 
     #[test]

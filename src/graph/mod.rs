@@ -37,24 +37,32 @@ pub trait Messenger: Send + Sync {
 
 /// A Graph API failure, with Meta's error fields kept for the log.
 /// <https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes>
+///
+/// Meta's free text (`message`, with `error_data.details`) and an unreadable body are foreign
+/// strings: they are kept scrubbed ([`crate::webhook::log_safe::scrub`]: controls escaped,
+/// numbers masked, ids hashed, length capped) and left out of `Display`, which every caller
+/// logs again (the pipeline, outcomes): the client logs them once, on the call's last line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GraphError {
     #[error(
-        "Graph API error {code} (subcode {subcode:?}, HTTP {status}): {message} [fbtrace_id {fbtrace_id:?}]"
+        "Graph API error {code} (subcode {subcode:?}, HTTP {status}) [fbtrace_id {fbtrace_id:?}]"
     )]
     Api {
         status: u16,
         code: i64,
         subcode: Option<i64>,
+        /// Meta's `message` and `error_data.details`, scrubbed.
         message: String,
+        /// Meta's trace id, scrubbed like the message.
         fbtrace_id: Option<String>,
     },
     #[error("Graph API unreachable: {0}")]
     Transport(String),
     #[error("Graph API timed out")]
     Timeout,
-    #[error("Graph API answered HTTP {status} with an unreadable body: {body}")]
+    /// `body`: a scrubbed excerpt.
+    #[error("Graph API answered HTTP {status} with an unreadable body")]
     Decode { status: u16, body: String },
     #[error("Graph API error: {0}")]
     Unknown(String),

@@ -12,6 +12,7 @@
 use super::{JobQueue, QueueError};
 use crate::BoxFuture;
 use crate::job::Job;
+use crate::webhook::log_safe;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -20,6 +21,8 @@ use std::cell::RefCell;
 
 /// SendMessageBatch takes at most 10 entries.
 const BATCH_MAX: usize = 10;
+/// Longest error text kept from a failed send (every entry's SQS message, joined).
+const MAX_FAILURE_CHARS: usize = 1000;
 /// SQS's largest visibility timeout (12 hours).
 const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 /// Group and deduplication ids: at most 128 characters of ASCII letters, digits, punctuation.
@@ -84,7 +87,11 @@ impl SqsQueue {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(QueueError(failures.join("; ")))
+            // SQS may quote what it refused (a deduplication id is a wamid, a group id a number).
+            Err(QueueError(log_safe::scrub_within(
+                &failures.join("; "),
+                MAX_FAILURE_CHARS,
+            )))
         }
     }
 }

@@ -6,7 +6,7 @@ use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
 use crate::job::Job;
 use crate::local::{body_bytes, response};
-use crate::message::InboundMessage;
+use crate::message::{InboundMessage, log_id};
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::secrets::Secrets;
@@ -295,7 +295,8 @@ fn log_side_updates(parsed: &ParsedWebhook) {
     };
     for status in &parsed.statuses {
         let name = log_safe::name(&status.status);
-        let sent_id = log_safe::scrub(&status.message_id);
+        // A wamid encodes the recipient's number: logged as its keyed hash.
+        let sent_id = log_id(&status.message_id);
         // sent, delivered, read: three per reply, routine (DEBUG); failures are WARN.
         if status.errors.is_empty() {
             tracing::debug!(
@@ -338,7 +339,8 @@ fn is_webhook_path(path: &str) -> bool {
     path == WEBHOOK_PATH || path.ends_with(WEBHOOK_PATH)
 }
 
-/// Message ids (`wamid.…`) found in a body that could not be parsed, for the error log.
+/// Message ids (`wamid.…`) found in a body that could not be parsed, for the error log: as
+/// their log ids (keyed hashes), since a wamid encodes a phone number.
 fn message_ids_in(body: &[u8]) -> Vec<String> {
     const MARKER: &[u8] = b"wamid.";
     let mut ids = Vec::new();
@@ -352,7 +354,7 @@ fn message_ids_in(body: &[u8]) -> Vec<String> {
             .iter()
             .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'=')))
             .unwrap_or(tail.len());
-        ids.push(String::from_utf8_lossy(&tail[..end]).into_owned());
+        ids.push(log_id(&String::from_utf8_lossy(&tail[..end])).to_string());
         rest = &tail[end..];
     }
     ids
@@ -379,8 +381,12 @@ mod tests {
         let body = br#"{"broken": "wamid.HBgL123==", "x": wamid.ABC_-9 }"#;
         assert_eq!(
             message_ids_in(body),
-            vec!["wamid.HBgL123==", "wamid.ABC_-9"]
+            vec![
+                log_id("wamid.HBgL123==").to_string(),
+                log_id("wamid.ABC_-9").to_string()
+            ]
         );
+        assert!(message_ids_in(body).iter().all(|id| !id.contains("wamid.")));
         assert!(message_ids_in(b"nothing here").is_empty());
     }
 }

@@ -25,7 +25,7 @@ use super::payload::{
     self, Change, Contact, Entry, ErrorItem, MessageBody, MessageHead, MessagesValue, Status, text,
 };
 use crate::message::{
-    Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender,
+    Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender, log_id,
 };
 use crate::sender::{is_bsuid, mask};
 use serde::Deserialize;
@@ -315,7 +315,7 @@ fn push_message(
         return;
     };
     let Some(phone_number_id) = change.phone_number_id else {
-        tracing::error!(message_id = %id, "skipping a message without metadata.phone_number_id: no number to answer from");
+        tracing::error!(message_id = %log_id(id), "skipping a message without metadata.phone_number_id: no number to answer from");
         parsed.rejected += 1;
         return;
     };
@@ -327,7 +327,7 @@ fn push_message(
         return;
     }
     let Some(sender) = sender(head, &change.contacts) else {
-        tracing::error!(message_id = %id, "skipping a message without a sender (no from, no from_user_id)");
+        tracing::error!(message_id = %log_id(id), "skipping a message without a sender (no from, no from_user_id)");
         parsed.rejected += 1;
         return;
     };
@@ -340,7 +340,7 @@ fn push_message(
         Err(error) => {
             let error = log_safe::serde_error(&error);
             let kind = log_safe::name(type_name);
-            tracing::warn!(message_id = %id, %kind, %error, "message body malformed: passed on as unsupported");
+            tracing::warn!(message_id = %log_id(id), %kind, %error, "message body malformed: passed on as unsupported");
             (
                 MessageKind::Unsupported {
                     kind: format!("{type_name} (malformed)"),
