@@ -68,9 +68,10 @@ const TAB_STOP: usize = 4;
 pub fn to_whatsapp(markdown: &str) -> String {
     let parsed = cut_input(markdown);
     // Windows line ends would otherwise survive verbatim inside code blocks.
-    let source = match parsed.contains("\r\n") {
-        true => Cow::Owned(parsed.replace("\r\n", "\n")),
-        false => Cow::Borrowed(parsed),
+    let source = if parsed.contains("\r\n") {
+        Cow::Owned(parsed.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(parsed)
     };
     let (source, tables) = prepare(&source);
     let mut options = Options::ENABLE_STRIKETHROUGH;
@@ -154,11 +155,13 @@ fn deep_marker(line: &str) -> Option<usize> {
     let mut column = 0;
     let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
-        let (escape_at, width) = match byte {
-            b' ' => (None, 1),
-            b'\t' => (None, TAB_STOP - column % TAB_STOP),
-            b'>' => (Some(at), 1),
-            b'-' | b'+' | b'*' if ends_marker(at + 1) => (Some(at), 1),
+        // What the token at `at` is: where its escape would go (whitespace has none), its
+        // columns and its bytes.
+        let (escape, columns, len) = match byte {
+            b' ' => (None, 1, 1),
+            b'\t' => (None, TAB_STOP - column % TAB_STOP, 1),
+            b'>' => (Some(at), 1, 1),
+            b'-' | b'+' | b'*' if ends_marker(at + 1) => (Some(at), 1, 1),
             b'0'..=b'9' => {
                 let digits = bytes[at..]
                     .iter()
@@ -169,18 +172,15 @@ fn deep_marker(line: &str) -> Option<usize> {
                 {
                     return None;
                 }
-                (Some(delimiter), digits + 1)
+                (Some(delimiter), digits + 1, digits + 1)
             }
             _ => return None,
         };
-        if escape_at.is_some() && column > MAX_MARKER_COLUMN {
-            return escape_at;
+        if escape.is_some() && column > MAX_MARKER_COLUMN {
+            return escape;
         }
-        column += width;
-        at += match byte {
-            b'0'..=b'9' => width,
-            _ => 1,
-        };
+        column += columns;
+        at += len;
     }
     None
 }
