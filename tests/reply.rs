@@ -16,6 +16,42 @@ use whatsapp_agent_lambda::reply::sanitize::{
 };
 use whatsapp_agent_lambda::reply::{LEFT_OUT_NOTE, format_reply, markdown::to_whatsapp};
 
+/// Container markers a line may repeat to nest deeper.
+const CONTAINERS: &[&str] = &[
+    "> ", ">", "- ", "* ", "1. ", "7) ", "> - ", "* > 2) ", "  - ",
+];
+
+/// Inline spans and syntax that may follow them.
+const INLINE: &[&str] = &["**", "_", "~~", "[", "![", "`", "  ", "\t", "# ", "```"];
+
+/// Lines under a nested first line: lazy continuations, blank lines, quoted and indented
+/// lines, fences, table rows.
+const LINES: &[&str] = &[
+    "y", "", "> y", ">", "  - y", "1. y", "```", "|-|-|", "| a |", "***", "# h", "    code",
+];
+
+/// A first line nested up to hundreds of levels deep, then runs of lines under it.
+fn nested_markdown() -> impl Strategy<Value = String> {
+    (
+        select(CONTAINERS),
+        0..300usize,
+        prop::collection::vec(select(INLINE), 0..40),
+        prop::collection::vec((select(LINES), 1..60usize), 0..12),
+    )
+        .prop_map(|(container, depth, inline, runs)| {
+            let lines: Vec<&str> = runs
+                .iter()
+                .flat_map(|&(line, times)| std::iter::repeat_n(line, times))
+                .collect();
+            format!(
+                "{}{}x\n{}",
+                container.repeat(depth),
+                inline.concat(),
+                lines.join("\n")
+            )
+        })
+}
+
 /// Pieces that agent text is made of: words, whitespace, Markdown syntax, and the Unicode that
 /// is easy to cut wrong (ZWJ and skin-tone emoji, flags, combining marks, CJK, RTL).
 const ATOMS: &[&str] = &[
@@ -444,6 +480,16 @@ proptest! {
             plain.push_str(&words.join(" "));
         }
         prop_assert_eq!(to_whatsapp(&plain), plain);
+    }
+
+    #[test]
+    fn converted_length_is_linear_in_nested_markdown(markdown in nested_markdown()) {
+        // A line's prefix is bounded whatever the depth: the output cannot grow as depth × lines.
+        let converted = to_whatsapp(&markdown);
+        prop_assert!(
+            converted.len() <= 24 * markdown.len() + 64,
+            "{} bytes became {}", markdown.len(), converted.len()
+        );
     }
 }
 

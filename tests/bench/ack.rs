@@ -13,6 +13,9 @@
 //!   `ack_stage/accept_2kb` and `ack_stage/jobs_2kb`: `ack/2kb_text` in its two halves.
 //! - `format/long_reply`: `reply::format_reply` on a ~16 KB Markdown incident report, split
 //!   into several WhatsApp messages.
+//! - `format/hostile_1mib`: `reply::format_reply` on a 1 MiB hostile reply (the most the agent
+//!   client reads): a thousand nested quotes over lazy lines, the shape that once grew as
+//!   depth × lines. Its peak heap is measured too (below).
 //!
 //! Logging is on, as in production: the same `tracing-subscriber` fmt stack as lambda_runtime's
 //! default subscriber (no target, no time, an `EnvFilter`, here pinned to INFO), writing to
@@ -38,6 +41,10 @@
 //!
 //! Counts are taken on a warm process (after one untimed pass), like a warm Lambda: the log
 //! formatter's buffer and the job serialization buffer (both per thread) already exist.
+//!
+//! **The formatter's peak heap** on the hostile reply (the most live heap bytes while
+//! `format_reply` runs, above what was live before) is written to
+//! `<target>/bench/format-peak.json` and fails the run past [`HOSTILE_PEAK_MAX`].
 
 mod payloads;
 
@@ -49,7 +56,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus};
 use whatsapp_agent_lambda::config::DEFAULT_MAX_BODY_BYTES;
@@ -57,6 +64,7 @@ use whatsapp_agent_lambda::job::Job;
 use whatsapp_agent_lambda::message::InboundMessage;
 use whatsapp_agent_lambda::queue::{MemoryQueue, batch_entries};
 use whatsapp_agent_lambda::reply::format_reply;
+use whatsapp_agent_lambda::reply::limits::MAX_TEXT_PARTS;
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{self, Dispatcher, WebhookApp, sign, verify_signature};
@@ -67,16 +75,25 @@ const ACCEPT_EXTRA_PER_MESSAGE: u64 = 256;
 /// Bytes the jobs stage may allocate per message beyond the SQS bodies: the job in the jobs
 /// vector, the batch entry, its id, group id and deduplication id.
 const JOBS_EXTRA_PER_MESSAGE: u64 = 1024;
+/// Peak heap bytes `format_reply` may take on the 1 MiB hostile reply: the Markdown parser's
+/// tree for the 256 KiB the formatter parses, the converted text and its split.
+const HOSTILE_PEAK_MAX: u64 = 48 * 1024 * 1024;
+/// The hostile reply's size.
+const HOSTILE_REPLY_BYTES: usize = 1024 * 1024;
 
 // --- Counting allocator ---------------------------------------------------------------------
 
-/// `System`, counting allocation calls and bytes while [`COUNTING`] is on (so the timed
-/// benchmarks pay one relaxed load per allocation, not two atomic adds).
+/// `System`, counting allocation calls and bytes, and the live bytes and their peak, while
+/// [`COUNTING`] is on (so the timed benchmarks pay one relaxed load per allocation, not
+/// atomic adds).
 struct CountingAllocator;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated minus bytes freed while counting (negative when older blocks are freed).
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
 
 impl CountingAllocator {
     fn count(bytes: usize) {
@@ -85,23 +102,35 @@ impl CountingAllocator {
             BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
         }
     }
+
+    /// `grown` bytes became live and then `freed` bytes were freed (a realloc is both).
+    fn live(grown: usize, freed: usize) {
+        if COUNTING.load(Ordering::Relaxed) {
+            let live = LIVE.fetch_add(grown as i64, Ordering::Relaxed) + grown as i64;
+            PEAK.fetch_max(live, Ordering::Relaxed);
+            LIVE.fetch_sub(freed as i64, Ordering::Relaxed);
+        }
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to `System`.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::count(layout.size());
+        Self::live(layout.size(), 0);
         // SAFETY: the caller's contract is `System`'s.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::count(layout.size());
+        Self::live(layout.size(), 0);
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        Self::live(0, layout.size());
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -109,6 +138,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // A growth is new memory; a shrink is counted as a call of 0 bytes.
         Self::count(new_size.saturating_sub(layout.size()));
+        // A moving realloc holds both blocks for a moment.
+        Self::live(new_size, layout.size());
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -136,6 +167,16 @@ fn counted<T>(stage: impl FnOnce() -> T) -> (T, Allocs) {
         bytes: BYTES.load(Ordering::SeqCst),
     };
     (result, allocs)
+}
+
+/// Runs `work` with counting on; returns its result and the peak of live heap bytes it added.
+fn peak_of<T>(work: impl FnOnce() -> T) -> (T, u64) {
+    LIVE.store(0, Ordering::SeqCst);
+    PEAK.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let result = work();
+    COUNTING.store(false, Ordering::SeqCst);
+    (result, PEAK.load(Ordering::SeqCst).max(0) as u64)
 }
 
 // --- Fixture ----------------------------------------------------------------------------------
@@ -512,6 +553,46 @@ fn long_reply() -> AgentReply {
     AgentReply::text(Some(ReplyStatus::Warning), text)
 }
 
+/// A 1 MiB hostile answer: a thousand nested quotes over a paragraph continued by lazy lines
+/// (`"> " * 1000 + "x\n" + "y\n" * n`), the reply that once took 284 MB at 32 KB.
+fn hostile_reply() -> AgentReply {
+    let mut text = format!("{}x\n", "> ".repeat(1000));
+    let lines = (HOSTILE_REPLY_BYTES - text.len()) / 2;
+    text.push_str(&"y\n".repeat(lines));
+    AgentReply::text(Some(ReplyStatus::Warning), text)
+}
+
+/// The formatter's peak heap on the hostile reply, written to `format-peak.json`; fails past
+/// [`HOSTILE_PEAK_MAX`] or when the reply does not come out as a bounded set of messages.
+fn format_peak_report(reply: &AgentReply) {
+    // Once untimed, as for the allocation report: a warm process.
+    black_box(format_reply(reply));
+    let (messages, peak) = peak_of(|| format_reply(reply));
+    let length = reply.text.as_deref().map_or(0, str::len);
+    println!(
+        "format_reply peak heap, {length}-byte hostile reply: {peak} bytes ({:.1} MiB), {} messages",
+        peak as f64 / (1024.0 * 1024.0),
+        messages.len()
+    );
+    assert!(
+        (1..=MAX_TEXT_PARTS).contains(&messages.len()),
+        "the hostile reply became {} messages",
+        messages.len()
+    );
+    assert!(
+        peak <= HOSTILE_PEAK_MAX,
+        "format_reply peaked at {peak} heap bytes on the hostile reply, over {HOSTILE_PEAK_MAX}"
+    );
+    let path = target_dir().join("bench").join("format-peak.json");
+    let report = json!({
+        "hostile_1mib": {"reply_bytes": length, "peak_bytes": peak, "messages": messages.len()}
+    });
+    let text = serde_json::to_string_pretty(&report).expect("the report serializes");
+    std::fs::write(&path, text + "\n")
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    println!("formatter peak report: {}", path.display());
+}
+
 fn bench_format(c: &mut Criterion) {
     let reply = long_reply();
     let length = reply.text.as_deref().map_or(0, str::len);
@@ -528,6 +609,18 @@ fn bench_format(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Bytes(length as u64));
     group.bench_function("long_reply", |b| b.iter(|| format_reply(black_box(&reply))));
+
+    let hostile = hostile_reply();
+    format_peak_report(&hostile);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(HOSTILE_REPLY_BYTES as u64));
+    group.bench_function("hostile_1mib", |b| {
+        b.iter(|| format_reply(black_box(&hostile)))
+    });
     group.finish();
 }
 

@@ -4,6 +4,7 @@
 Inputs, all under target/ (written by the steps `make bench` runs before this script):
   criterion/<group>/<bench>/new/estimates.json  cargo bench --bench ack (criterion medians)
   bench/ack-allocs.json                         cargo bench --bench ack (allocation report)
+  bench/format-peak.json                        cargo bench --bench ack (formatter's peak heap)
   bench/coldstart.json                          cargo bench --bench coldstart
   bench/pywa.json                               tests/bench/pywa_bench.py
   bench/tree-duplicates.txt                     cargo tree --duplicates --edges normal
@@ -42,6 +43,8 @@ TARGET_COLD_RATIO = 1.5
 TARGET_WARM_RATIO = 1.2
 TARGET_RSS_MB = 24.0
 TARGET_ZIP_MB = 4.0
+# The formatter on a hostile 1 MiB reply (issue 10): bounded, well inside the worker's 256 MB.
+TARGET_HOSTILE_PEAK_MIB = 48.0
 # HTTP and TLS implementations: two versions of any of these in the tree would be two stacks.
 STACK_CRATES = (
     "rustls", "ring", "aws-lc-rs", "aws-lc-sys", "openssl", "openssl-sys", "native-tls",
@@ -132,6 +135,14 @@ def ack_rows(rows):
                  f"SQS entries {a['jobs']['bytes'] / max(a['job_json_bytes'], 1):.2f}× their JSON bodies"))
     fmt = criterion_median_ns("format", "long_reply")
     rows.append(("Formatter, 16 KB Markdown agent reply → WhatsApp messages", fmt_time(fmt), "reported", "", ""))
+    hostile = load_json(BENCH / "format-peak.json")["hostile_1mib"]
+    peak_mib = hostile["peak_bytes"] / (1024 * 1024)
+    hostile_ns = criterion_median_ns("format", "hostile_1mib")
+    rows.append(("Formatter, hostile 1 MiB reply (1000 nested quotes over lazy lines): time, peak heap",
+                 f"{fmt_time(hostile_ns)}, {peak_mib:.1f} MiB", f"≤ {TARGET_HOSTILE_PEAK_MIB:g} MiB",
+                 verdict(peak_mib <= TARGET_HOSTILE_PEAK_MIB),
+                 f"{hostile['messages']} messages; the first 256 KiB parsed, output cut past 11 messages' worth; "
+                 f"once 284 MB at 32 KB"))
     return ack_2kb, batch, big
 
 
