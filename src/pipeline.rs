@@ -528,35 +528,6 @@ mod tests {
         }
     }
 
-    /// Sends (and read marks) that take `delay` each.
-    struct SlowMessenger {
-        recorded: RecordingMessenger,
-        delay: Duration,
-    }
-
-    impl Messenger for SlowMessenger {
-        fn send<'a>(
-            &'a self,
-            from: &'a PhoneNumberId,
-            to: &'a Recipient,
-            message: &'a OutgoingMessage,
-            context: Option<&'a MessageId>,
-        ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
-            Box::pin(async move {
-                tokio::time::sleep(self.delay).await;
-                self.recorded.send(from, to, message, context).await
-            })
-        }
-        fn mark_read<'a>(
-            &'a self,
-            from: &'a PhoneNumberId,
-            message: &'a MessageId,
-            typing: bool,
-        ) -> BoxFuture<'a, Result<(), GraphError>> {
-            self.recorded.mark_read(from, message, typing)
-        }
-    }
-
     fn message() -> InboundMessage {
         InboundMessage {
             id: MessageId::from("wamid.LOST.1"),
@@ -585,17 +556,14 @@ mod tests {
             .join("\n\n");
         let parts = format_reply(&AgentReply::text(None, reply.clone()));
         assert!(parts.len() >= 5, "{} parts", parts.len());
-        let messenger = Arc::new(SlowMessenger {
-            recorded: RecordingMessenger::new(),
-            delay: Duration::from_millis(100),
-        });
+        let messenger = Arc::new(RecordingMessenger::with_delay(Duration::from_millis(100)));
         let store = Arc::new(LosingStore {
             inner: MemoryIdempotency::default(),
             renewals: AtomicUsize::new(0),
             lose_after: 2,
         });
         // Renewals every 100 ms: the second, at about 200 ms, finds the claim lost, while
-        // the parts go out one per 100 ms.
+        // the read mark and the parts take 100 ms each.
         let pipeline = Pipeline {
             agent: Arc::new(ScriptedAgent::replying_text(reply)),
             messenger: messenger.clone(),
@@ -603,7 +571,7 @@ mod tests {
             lease: Duration::from_millis(300),
         };
         let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
-        let sent = messenger.recorded.sent().len();
+        let sent = messenger.sent().len();
         assert_eq!(outcome, Outcome::ClaimLost { sent });
         assert!(sent < parts.len(), "{sent} of {} parts sent", parts.len());
         assert!(

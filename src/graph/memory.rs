@@ -1,10 +1,11 @@
 //! In-memory messenger for tests and the demo: records every send and read mark instead of
-//! calling Meta, and can be told to fail.
+//! calling Meta, and can be told to fail or to take its time (a slow Graph API).
 
 use super::{GraphError, Messenger, OutgoingMessage, Recipient};
 use crate::BoxFuture;
 use crate::message::{MessageId, PhoneNumberId};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// Makes the error a scripted failure returns (`GraphError` is not `Clone`).
 type ErrorFactory = Box<dyn Fn() -> GraphError + Send + Sync>;
@@ -14,6 +15,8 @@ type ErrorFactory = Box<dyn Fn() -> GraphError + Send + Sync>;
 #[derive(Default)]
 pub struct RecordingMessenger {
     state: Mutex<State>,
+    /// How long every send and read mark takes before it is recorded.
+    delay: Duration,
 }
 
 #[derive(Default)]
@@ -38,6 +41,14 @@ pub struct SentRecord {
 impl RecordingMessenger {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A Graph API that takes `delay` over every send and read mark (long handlings in tests).
+    pub fn with_delay(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
     }
 
     /// The next `count` sends fail with `error()` and are not recorded as sent.
@@ -87,6 +98,12 @@ impl RecordingMessenger {
         self.lock().read_marks.clone()
     }
 
+    async fn wait(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not hide the records from the others.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -113,6 +130,7 @@ impl Messenger for RecordingMessenger {
         context: Option<&'a MessageId>,
     ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
         Box::pin(async move {
+            self.wait().await;
             let mut state = self.lock();
             state.send_attempts += 1;
             if let Some(error) = next_failure(&mut state.failing_sends) {
@@ -136,6 +154,7 @@ impl Messenger for RecordingMessenger {
         typing: bool,
     ) -> BoxFuture<'a, Result<(), GraphError>> {
         Box::pin(async move {
+            self.wait().await;
             let mut state = self.lock();
             if let Some(error) = next_failure(&mut state.failing_read_marks) {
                 return Err(error);

@@ -1,15 +1,10 @@
-//! Fakes for long handlings and wide batches: an agent that counts how many of its calls run at
-//! once, and a Graph API that takes its time over every send.
+//! A fake for long handlings and wide batches: an agent that counts how many of its calls run at
+//! once (a slow Graph API is `RecordingMessenger::with_delay`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use whatsapp_agent_lambda::BoxFuture;
 use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentReply, AgentRequest};
-use whatsapp_agent_lambda::graph::{
-    GraphError, Messenger, OutgoingMessage, Recipient, RecordingMessenger,
-};
-use whatsapp_agent_lambda::message::{MessageId, PhoneNumberId};
 
 /// Answers every request with `reply` after `delay`; records the most calls in flight at once.
 pub struct CountingAgent {
@@ -39,6 +34,13 @@ impl CountingAgent {
     pub fn most_at_once(&self) -> usize {
         self.most.load(Ordering::SeqCst)
     }
+
+    /// Asserts that the calls ran concurrently, but never more than `bound` at once.
+    pub fn assert_concurrent_within(&self, bound: usize) {
+        let most = self.most_at_once();
+        assert!(most <= bound, "{most} agent calls at once, bound {bound}");
+        assert!(most > 1, "senders still run concurrently");
+    }
 }
 
 impl Agent for CountingAgent {
@@ -53,48 +55,6 @@ impl Agent for CountingAgent {
             tokio::time::sleep(self.delay).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             Ok(Some(AgentReply::text(None, self.reply.clone())))
-        })
-    }
-}
-
-/// A Graph API that takes `delay` over every send (and read mark), then records it.
-pub struct SlowMessenger {
-    pub recorded: Arc<RecordingMessenger>,
-    delay: Duration,
-}
-
-impl SlowMessenger {
-    pub fn new(delay: Duration) -> Self {
-        Self {
-            recorded: Arc::new(RecordingMessenger::new()),
-            delay,
-        }
-    }
-}
-
-impl Messenger for SlowMessenger {
-    fn send<'a>(
-        &'a self,
-        from: &'a PhoneNumberId,
-        to: &'a Recipient,
-        message: &'a OutgoingMessage,
-        context: Option<&'a MessageId>,
-    ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.delay).await;
-            self.recorded.send(from, to, message, context).await
-        })
-    }
-
-    fn mark_read<'a>(
-        &'a self,
-        from: &'a PhoneNumberId,
-        message: &'a MessageId,
-        typing: bool,
-    ) -> BoxFuture<'a, Result<(), GraphError>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.delay).await;
-            self.recorded.mark_read(from, message, typing).await
         })
     }
 }
