@@ -1,10 +1,10 @@
-//! Configuration from environment variables (DESIGN.md's table), read once at cold start.
+//! Configuration from environment variables (README.md, "Configuration"), read once at cold start.
 
 pub use crate::agent::StepFunctionsMode;
 use crate::sender::{Allowlist, AllowlistError};
 use std::time::Duration;
 
-/// Defaults from DESIGN.md.
+/// Defaults (README.md, "Configuration").
 pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRAPH_API_BASE_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";

@@ -1,7 +1,7 @@
 //! The bad-input catalogue: every request here is one an attacker (or a broken proxy) can send.
-//! Each gets the answer of DESIGN.md's table, nothing reaches the agent that should not, and
-//! the webhook keeps serving: after each hostile request a valid one is answered 200 and
-//! reaches the agent exactly once.
+//! Each gets its answer from the README's table of the webhook's HTTP answers, nothing reaches
+//! the agent that should not, and the webhook keeps serving: after each hostile request a valid
+//! one is answered 200 and reaches the agent exactly once.
 //!
 //! Three ways in: `WebhookApp::handle` in process (the bulk of the catalogue), the Lambda entry
 //! (`WebhookApp::handle_event`, the real lambda_runtime loop against a fake Runtime API, and
@@ -16,7 +16,7 @@
 //!   Gateway sends it.
 //! - A message with an id and an allowed sender but a malformed kind-specific part (`"text":
 //!   null`, a string where an object belongs, 10 000 levels of nesting in `text.body`) reaches
-//!   the agent once as `unsupported`, as DESIGN.md's "unknown kinds passed on" says. A message
+//!   the agent once as `unsupported`, as the README's "unknown kinds are passed on" says. A message
 //!   without id, sender or `metadata.phone_number_id`, or whose `phone_number_id` is not a
 //!   number, never does.
 //! - Bytes that are not UTF-8 inside one message make that message `unsupported`; the other

@@ -1,5 +1,6 @@
-//! The agent contract (DESIGN.md): the JSON request an agent receives and the reply it returns.
-//! The same shapes are a Step Functions state machine's input and output.
+//! The agent contract (README.md, "The agent contract"): the JSON request an agent receives
+//! and the reply it returns. The same shapes are a Step Functions state machine's input and
+//! output.
 
 use crate::message::{InboundMessage, MessageKind};
 use crate::serde_util::null_default;

@@ -1,4 +1,4 @@
-//! The webhook's HTTP answers (DESIGN.md's table), in one place:
+//! The webhook's HTTP answers (the table in README.md, "How it works"), in one place:
 //! verify → parse → filter and hand off → answer.
 
 use super::log_safe;
