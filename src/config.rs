@@ -2,6 +2,8 @@
 
 pub use crate::agent::StepFunctionsMode;
 use crate::sender::{Allowlist, AllowlistError};
+use std::ops::RangeBounds;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Defaults (README.md, "Configuration").
@@ -20,7 +22,8 @@ pub const DEFAULT_LOCAL_BODY_BUDGET_BODIES: usize = 4;
 /// Graph API calls are small and fast; anything slower is a fault.
 pub const GRAPH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Extra lease time on top of the agent timeout: sending the reply, Lambda overhead.
+/// Extra lease time on top of the agent timeout: how long a crashed handler can block a retry
+/// beyond its agent's time (a live handling renews its claim every third of the lease).
 pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// SQS receives before a job goes to the dead-letter queue (the template's `maxReceiveCount`).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 3;
@@ -97,13 +100,13 @@ impl Config {
             &get("ALLOWED_SENDERS").ok_or(ConfigError::Missing("ALLOWED_SENDERS"))?,
         )?;
 
-        let agent_timeout = match get("AGENT_TIMEOUT_SECS") {
-            None => DEFAULT_AGENT_TIMEOUT,
-            Some(secs) => match secs.parse::<u64>() {
-                Ok(secs) if (1..=900).contains(&secs) => Duration::from_secs(secs),
-                _ => return Err(invalid("AGENT_TIMEOUT_SECS", "must be 1-900 seconds")),
-            },
-        };
+        let agent_timeout = Duration::from_secs(number(
+            get("AGENT_TIMEOUT_SECS"),
+            "AGENT_TIMEOUT_SECS",
+            1..=900,
+            DEFAULT_AGENT_TIMEOUT.as_secs(),
+            "must be 1-900 seconds",
+        )?);
         let agent = match get("AGENT_BACKEND").as_deref().unwrap_or("http") {
             "http" => {
                 let url = get("AGENT_URL").ok_or(ConfigError::Missing("AGENT_URL"))?;
@@ -157,60 +160,42 @@ impl Config {
             }
         };
 
-        let lease = match get("IDEMPOTENCY_LEASE_SECS") {
-            None => agent_timeout + LEASE_MARGIN,
-            Some(secs) => match secs.parse::<u64>() {
-                Ok(secs) if secs >= 1 => Duration::from_secs(secs),
-                _ => {
-                    return Err(invalid(
-                        "IDEMPOTENCY_LEASE_SECS",
-                        "must be a number of seconds",
-                    ));
-                }
-            },
-        };
-        let max_receive_count = match get("MAX_RECEIVE_COUNT") {
-            None => DEFAULT_MAX_RECEIVE_COUNT,
-            Some(count) => count
-                .parse::<u32>()
-                .ok()
-                .filter(|count| *count >= 1)
-                .ok_or_else(|| invalid("MAX_RECEIVE_COUNT", "must be a count of at least 1"))?,
-        };
-
-        let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(value) => value
-                .parse::<usize>()
-                .ok()
-                .filter(|bytes| *bytes >= 1024)
-                .ok_or_else(|| {
-                    invalid("MAX_BODY_BYTES", "must be a byte count of at least 1024")
-                })?,
-        };
-
-        let local_max_connections = match get("LOCAL_MAX_CONNECTIONS") {
-            None => DEFAULT_LOCAL_MAX_CONNECTIONS,
-            Some(value) => value
-                .parse::<usize>()
-                .ok()
-                .filter(|count| *count >= 1)
-                .ok_or_else(|| invalid("LOCAL_MAX_CONNECTIONS", "must be a count of at least 1"))?,
-        };
+        let lease = Duration::from_secs(number(
+            get("IDEMPOTENCY_LEASE_SECS"),
+            "IDEMPOTENCY_LEASE_SECS",
+            1..,
+            (agent_timeout + LEASE_MARGIN).as_secs(),
+            "must be a number of seconds",
+        )?);
+        let max_receive_count = number(
+            get("MAX_RECEIVE_COUNT"),
+            "MAX_RECEIVE_COUNT",
+            1..,
+            DEFAULT_MAX_RECEIVE_COUNT,
+            "must be a count of at least 1",
+        )?;
+        let max_body_bytes = number(
+            get("MAX_BODY_BYTES"),
+            "MAX_BODY_BYTES",
+            1024..,
+            DEFAULT_MAX_BODY_BYTES,
+            "must be a byte count of at least 1024",
+        )?;
+        let local_max_connections = number(
+            get("LOCAL_MAX_CONNECTIONS"),
+            "LOCAL_MAX_CONNECTIONS",
+            1..,
+            DEFAULT_LOCAL_MAX_CONNECTIONS,
+            "must be a count of at least 1",
+        )?;
         // At least one largest body, or a full-size webhook could never be read.
-        let local_body_budget_bytes = match get("LOCAL_BODY_BUDGET_BYTES") {
-            None => max_body_bytes.saturating_mul(DEFAULT_LOCAL_BODY_BUDGET_BODIES),
-            Some(value) => value
-                .parse::<usize>()
-                .ok()
-                .filter(|bytes| *bytes >= max_body_bytes)
-                .ok_or_else(|| {
-                    invalid(
-                        "LOCAL_BODY_BUDGET_BYTES",
-                        "must be a byte count of at least MAX_BODY_BYTES",
-                    )
-                })?,
-        };
+        let local_body_budget_bytes = number(
+            get("LOCAL_BODY_BUDGET_BYTES"),
+            "LOCAL_BODY_BUDGET_BYTES",
+            max_body_bytes..,
+            max_body_bytes.saturating_mul(DEFAULT_LOCAL_BODY_BUDGET_BODIES),
+            "must be a byte count of at least MAX_BODY_BYTES",
+        )?;
 
         let graph_api_base_url = get("GRAPH_API_BASE_URL")
             .unwrap_or_else(|| DEFAULT_GRAPH_API_BASE_URL.to_owned())
@@ -241,6 +226,25 @@ impl Config {
             local_max_connections,
             local_body_budget_bytes,
         })
+    }
+}
+
+/// `value` as a whole number within `range`, or `default` when the variable is unset; anything
+/// else is an error naming `var` with `reason`.
+fn number<T: FromStr + PartialOrd>(
+    value: Option<String>,
+    var: &'static str,
+    range: impl RangeBounds<T>,
+    default: T,
+    reason: &str,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(value) => value
+            .parse::<T>()
+            .ok()
+            .filter(|number| range.contains(number))
+            .ok_or_else(|| invalid(var, reason)),
     }
 }
 

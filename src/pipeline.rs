@@ -9,6 +9,7 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::{Agent, AgentError, AgentRequest};
+use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::graph::{GraphError, Messenger, OutgoingMessage, Recipient};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
 use crate::job::Deliver;
@@ -19,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Default claim lease: longer than any single attempt (agent timeout plus sending).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// The claim lease with the default configuration (`IDEMPOTENCY_LEASE_SECS` unset, the default
+/// agent timeout): what `Config` gives production, for pipelines built without a `Config`.
+pub const DEFAULT_LEASE: Duration = DEFAULT_AGENT_TIMEOUT.saturating_add(LEASE_MARGIN);
 /// Renewals per lease: the claim is renewed every `lease / RENEWALS_PER_LEASE`, so two renewals
 /// may fail (or be slow) before the claim expires.
 const RENEWALS_PER_LEASE: u32 = 3;

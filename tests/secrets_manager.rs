@@ -14,7 +14,7 @@ use whatsapp_agent_lambda::graph::{GraphClient, Messenger, OutgoingMessage, Reci
 use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
 use whatsapp_agent_lambda::message::PhoneNumberId;
 use whatsapp_agent_lambda::secrets::{
-    self, Secret, SecretsError, SecretsManagerToken, TokenSource, from_secrets_manager,
+    Secret, SecretsError, SecretsManagerToken, TokenSource, from_secrets_manager,
 };
 
 const REGION: &str = "us-east-1";
@@ -104,7 +104,7 @@ async fn non_json_secret_is_an_error() {
     assert!(!error.to_string().contains("just-a-plain-token"), "{error}");
 }
 
-/// `secrets::load` builds its SDK config from the environment alone (as in Lambda): run it in a
+/// The cold start builds its SDK config from the environment alone (as in Lambda): run it in a
 /// child process of this test binary whose environment points `AWS_ENDPOINT_URL` at moto, so
 /// no test mutates its own process environment.
 #[tokio::test]
@@ -147,7 +147,8 @@ async fn child_loads_secrets_from_the_environment() {
     let Ok(secret_id) = std::env::var(CHILD_SECRET_ID) else {
         return;
     };
-    let secrets = secrets::load(Some(&secret_id), |_| None).await.unwrap();
+    let config = whatsapp_agent_lambda::aws::sdk_config().await;
+    let secrets = from_secrets_manager(&config, &secret_id).await.unwrap();
     assert_eq!(secrets.app_secret.expose(), "app-s3cret");
     assert_eq!(secrets.access_token.expose(), "EAAG-token");
     assert!(secrets.agent_token.is_none());

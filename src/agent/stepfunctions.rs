@@ -118,10 +118,6 @@ impl StepFunctionsAgent {
         &self.state_machine_arn
     }
 
-    pub fn mode(&self) -> StepFunctionsMode {
-        self.mode
-    }
-
     /// Express: waits for the execution and reads the reply from its output.
     async fn run_sync(
         &self,

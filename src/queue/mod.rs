@@ -5,7 +5,7 @@ mod memory;
 mod sqs;
 
 pub use memory::MemoryQueue;
-pub use sqs::{SqsQueue, batch_entries, deduplication_id, lambda_event};
+pub use sqs::{SqsQueue, batch_entries, lambda_event};
 
 use crate::BoxFuture;
 use crate::job::Job;

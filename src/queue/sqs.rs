@@ -213,7 +213,7 @@ fn job_body(job: &Job) -> Result<String, String> {
 
 /// The FIFO deduplication id of a message: the message id itself when SQS accepts it,
 /// else its SHA-256 (wamids are ~60 ASCII characters, so this is a safety net).
-pub fn deduplication_id(message_id: &str) -> String {
+fn deduplication_id(message_id: &str) -> String {
     fifo_id(message_id)
 }
 

@@ -13,7 +13,6 @@ pub use token::{StaticToken, TokenSource};
 
 use serde_json::{Map, Value};
 use std::fmt;
-use subtle::ConstantTimeEq;
 
 /// Environment variable holding the app secret when no secret id is configured.
 pub const ENV_APP_SECRET: &str = "WHATSAPP_APP_SECRET";
@@ -47,15 +46,6 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Compares `candidate` with the secret in constant time (for equal lengths). An empty
-    /// secret never matches: an unset token must not accept an empty candidate.
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        if self.0.is_empty() {
-            return false;
-        }
-        bool::from(self.0.as_bytes().ct_eq(candidate))
     }
 }
 
@@ -202,21 +192,6 @@ impl Secrets {
                 "the verify token is empty: webhook verification will fail"
             );
         }
-    }
-}
-
-/// Loads the secrets once at cold start: from Secrets Manager when `secret_id` is set (AWS
-/// configuration from [`crate::aws::sdk_config`]), otherwise from the environment via `lookup`.
-pub async fn load(
-    secret_id: Option<&str>,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Secrets, SecretsError> {
-    match secret_id.filter(|id| !id.trim().is_empty()) {
-        Some(secret_id) => {
-            let config = crate::aws::sdk_config().await;
-            from_secrets_manager(&config, secret_id).await
-        }
-        None => Ok(Secrets::from_env(lookup)),
     }
 }
 
@@ -396,28 +371,8 @@ mod tests {
     }
 
     #[test]
-    fn matches_compares_the_whole_value() {
-        let secret = Secret::from("verify-me");
-        assert!(secret.matches(b"verify-me"));
-        assert!(!secret.matches(b"verify-mE"));
-        assert!(!secret.matches(b"verify-me-too"));
-        assert!(!secret.matches(b"verify"));
-        assert!(!secret.matches(b""));
-    }
-
-    #[test]
-    fn empty_secret_matches_nothing() {
-        assert!(!Secret::default().matches(b""));
-        assert!(!Secret::default().matches(b"anything"));
-    }
-
-    #[tokio::test]
-    async fn load_without_a_secret_id_reads_the_environment() {
-        let secrets = load(None, |name| {
-            (name == ENV_VERIFY_TOKEN).then(|| "v".to_owned())
-        })
-        .await
-        .unwrap();
+    fn without_a_secret_id_the_environment_is_read() {
+        let secrets = Secrets::from_env(|name| (name == ENV_VERIFY_TOKEN).then(|| "v".to_owned()));
         assert_eq!(secrets.verify_token.expose(), "v");
     }
 }
