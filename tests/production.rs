@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, local_secrets};
+use support::fixtures::{event, local_secrets, signed_texts};
 use support::moto::Moto;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{
@@ -17,7 +17,7 @@ use whatsapp_agent_lambda::agent::{
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::emulator::create_pipeline_resources;
-use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
+use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
 use whatsapp_agent_lambda::job::Job;
@@ -783,33 +783,6 @@ async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answer
     assert_eq!(sent, parts, "each part exactly once, in order");
 }
 
-/// A signed webhook of text messages, `(id, from)` each.
-fn signed_batch(messages: &[(String, String)]) -> lambda_http::Request {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(id, from)| {
-            json!({"id": id, "from": from, "timestamp": "1795514400", "type": "text", "text": {"body": id}})
-        })
-        .collect();
-    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
-        {"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
-            "messages": messages
-        }}
-    ]}]})
-    .to_string()
-    .into_bytes();
-    let signature = whatsapp_agent_lambda::webhook::sign(LOCAL_APP_SECRET.as_bytes(), &body);
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .body(lambda_http::Body::Binary(body))
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
     const SENDERS: usize = 4;
@@ -824,17 +797,15 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
     );
     for round in 0..ROUNDS {
         // Interleaved as Meta may batch them: sender 0, 1, 2, 3, 0, 1, …
-        let messages: Vec<(String, String)> = (0..PER_SENDER)
+        let messages: Vec<(String, String, String)> = (0..PER_SENDER)
             .flat_map(|n| {
                 (0..SENDERS).map(move |sender| {
-                    (
-                        format!("wamid.ORDER.{round}.{sender}.{n:02}"),
-                        format!("1415555000{sender}"),
-                    )
+                    let id = format!("wamid.ORDER.{round}.{sender}.{n:02}");
+                    (id.clone(), format!("1415555000{sender}"), id)
                 })
             })
             .collect();
-        assert_eq!(webhook.handle(signed_batch(&messages)).await.status(), 200);
+        assert_eq!(webhook.handle(signed_texts(&messages)).await.status(), 200);
 
         // Read the queue back as the worker would, group by group, deleting what was read.
         let mut seen: HashMap<String, Vec<String>> = HashMap::new();

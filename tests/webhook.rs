@@ -4,10 +4,10 @@
 mod support;
 
 use lambda_http::{Body, Request};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, event_json, secrets_with_app_secret};
+use support::fixtures::{event, event_json, secrets_with_app_secret, signed_texts};
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
@@ -566,27 +566,6 @@ async fn other_methods_and_paths_get_405_and_404() {
         .body(Body::Empty)
         .unwrap();
     assert_eq!(h.app.handle(elsewhere).await.status(), 404);
-}
-
-/// A signed body of text messages, `(id, from, text)` each.
-fn signed_texts(messages: &[(String, String, String)]) -> Request {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(id, from, text)| {
-            json!({"id": id, "from": from, "timestamp": "1795514400", "type": "text", "text": {"body": text}})
-        })
-        .collect();
-    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
-        {"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
-            "messages": messages
-        }}
-    ]}]})
-    .to_string()
-    .into_bytes();
-    let signature = sign(LOCAL_APP_SECRET.as_bytes(), &body);
-    post(&body, Some(signature))
 }
 
 fn inline_app(

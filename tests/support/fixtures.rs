@@ -88,3 +88,30 @@ pub fn api_gateway_event(method: &str, query: &str, body: Option<&[u8]>, base64:
         "isBase64Encoded": base64
     })
 }
+
+/// A webhook POST of text messages, `(id, from, text)` each, signed with the local app secret.
+pub fn signed_texts(messages: &[(String, String, String)]) -> Request {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(id, from, text)| {
+            json!({"id": id, "from": from, "timestamp": "1795514400", "type": "text", "text": {"body": text}})
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
+            "messages": messages
+        }}
+    ]}]})
+    .to_string()
+    .into_bytes();
+    let signature = sign(LOCAL_APP_SECRET.as_bytes(), &body);
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(lambda_http::Body::Binary(body))
+        .unwrap()
+}
