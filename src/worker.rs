@@ -48,6 +48,46 @@ pub enum WorkerError {
     DeliverLater { message_id: String, reason: String },
 }
 
+/// The top-level key of an SQS batch event.
+const SQS_KEY: &str = "Records";
+/// The top-level key of a Step Functions delivery.
+const DELIVER_KEY: &str = "deliver";
+
+/// Every event the worker function is invoked with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    /// `{"Records": [...]}`: a batch from Lambda's SQS event source mapping.
+    Sqs(SqsEvent),
+    /// `{"deliver": {...}}`: a reply (or the agent's failure) from a Step Functions execution.
+    /// Boxed: it is far larger than a batch, which is a vector.
+    Deliver(Box<DeliverEvent>),
+}
+
+impl TryFrom<Value> for WorkerEvent {
+    type Error = WorkerError;
+
+    /// Picks the kind by the event's top-level key (`Records` first: SQS never sends
+    /// `deliver`), then decodes the whole event once as that kind. Not an untagged enum: that
+    /// would answer an event of neither kind and a known kind of the wrong shape alike, and
+    /// lose serde's message saying what is wrong with the latter.
+    fn try_from(event: Value) -> Result<Self, WorkerError> {
+        let has = |key: &str| {
+            event
+                .as_object()
+                .is_some_and(|fields| fields.contains_key(key))
+        };
+        let decoded = if has(SQS_KEY) {
+            serde_json::from_value(event).map(Self::Sqs)
+        } else if has(DELIVER_KEY) {
+            serde_json::from_value(event).map(Self::Deliver)
+        } else {
+            return Err(WorkerError::UnknownEvent);
+        };
+        // serde quotes the values it refused, and an event holds message ids and text.
+        decoded.map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))
+    }
+}
+
 /// Shared state built once at cold start.
 pub struct Worker {
     pipeline: Pipeline,
@@ -79,21 +119,23 @@ impl Worker {
         self
     }
 
-    /// Any worker invocation: an SQS batch (`Records`) or a `deliver` event.
+    /// Any worker invocation, as Lambda hands it over: decoded into a [`WorkerEvent`], then
+    /// handled.
     pub async fn handle(&self, event: Value) -> Result<Value, WorkerError> {
-        if event.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(event)
-                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))?;
-            let response = self.handle_sqs(batch).await;
-            return serde_json::to_value(response)
-                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)));
+        self.handle_event(WorkerEvent::try_from(event)?).await
+    }
+
+    /// One decoded worker event: an SQS batch answers with its failed items, a delivery with
+    /// its outcome.
+    pub async fn handle_event(&self, event: WorkerEvent) -> Result<Value, WorkerError> {
+        match event {
+            WorkerEvent::Sqs(batch) => {
+                let response = self.handle_sqs(batch).await;
+                serde_json::to_value(response)
+                    .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))
+            }
+            WorkerEvent::Deliver(deliver) => self.handle_deliver(*deliver).await,
         }
-        if event.get("deliver").is_some() {
-            let deliver: DeliverEvent = serde_json::from_value(event)
-                .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))?;
-            return self.handle_deliver(deliver).await;
-        }
-        Err(WorkerError::UnknownEvent)
     }
 
     /// Handles a batch; returns only the failed items so SQS redelivers just those. Different
@@ -339,6 +381,59 @@ pub async fn poll_sqs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_are_told_apart_by_their_top_level_key_and_decoded_once() {
+        let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "attributes": {}}]});
+        match WorkerEvent::try_from(sqs) {
+            Ok(WorkerEvent::Sqs(batch)) => {
+                assert_eq!(batch.records.len(), 1);
+                assert_eq!(batch.records[0].message_id.as_deref(), Some("m1"));
+            }
+            other => panic!("expected an SQS batch, got {other:?}"),
+        }
+        // `Records` decides even when `deliver` is there too.
+        let both = json!({"Records": [], "deliver": {"request": 1}});
+        assert!(matches!(
+            WorkerEvent::try_from(both),
+            Ok(WorkerEvent::Sqs(batch)) if batch.records.is_empty()
+        ));
+    }
+
+    #[test]
+    fn events_of_no_known_kind_are_unknown_and_known_kinds_of_the_wrong_shape_malformed() {
+        for unknown in [
+            json!({"hello": 1}),
+            json!({}),
+            json!(null),
+            json!("Records"),
+            json!(["Records", "deliver"]),
+            json!([{"Records": []}]),
+        ] {
+            assert!(
+                matches!(
+                    WorkerEvent::try_from(unknown.clone()),
+                    Err(WorkerError::UnknownEvent)
+                ),
+                "{unknown}"
+            );
+        }
+        for malformed in [
+            json!({"Records": null}),
+            json!({"Records": {"messageId": "m1"}}),
+            json!({"deliver": null}),
+            json!({"deliver": {"request": 1}}),
+        ] {
+            assert!(
+                matches!(
+                    WorkerEvent::try_from(malformed.clone()),
+                    Err(WorkerError::Malformed(_))
+                ),
+                "{malformed}"
+            );
+        }
+    }
 
     #[test]
     fn retries_back_off_exponentially_with_bounded_jitter_and_a_cap() {
