@@ -5,11 +5,10 @@
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
 use crate::message::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
-use crate::queue::Redelivery;
+use crate::queue::{Redelivery, SqsQueue};
 use crate::webhook::log_safe;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -299,83 +298,17 @@ fn retry_delay(base: Duration, receive_count: u32, record_id: &str) -> Duration 
     (delay + delay * jitter / 100).min(RETRY_CAP)
 }
 
-/// Long-poll wait of the local poller (the Lambda event source mapping uses 20 s).
-const POLL_WAIT_SECS: i32 = 2;
-/// Messages per local batch (the template's event source uses 10).
-const POLL_BATCH: i32 = 10;
-
-/// Runs the worker outside Lambda: polls `queue_url` like Lambda's SQS event source mapping,
-/// hands each batch to the worker, and deletes what succeeded (failed items become visible
-/// again after the queue's visibility timeout, then go to its dead-letter queue). Until `stop`.
+/// Runs the worker outside Lambda: the SQS adapter polls `queue_url` like Lambda's SQS event
+/// source mapping and hands each batch to the worker. Until `stop`.
 pub async fn poll_sqs(
     worker: &Worker,
     config: &aws_config::SdkConfig,
     queue_url: &str,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-    let queue_arn = format!(
-        "arn:aws:sqs:{region}:local:{}",
-        queue_url.rsplit('/').next().unwrap_or_default()
-    );
-    tokio::pin!(stop);
-    loop {
-        let received = tokio::select! {
-            _ = &mut stop => return,
-            received = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(POLL_BATCH)
-                .wait_time_seconds(POLL_WAIT_SECS)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send() => received,
-        };
-        let messages = match received {
-            Ok(output) => output.messages().to_vec(),
-            Err(error) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "polling the job queue failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if messages.is_empty() {
-            continue;
-        }
-        let event = crate::queue::lambda_event(&messages, &queue_arn, &region);
-        let Ok(batch) = serde_json::from_value::<SqsEvent>(event) else {
-            continue;
-        };
-        let response = worker.handle_sqs(batch).await;
-        let failed: HashSet<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
-            .enumerate()
-            .filter_map(|(index, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !done.is_empty()
-            && let Err(error) = sqs
-                .delete_message_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(done))
-                .send()
-                .await
-        {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not delete handled jobs; they will be seen again and deduplicated");
-        }
-    }
+    SqsQueue::new(config, queue_url)
+        .poll(|batch| worker.handle_sqs(batch), stop)
+        .await;
 }
 
 #[cfg(test)]

@@ -891,3 +891,102 @@ async fn a_stale_holder_can_neither_renew_nor_settle_a_claim_taken_over() {
         Claim::Completed
     );
 }
+
+/// The queue's message counts: (visible, in flight).
+async fn queue_depth(aws: &Aws) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    let count = |name: QueueAttributeName| {
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_poller_hands_lambda_batches_over_and_deletes_all_but_the_failed_items() {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+    let aws = aws().await;
+    let webhook = WebhookApp::new(
+        local_secrets(),
+        Allowlist::parse("*").unwrap(),
+        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
+        4 * 1024 * 1024,
+    );
+    let messages: Vec<(String, String, String)> = ["ok", "fails"]
+        .iter()
+        .enumerate()
+        .map(|(sender, id)| {
+            let id = format!("wamid.POLL.{id}");
+            (id.clone(), format!("1415555000{sender}"), id)
+        })
+        .collect();
+    assert_eq!(webhook.handle(signed_texts(&messages)).await.status(), 200);
+
+    // Jobs seen by the handler, with the record's event source, in the order handed over.
+    let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let handled = {
+        let seen = seen.clone();
+        move |batch: aws_lambda_events::event::sqs::SqsEvent| {
+            let mut response = SqsBatchResponse::default();
+            for record in batch.records {
+                let job: Job = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+                let id = job.message.id.as_str().to_owned();
+                if id.ends_with("fails") {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.clone().unwrap();
+                    response.batch_item_failures.push(failure);
+                }
+                let source = record.event_source_arn.unwrap_or_default();
+                seen.lock().unwrap().push((id, source));
+            }
+            std::future::ready(response)
+        }
+    };
+    let all_seen = {
+        let seen = seen.clone();
+        async move {
+            while seen.lock().unwrap().len() < messages.len() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let polled = tokio::time::timeout(
+        Duration::from_secs(30),
+        SqsQueue::new(&aws.config, &aws.queue_url).poll(handled, all_seen),
+    )
+    .await;
+    assert!(polled.is_ok(), "the poller stops when asked");
+
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "wamid.POLL.fails".to_owned(),
+                format!("arn:aws:sqs:us-east-1:local:{QUEUE}")
+            ),
+            (
+                "wamid.POLL.ok".to_owned(),
+                format!("arn:aws:sqs:us-east-1:local:{QUEUE}")
+            ),
+        ]
+    );
+    // The handled job is gone; the failed one waits out its visibility timeout, still queued.
+    assert_eq!(queue_depth(&aws).await, (0, 1));
+}

@@ -13,11 +13,17 @@ use super::{JobQueue, QueueError};
 use crate::BoxFuture;
 use crate::job::Job;
 use crate::webhook::log_safe;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
 
 /// SendMessageBatch takes at most 10 entries.
 const BATCH_MAX: usize = 10;
@@ -27,6 +33,12 @@ const MAX_FAILURE_CHARS: usize = 1000;
 const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 /// Group and deduplication ids: at most 128 characters of ASCII letters, digits, punctuation.
 const ID_MAX: usize = 128;
+/// Long-poll wait of the local poller (the Lambda event source mapping uses 20 s).
+const POLL_WAIT_SECS: i32 = 2;
+/// Messages per local batch (the template's event source uses 10).
+const POLL_BATCH: i32 = 10;
+/// The local poller's pause after a failed receive, before it polls again.
+const POLL_RETRY: Duration = Duration::from_secs(1);
 
 /// A FIFO queue of jobs.
 #[derive(Debug, Clone)]
@@ -40,6 +52,85 @@ impl SqsQueue {
         Self {
             client: Client::new(config),
             url: url.into(),
+        }
+    }
+
+    /// Polls the queue like Lambda's SQS event source mapping, outside Lambda: hands each
+    /// batch, as the Lambda event, to `handle`, and deletes the messages it did not report
+    /// failed (failed ones become visible again after the queue's visibility timeout, or when
+    /// the handler rescheduled them, then go to the dead-letter queue). Until `stop`.
+    pub async fn poll<F, Handled>(&self, mut handle: F, stop: impl Future<Output = ()>)
+    where
+        F: FnMut(SqsEvent) -> Handled,
+        Handled: Future<Output = SqsBatchResponse>,
+    {
+        let region = self
+            .client
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let queue_arn = format!(
+            "arn:aws:sqs:{region}:local:{}",
+            self.url.rsplit('/').next().unwrap_or_default()
+        );
+        tokio::pin!(stop);
+        loop {
+            let received = tokio::select! {
+                _ = &mut stop => return,
+                received = self
+                    .client
+                    .receive_message()
+                    .queue_url(&self.url)
+                    .max_number_of_messages(POLL_BATCH)
+                    .wait_time_seconds(POLL_WAIT_SECS)
+                    .message_system_attribute_names(MessageSystemAttributeName::All)
+                    .send() => received,
+            };
+            let messages = match received {
+                Ok(output) => output.messages().to_vec(),
+                Err(error) => {
+                    tracing::warn!(error = %DisplayErrorContext(&error), "polling the job queue failed; retrying");
+                    tokio::time::sleep(POLL_RETRY).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let event = lambda_event(&messages, &queue_arn, &region);
+            let Ok(batch) = serde_json::from_value::<SqsEvent>(event) else {
+                continue;
+            };
+            let response = handle(batch).await;
+            let failed: HashSet<&str> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect();
+            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
+                .enumerate()
+                .filter_map(|(index, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !done.is_empty()
+                && let Err(error) = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(done))
+                    .send()
+                    .await
+            {
+                tracing::warn!(error = %DisplayErrorContext(&error), "could not delete handled jobs; they will be seen again and deduplicated");
+            }
         }
     }
 
@@ -227,7 +318,7 @@ fn fifo_id(id: &str) -> String {
 }
 
 /// The Lambda SQS event for received messages, exactly as the event source mapping builds it:
-/// lets the worker run outside Lambda (see [`crate::worker::poll_sqs`]) and tests drive it.
+/// lets the worker run outside Lambda (see [`SqsQueue::poll`]) and tests drive it.
 pub fn lambda_event(
     messages: &[aws_sdk_sqs::types::Message],
     queue_arn: &str,
