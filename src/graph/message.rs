@@ -3,7 +3,8 @@
 
 use crate::message::{MessageId, Sender};
 use crate::sender::normalize_phone;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 /// One message to send. The formatter ([`crate::reply`]) guarantees WhatsApp's limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,122 +114,417 @@ impl OutgoingMessage {
 
     /// The `POST /{phone_number_id}/messages` body. `context` quotes the message answered.
     pub fn to_graph_json(&self, to: &Recipient, context: Option<&MessageId>) -> Value {
-        let mut body = json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "type": self.type_name(),
-        });
-        match to {
-            Recipient::Phone(phone) => body["to"] = json!(phone),
-            Recipient::Bsuid(bsuid) => body["recipient"] = json!(bsuid),
-        }
-        if let Some(id) = context {
-            body["context"] = json!({ "message_id": id.as_str() });
-        }
-        let (key, payload) = match self {
-            Self::Text { body: text } => ("text", json!({ "body": text, "preview_url": false })),
+        // Strings, booleans and lists only: serializing cannot fail.
+        serde_json::to_value(self.to_graph_body(to, context)).unwrap_or(Value::Null)
+    }
+
+    /// The typed `POST /{phone_number_id}/messages` body, borrowing from the message.
+    pub fn to_graph_body<'a>(
+        &'a self,
+        to: &'a Recipient,
+        context: Option<&'a MessageId>,
+    ) -> SendBody<'a> {
+        let payload = match self {
+            Self::Text { body } => Payload::Text(Text {
+                body,
+                preview_url: false,
+            }),
             Self::Buttons {
                 header,
-                body: text,
+                body,
                 footer,
                 buttons,
-            } => {
-                let buttons: Vec<Value> = buttons
-                    .iter()
-                    .map(|b| json!({ "type": "reply", "reply": { "id": b.id, "title": b.title } }))
-                    .collect();
-                let mut interactive = json!({
-                    "type": "button",
-                    "body": { "text": text },
-                    "action": { "buttons": buttons },
-                });
-                decorate(&mut interactive, header, footer);
-                ("interactive", interactive)
-            }
+            } => Payload::Interactive(Interactive {
+                kind: "button",
+                header: header.as_deref().map(Header::text),
+                body: TextObject { text: body },
+                footer: footer.as_deref().map(|text| TextObject { text }),
+                action: Action::Buttons {
+                    buttons: buttons
+                        .iter()
+                        .map(|b| Button {
+                            kind: "reply",
+                            reply: ButtonReply {
+                                id: &b.id,
+                                title: &b.title,
+                            },
+                        })
+                        .collect(),
+                },
+            }),
             Self::List {
                 header,
-                body: text,
+                body,
                 footer,
                 button,
                 sections,
-            } => {
-                let sections: Vec<Value> = sections
-                    .iter()
-                    .map(|section| {
-                        let rows: Vec<Value> = section
-                            .rows
-                            .iter()
-                            .map(|row| {
-                                let mut value = json!({ "id": row.id, "title": row.title });
-                                if let Some(description) = &row.description {
-                                    value["description"] = json!(description);
-                                }
-                                value
-                            })
-                            .collect();
-                        let mut value = json!({ "rows": rows });
-                        if let Some(title) = &section.title {
-                            value["title"] = json!(title);
-                        }
-                        value
-                    })
-                    .collect();
-                let mut interactive = json!({
-                    "type": "list",
-                    "body": { "text": text },
-                    "action": { "button": button, "sections": sections },
-                });
-                decorate(&mut interactive, header, footer);
-                ("interactive", interactive)
-            }
-            Self::Image { link, caption } => {
-                let mut image = json!({ "link": link });
-                if let Some(caption) = caption {
-                    image["caption"] = json!(caption);
-                }
-                ("image", image)
-            }
+            } => Payload::Interactive(Interactive {
+                kind: "list",
+                header: header.as_deref().map(Header::text),
+                body: TextObject { text: body },
+                footer: footer.as_deref().map(|text| TextObject { text }),
+                action: Action::List {
+                    button,
+                    sections: sections
+                        .iter()
+                        .map(|section| Section {
+                            title: section.title.as_deref(),
+                            rows: section
+                                .rows
+                                .iter()
+                                .map(|row| Row {
+                                    id: &row.id,
+                                    title: &row.title,
+                                    description: row.description.as_deref(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                },
+            }),
+            Self::Image { link, caption } => Payload::Image(Media::link(link, caption)),
             Self::Document {
                 link,
                 filename,
                 caption,
-            } => {
-                let mut document = json!({ "link": link });
-                if let Some(filename) = filename {
-                    document["filename"] = json!(filename);
-                }
-                if let Some(caption) = caption {
-                    document["caption"] = json!(caption);
-                }
-                ("document", document)
-            }
-            Self::Video { link, caption } => {
-                let mut video = json!({ "link": link });
-                if let Some(caption) = caption {
-                    video["caption"] = json!(caption);
-                }
-                ("video", video)
-            }
-            Self::Audio { link } => ("audio", json!({ "link": link })),
-            Self::Sticker { link } => ("sticker", json!({ "link": link })),
+            } => Payload::Document(Media {
+                filename: filename.as_deref(),
+                ..Media::link(link, caption)
+            }),
+            Self::Video { link, caption } => Payload::Video(Media::link(link, caption)),
+            Self::Audio { link } => Payload::Audio(Media::link(link, &None)),
+            Self::Sticker { link } => Payload::Sticker(Media::link(link, &None)),
         };
-        body[key] = payload;
-        body
+        SendBody {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to: match to {
+                Recipient::Phone(phone) => Some(phone),
+                Recipient::Bsuid(_) => None,
+            },
+            recipient: match to {
+                Recipient::Bsuid(bsuid) => Some(bsuid),
+                Recipient::Phone(_) => None,
+            },
+            context: context.map(|id| Context {
+                message_id: id.as_str(),
+            }),
+            kind: self.type_name(),
+            payload,
+        }
     }
 }
 
-fn decorate(interactive: &mut Value, header: &Option<String>, footer: &Option<String>) {
-    if let Some(header) = header {
-        interactive["header"] = json!({ "type": "text", "text": header });
+/// The wire format of `POST /{phone_number_id}/messages`, as Meta's schema names its fields;
+/// absent optional fields are left out, never sent as `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendBody<'a> {
+    messaging_product: &'static str,
+    recipient_type: &'static str,
+    /// The phone number, when the sender has one…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    /// …else the business-scoped user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Context<'a>>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Under the key its `type` names (`"text": {...}`, `"interactive": {...}`, …).
+    #[serde(flatten)]
+    payload: Payload<'a>,
+}
+
+/// The message quoted by a reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Context<'a> {
+    message_id: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Payload<'a> {
+    Text(Text<'a>),
+    Interactive(Interactive<'a>),
+    Image(Media<'a>),
+    Document(Media<'a>),
+    Video(Media<'a>),
+    Audio(Media<'a>),
+    Sticker(Media<'a>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Text<'a> {
+    body: &'a str,
+    preview_url: bool,
+}
+
+/// A media message by link; only documents have a file name, audio and stickers no caption.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Media<'a> {
+    link: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filename: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<&'a str>,
+}
+
+impl<'a> Media<'a> {
+    fn link(link: &'a str, caption: &'a Option<String>) -> Self {
+        Self {
+            link,
+            filename: None,
+            caption: caption.as_deref(),
+        }
     }
-    if let Some(footer) = footer {
-        interactive["footer"] = json!({ "text": footer });
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Interactive<'a> {
+    /// `button` or `list`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<Header<'a>>,
+    body: TextObject<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    footer: Option<TextObject<'a>>,
+    action: Action<'a>,
+}
+
+/// A text header (`{"type": "text", "text": ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Header<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+impl<'a> Header<'a> {
+    fn text(text: &'a str) -> Self {
+        Self { kind: "text", text }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TextObject<'a> {
+    text: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+enum Action<'a> {
+    Buttons {
+        buttons: Vec<Button<'a>>,
+    },
+    List {
+        button: &'a str,
+        sections: Vec<Section<'a>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Button<'a> {
+    /// Always `reply`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    reply: ButtonReply<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct ButtonReply<'a> {
+    id: &'a str,
+    title: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Section<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    rows: Vec<Row<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// Every message kind with every optional field set, and with none: the whole body.
+    #[test]
+    fn bodies_are_exactly_the_graph_api_wire_format() {
+        let phone = Recipient::Phone("14155551234".into());
+        let bsuid = Recipient::Bsuid("US.134".into());
+        let quoted = MessageId::from("wamid.1");
+        let envelope = |to: &Recipient, context: bool, kind: &str, payload: Value| {
+            let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "type": kind});
+            match to {
+                Recipient::Phone(phone) => body["to"] = json!(phone),
+                Recipient::Bsuid(bsuid) => body["recipient"] = json!(bsuid),
+            }
+            if context {
+                body["context"] = json!({"message_id": "wamid.1"});
+            }
+            body[if kind == "interactive" {
+                "interactive"
+            } else {
+                kind
+            }] = payload;
+            body
+        };
+        let some = |s: &str| Some(s.to_owned());
+        let cases = [
+            (
+                OutgoingMessage::Text {
+                    body: "hi \"there\"".into(),
+                },
+                "text",
+                json!({"body": "hi \"there\"", "preview_url": false}),
+            ),
+            (
+                OutgoingMessage::Buttons {
+                    header: some("H"),
+                    body: "B".into(),
+                    footer: some("F"),
+                    buttons: vec![
+                        ReplyButton {
+                            id: "a".into(),
+                            title: "A".into(),
+                        },
+                        ReplyButton {
+                            id: "b".into(),
+                            title: "B".into(),
+                        },
+                    ],
+                },
+                "interactive",
+                json!({"type": "button", "header": {"type": "text", "text": "H"}, "body": {"text": "B"},
+                       "footer": {"text": "F"}, "action": {"buttons": [
+                           {"type": "reply", "reply": {"id": "a", "title": "A"}},
+                           {"type": "reply", "reply": {"id": "b", "title": "B"}}]}}),
+            ),
+            (
+                OutgoingMessage::Buttons {
+                    header: None,
+                    body: "B".into(),
+                    footer: None,
+                    buttons: vec![ReplyButton {
+                        id: "a".into(),
+                        title: "A".into(),
+                    }],
+                },
+                "interactive",
+                json!({"type": "button", "body": {"text": "B"}, "action": {"buttons": [
+                    {"type": "reply", "reply": {"id": "a", "title": "A"}}]}}),
+            ),
+            (
+                OutgoingMessage::List {
+                    header: some("H"),
+                    body: "B".into(),
+                    footer: some("F"),
+                    button: "Choose".into(),
+                    sections: vec![
+                        ListSectionOut {
+                            title: some("S"),
+                            rows: vec![ListRowOut {
+                                id: "r".into(),
+                                title: "R".into(),
+                                description: some("D"),
+                            }],
+                        },
+                        ListSectionOut {
+                            title: None,
+                            rows: vec![ListRowOut {
+                                id: "q".into(),
+                                title: "Q".into(),
+                                description: None,
+                            }],
+                        },
+                    ],
+                },
+                "interactive",
+                json!({"type": "list", "header": {"type": "text", "text": "H"}, "body": {"text": "B"},
+                       "footer": {"text": "F"}, "action": {"button": "Choose", "sections": [
+                           {"title": "S", "rows": [{"id": "r", "title": "R", "description": "D"}]},
+                           {"rows": [{"id": "q", "title": "Q"}]}]}}),
+            ),
+            (
+                OutgoingMessage::Image {
+                    link: "https://x.y/i.png".into(),
+                    caption: some("c"),
+                },
+                "image",
+                json!({"link": "https://x.y/i.png", "caption": "c"}),
+            ),
+            (
+                OutgoingMessage::Image {
+                    link: "https://x.y/i.png".into(),
+                    caption: None,
+                },
+                "image",
+                json!({"link": "https://x.y/i.png"}),
+            ),
+            (
+                OutgoingMessage::Document {
+                    link: "https://x.y/d.pdf".into(),
+                    filename: some("d.pdf"),
+                    caption: some("c"),
+                },
+                "document",
+                json!({"link": "https://x.y/d.pdf", "filename": "d.pdf", "caption": "c"}),
+            ),
+            (
+                OutgoingMessage::Document {
+                    link: "https://x.y/d.pdf".into(),
+                    filename: None,
+                    caption: None,
+                },
+                "document",
+                json!({"link": "https://x.y/d.pdf"}),
+            ),
+            (
+                OutgoingMessage::Video {
+                    link: "https://x.y/v.mp4".into(),
+                    caption: None,
+                },
+                "video",
+                json!({"link": "https://x.y/v.mp4"}),
+            ),
+            (
+                OutgoingMessage::Audio {
+                    link: "https://x.y/a.ogg".into(),
+                },
+                "audio",
+                json!({"link": "https://x.y/a.ogg"}),
+            ),
+            (
+                OutgoingMessage::Sticker {
+                    link: "https://x.y/s.webp".into(),
+                },
+                "sticker",
+                json!({"link": "https://x.y/s.webp"}),
+            ),
+        ];
+        for (message, kind, payload) in cases {
+            for to in [&phone, &bsuid] {
+                for context in [false, true] {
+                    assert_eq!(
+                        message.to_graph_json(to, context.then_some(&quoted)),
+                        envelope(to, context, kind, payload.clone()),
+                        "{message:?} to {to:?}, context {context}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn text_goes_to_phone_with_context() {
