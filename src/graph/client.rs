@@ -18,8 +18,9 @@ use crate::message::{MessageId, PhoneNumberId};
 use crate::secrets::{Secret, StaticToken, TokenSource};
 use crate::text::excerpt_bytes;
 use crate::webhook::log_safe;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -299,12 +300,9 @@ impl Messenger for GraphClient {
         Box::pin(async move {
             let body = message.to_graph_json(to, context);
             let (status, answer) = self.post(Operation::Send, from, Some(to), &body).await?;
-            let id = answer
-                .pointer("/messages/0/id")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty());
+            let id = SendAnswer::message_id(&answer);
             match id {
-                Some(id) => Ok(MessageId(id.to_owned())),
+                Some(id) => Ok(MessageId(id)),
                 None => {
                     // Not retried: Meta accepted the request, so the message may be on its way.
                     let error = GraphError::Decode {
@@ -335,7 +333,7 @@ impl Messenger for GraphClient {
             let body = mark_read_json(message, typing);
             let (_, answer) = self.post(Operation::MarkRead, from, None, &body).await?;
             // Meta answers `{"success":true}`; only an explicit `false` is a failure.
-            if answer.get("success").and_then(Value::as_bool) == Some(false) {
+            if ReadAnswer::refused(&answer) {
                 let error = GraphError::Unknown(format!(
                     "Graph API did not mark {message} read: {}",
                     excerpt_bytes(answer.to_string().as_bytes())
@@ -357,15 +355,76 @@ impl Messenger for GraphClient {
 /// The read receipt body, with the typing indicator when asked.
 /// <https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators>
 pub fn mark_read_json(message: &MessageId, typing: bool) -> Value {
-    let mut body = json!({
-        "messaging_product": "whatsapp",
-        "status": "read",
-        "message_id": message.as_str(),
-    });
-    if typing {
-        body["typing_indicator"] = json!({ "type": "text" });
+    let receipt = ReadReceipt {
+        messaging_product: "whatsapp",
+        status: "read",
+        message_id: message.as_str(),
+        typing_indicator: typing.then_some(TypingIndicator { kind: "text" }),
+    };
+    // Strings only: serializing cannot fail.
+    serde_json::to_value(receipt).unwrap_or(Value::Null)
+}
+
+/// The wire format of a read receipt; the typing indicator is left out unless asked for.
+#[derive(Serialize)]
+struct ReadReceipt<'a> {
+    messaging_product: &'static str,
+    status: &'static str,
+    message_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typing_indicator: Option<TypingIndicator>,
+}
+
+#[derive(Serialize)]
+struct TypingIndicator {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Meta's answer to a send: `{"messages":[{"id":"wamid..."}], ...}`.
+#[derive(Deserialize)]
+struct SendAnswer {
+    messages: Vec<SentMessage>,
+}
+
+/// One entry of [`SendAnswer::messages`]; only the first one's id is used, so a later entry
+/// of another shape is not an error.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SentMessage {
+    Sent { id: String },
+    Other(IgnoredAny),
+}
+
+impl SendAnswer {
+    /// The id Meta gave the sent message; `None` when the answer has none (or an empty one).
+    fn message_id(answer: &Value) -> Option<String> {
+        // Objects only: serde would also read a struct from an array of its fields.
+        if !answer.is_object() {
+            return None;
+        }
+        let answer = Self::deserialize(answer).ok()?;
+        match answer.messages.into_iter().next()? {
+            SentMessage::Sent { id } if !id.is_empty() => Some(id),
+            _ => None,
+        }
     }
-    body
+}
+
+/// Meta's answer to a read receipt: `{"success": true}`.
+#[derive(Deserialize)]
+struct ReadAnswer {
+    #[serde(default)]
+    success: Option<bool>,
+}
+
+impl ReadAnswer {
+    /// Only an explicit `"success": false` is a refusal; any other answer counts as done.
+    fn refused(answer: &Value) -> bool {
+        // Objects only: serde would also read a struct from an array of its fields.
+        answer.is_object()
+            && Self::deserialize(answer).is_ok_and(|answer| answer.success == Some(false))
+    }
 }
 
 /// A request ready to post, encoded once for every attempt.
@@ -705,6 +764,65 @@ impl CallLog<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn read_receipts_are_exactly_the_graph_api_wire_format() {
+        let id = MessageId::from("wamid.1");
+        assert_eq!(
+            mark_read_json(&id, false),
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1"})
+        );
+        assert_eq!(
+            mark_read_json(&id, true),
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1",
+                   "typing_indicator": {"type": "text"}})
+        );
+    }
+
+    #[test]
+    fn the_sent_message_id_is_the_first_entrys_and_any_other_answer_has_none() {
+        let id = |answer: Value| SendAnswer::message_id(&answer);
+        assert_eq!(
+            id(
+                json!({"messaging_product": "whatsapp", "contacts": [{"wa_id": "1"}],
+                      "messages": [{"id": "wamid.OUT", "message_status": "accepted"}]})
+            ),
+            Some("wamid.OUT".to_owned())
+        );
+        assert_eq!(
+            id(json!({"messages": [{"id": "wamid.A"}, 7, {"id": null}]})),
+            Some("wamid.A".to_owned())
+        );
+        for none in [
+            json!(null),
+            json!({}),
+            json!({"messages": []}),
+            json!({"messages": {"id": "wamid.A"}}),
+            json!({"messages": [{"id": ""}]}),
+            json!({"messages": [{"id": 5}]}),
+            json!({"messages": [7, {"id": "wamid.A"}]}),
+            json!([{"id": "wamid.A"}]),
+            json!([[{"id": "wamid.A"}]]),
+        ] {
+            assert_eq!(id(none.clone()), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn only_an_explicit_success_false_refuses_a_read_receipt() {
+        assert!(ReadAnswer::refused(&json!({"success": false})));
+        for done in [
+            json!({"success": true}),
+            json!({"success": "false"}),
+            json!({"success": null}),
+            json!({}),
+            json!(null),
+            json!([false]),
+        ] {
+            assert!(!ReadAnswer::refused(&done), "{done}");
+        }
+    }
 
     #[test]
     fn parses_meta_error_bodies() {
