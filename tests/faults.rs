@@ -54,12 +54,8 @@ fn message(id: &str) -> InboundMessage {
 }
 
 fn pipeline(agent: Arc<dyn Agent>, messenger: Arc<dyn Messenger>) -> Pipeline {
-    Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: Duration::from_secs(60),
-    }
+    Pipeline::new(agent, messenger, Arc::new(MemoryIdempotency::default()))
+        .with_lease(Duration::from_secs(60))
 }
 
 // ---------------------------------------------------------------- agent faults

@@ -43,7 +43,7 @@ use whatsapp_agent_lambda::events::{
 use whatsapp_agent_lambda::graph::{Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
+use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -159,12 +159,11 @@ fn harness_with(max_body: usize) -> Harness {
         )))
     }));
     let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        agent.clone(),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let app = WebhookApp::new(
         local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
@@ -1374,12 +1373,11 @@ async fn lambda_runtime_child() {
     let Ok(agent_url) = std::env::var("HOSTILE_CHILD_AGENT_URL") else {
         return;
     };
-    let pipeline = Pipeline {
-        agent: Arc::new(HttpAgent::new(agent_url, None, Duration::from_secs(10))),
-        messenger: Arc::new(RecordingMessenger::new()),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        Arc::new(HttpAgent::new(agent_url, None, Duration::from_secs(10))),
+        Arc::new(RecordingMessenger::new()),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let app = WebhookApp::new(
         local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),

@@ -35,7 +35,7 @@ use whatsapp_agent_lambda::graph::GraphClient;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::message::{init_log_key, log_id_for};
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
+use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
@@ -793,21 +793,20 @@ fn logs_of_a_full_run_in_process() {
         }
         .map(str::to_owned)
     });
-    let pipeline = Pipeline {
-        agent: Arc::new(HttpAgent::new(
+    let pipeline = Pipeline::new(
+        Arc::new(HttpAgent::new(
             agent.url(),
             Some(Secret::from(AGENT_TOKEN)),
             Duration::from_secs(1),
         )),
-        messenger: Arc::new(GraphClient::new(
+        Arc::new(GraphClient::new(
             &graph.url(),
             "v25.0",
             Secret::from(ACCESS_TOKEN),
             Duration::from_secs(5),
         )),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+        Arc::new(MemoryIdempotency::default()),
+    );
     let app = Arc::new(WebhookApp::new(
         secrets,
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),

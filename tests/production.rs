@@ -72,12 +72,12 @@ fn pipeline(
     messenger: Arc<RecordingMessenger>,
     lease: Duration,
 ) -> Pipeline {
-    Pipeline {
+    Pipeline::new(
         agent,
         messenger,
-        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
-        lease,
-    }
+        Arc::new(DynamoIdempotency::new(config, TABLE)),
+    )
+    .with_lease(lease)
 }
 
 fn worker(
@@ -520,12 +520,12 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
         }
     }));
     let worker = Worker::new(
-        Pipeline {
-            agent: agent.clone(),
-            messenger: Arc::new(RecordingMessenger::new()),
-            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-            lease: Duration::from_secs(60),
-        },
+        Pipeline::new(
+            agent.clone(),
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
         MAX_RECEIVE_COUNT,
     );
     let record = |sqs_id: &str, wamid: &str, text: &str, group: &str| {
@@ -620,12 +620,12 @@ async fn different_senders_in_one_batch_are_answered_concurrently() {
     }
     let agent = Arc::new(Overlap::default());
     let worker = Worker::new(
-        Pipeline {
-            agent: agent.clone(),
-            messenger: Arc::new(RecordingMessenger::new()),
-            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-            lease: Duration::from_secs(60),
-        },
+        Pipeline::new(
+            agent.clone(),
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
         MAX_RECEIVE_COUNT,
     );
     let record = |sqs_id: &str, wamid: &str, group: &str| {
@@ -667,12 +667,12 @@ fn slow_pipeline(
     messenger: Arc<RecordingMessenger>,
     lease: Duration,
 ) -> Pipeline {
-    Pipeline {
+    Pipeline::new(
         agent,
         messenger,
-        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
-        lease,
-    }
+        Arc::new(DynamoIdempotency::new(config, TABLE)),
+    )
+    .with_lease(lease)
 }
 
 /// Lease 1 s (renewed every third of it: two renewals may be late by a third of a second on a

@@ -34,12 +34,11 @@ struct Harness {
 fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harness {
     let agent = Arc::new(agent);
     let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        agent.clone(),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
     let app = WebhookApp::new(
         secrets_with_app_secret(app_secret),
@@ -458,12 +457,11 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
         ),
     ] {
         let h = harness();
-        let pipeline = Pipeline {
-            agent: h.agent.clone(),
-            messenger: h.messenger.clone(),
-            idempotency: Arc::new(MemoryIdempotency::default()),
-            lease: DEFAULT_LEASE,
-        };
+        let pipeline = Pipeline::new(
+            h.agent.clone(),
+            h.messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
         let event = deliver(reply.clone(), error);
         let outcome = pipeline.deliver(&event.deliver, Attempt::Retryable).await;
         assert_eq!(
@@ -482,12 +480,11 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
 #[tokio::test]
 async fn a_delivered_reply_keeps_its_good_parts() {
     let h = harness();
-    let pipeline = Pipeline {
-        agent: h.agent.clone(),
-        messenger: h.messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        h.agent.clone(),
+        h.messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let event = deliver(
         json!({"text": "Deploy finished", "attachments": [{"type": null, "url": "https://x.y/a"}]}),
         json!(null),
@@ -574,12 +571,8 @@ fn inline_app(
     lease: Duration,
     allowlist: &str,
 ) -> WebhookApp {
-    let pipeline = Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease,
-    };
+    let pipeline =
+        Pipeline::new(agent, messenger, Arc::new(MemoryIdempotency::default())).with_lease(lease);
     WebhookApp::new(
         secrets_with_app_secret(LOCAL_APP_SECRET),
         Allowlist::parse(allowlist).unwrap(),
