@@ -34,8 +34,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::fixtures::{api_gateway_event, local_secrets};
-use support::local_webhook::{LocalWebhook, free_port};
+use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
+use support::local_webhook::LocalWebhook;
+use support::net::free_port;
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
@@ -114,22 +115,8 @@ fn unsigned(body: &[u8]) -> Request {
     post_with(body, &[])
 }
 
-fn get(query: &str) -> Request {
-    lambda_http::http::Request::builder()
-        .method("GET")
-        .uri(format!(
-            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
-        ))
-        .body(Body::Empty)
-        .unwrap()
-}
-
 fn verify_query() -> String {
     format!("hub.mode=subscribe&hub.verify_token={LOCAL_VERIFY_TOKEN}&hub.challenge={CHALLENGE}")
-}
-
-fn text_of(body: &Body) -> String {
-    String::from_utf8_lossy(local::body_bytes(body)).into_owned()
 }
 
 fn nested(depth: usize, inner: &str) -> String {

@@ -19,6 +19,8 @@
 //! TRACE and at INFO. `logs_of_the_real_binary` reads the stdout of the `webhook` binary, whose
 //! subscriber is lambda_http's `init_default_subscriber`, at TRACE and in JSON at INFO.
 
+mod support;
+
 use lambda_http::tracing::subscriber::{
     self, Layer, filter::LevelFilter, fmt::MakeWriter, layer::SubscriberExt,
 };
@@ -29,6 +31,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::net::free_port;
 use whatsapp_agent_lambda::agent::HttpAgent;
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
 use whatsapp_agent_lambda::graph::GraphClient;
@@ -904,10 +907,7 @@ fn run_binary(
     log_env: &[(&str, &str)],
     calls: Vec<(Call, u16)>,
 ) -> String {
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().to_string()
-    };
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
     command
         .env_clear()

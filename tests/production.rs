@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::fixtures::{event, local_secrets, signed_texts};
 use support::moto::Moto;
+use support::net::free_port;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{
     AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
@@ -304,11 +305,7 @@ async fn sqs_down_answers_500_and_nothing_is_lost() {
     assert_eq!(down.handle(event("post-text.json")).await.status(), 500);
 
     // An endpoint nobody listens on: 500 as well, within the SDK's bounded retries.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = free_port();
     let unreachable_config =
         sdk_config_for(&format!("http://127.0.0.1:{closed_port}"), "us-east-1").await;
     let unreachable = queue_webhook(&unreachable_config, &aws.queue_url);

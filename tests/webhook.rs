@@ -7,7 +7,7 @@ use lambda_http::{Body, Request};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, event_json, secrets_with_app_secret, signed_texts};
+use support::fixtures::{event, event_json, get, secrets_with_app_secret, signed_texts, text_of};
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
@@ -75,24 +75,6 @@ fn post(body: &[u8], signature: Option<String>) -> Request {
         builder = builder.header("x-hub-signature-256", signature);
     }
     builder.body(Body::Binary(body.to_vec())).unwrap()
-}
-
-fn get(query: &str) -> Request {
-    lambda_http::http::Request::builder()
-        .method("GET")
-        .uri(format!(
-            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
-        ))
-        .body(Body::Empty)
-        .unwrap()
-}
-
-fn text_of(body: &Body) -> String {
-    match body {
-        Body::Text(text) => text.clone(),
-        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        _ => String::new(),
-    }
 }
 
 fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {

@@ -4,5 +4,6 @@
 pub mod fixtures;
 pub mod local_webhook;
 pub mod moto;
+pub mod net;
 pub mod sfn_sync;
 pub mod slow;
