@@ -34,6 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::fakes::{accepting_graph, recording_agent};
 use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
 use support::local_webhook::LocalWebhook;
 use support::net::free_port;
@@ -1139,33 +1140,13 @@ struct FakeAgent {
 impl FakeAgent {
     fn start() -> Self {
         let ids: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = ids.clone();
-        let server = LoopbackServer::start(handler(move |request: Request| {
-            let seen = seen.clone();
-            async move {
-                let event: Value = serde_json::from_slice(local::body_bytes(request.body()))
-                    .unwrap_or(Value::Null);
-                let id = event["event"]["id"].as_str().unwrap_or("?").to_owned();
-                seen.lock().unwrap().push(id);
-                response(200, "application/json", r#"{"text":"ok"}"#)
-            }
-        }));
+        let server = recording_agent(ids.clone(), r#"{"text":"ok"}"#);
         Self { server, ids }
     }
 
     fn calls(&self) -> usize {
         self.ids.lock().unwrap().len()
     }
-}
-
-fn fake_graph() -> LoopbackServer {
-    LoopbackServer::start(handler(|_request: Request| async {
-        response(
-            200,
-            "application/json",
-            r#"{"success":true,"messages":[{"id":"wamid.out"}]}"#,
-        )
-    }))
 }
 
 /// What the function reported for one invocation.
@@ -1414,7 +1395,7 @@ fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
     // still calls `lambda_http::run`, lambda_http panics on them and lambda_runtime reports the
     // panic as an invocation error (API Gateway: 500) — tolerated here, reported loudly.
     let agent = FakeAgent::start();
-    let graph = fake_graph();
+    let graph = accepting_graph(Arc::default());
     let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
     command
@@ -1492,7 +1473,7 @@ fn post_head(content_length: usize, signatures: &[&str]) -> String {
 #[test]
 fn webhook_binary_over_http_survives_the_catalogue() {
     let agent = FakeAgent::start();
-    let graph = fake_graph();
+    let graph = accepting_graph(Arc::default());
     let webhook = start_local_webhook(&agent, &graph);
     let addr = webhook.addr.as_str();
     let alive = AtomicUsize::new(0);

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests: each test binary uses only some of them.
 #![allow(dead_code)]
 
+pub mod fakes;
 pub mod fixtures;
 pub mod local_webhook;
 pub mod moto;
