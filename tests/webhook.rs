@@ -7,7 +7,9 @@ use lambda_http::{Body, Request};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, event_json, get, secrets_with_app_secret, signed_texts, text_of};
+use support::fixtures::{
+    event, event_json, get, secrets_with_app_secret, sent_texts, signed_texts, text_of,
+};
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
@@ -75,17 +77,6 @@ fn post(body: &[u8], signature: Option<String>) -> Request {
         builder = builder.header("x-hub-signature-256", signature);
     }
     builder.body(Body::Binary(body.to_vec())).unwrap()
-}
-
-fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
-    messenger
-        .sent()
-        .into_iter()
-        .filter_map(|record| match record.message {
-            OutgoingMessage::Text { body } => Some(body),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
 use whatsapp_agent_lambda::local::body_bytes;
 use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::webhook::sign;
@@ -131,4 +132,16 @@ pub fn get(query: &str) -> Request {
 /// A response body as text, whatever its form (bytes that are not UTF-8 replaced).
 pub fn text_of(body: &Body) -> String {
     String::from_utf8_lossy(body_bytes(body)).into_owned()
+}
+
+/// The texts `messenger` sent, in order (other kinds of message left out).
+pub fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
+    messenger
+        .sent()
+        .into_iter()
+        .filter_map(|record| match record.message {
+            OutgoingMessage::Text { body } => Some(body),
+            _ => None,
+        })
+        .collect()
 }
