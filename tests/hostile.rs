@@ -128,11 +128,18 @@ fn nested(depth: usize, inner: &str) -> String {
 // In-process harness
 // ---------------------------------------------------------------------------------------------
 
+/// The shared in-process harness, and a counter naming the messages that prove it still serves.
 struct Harness {
-    app: WebhookApp,
-    agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
+    inline: support::harness::Harness,
     alive: AtomicUsize,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = support::harness::Harness;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inline
+    }
 }
 
 fn harness() -> Harness {
@@ -140,28 +147,14 @@ fn harness() -> Harness {
 }
 
 fn harness_with(max_body: usize) -> Harness {
-    let agent = Arc::new(ScriptedAgent::new(|request| {
+    let agent = ScriptedAgent::new(|request| {
         Ok(Some(AgentReply::text(
             None,
             format!("echo: {}", request.event.text),
         )))
-    }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline::new(
-        agent.clone(),
-        messenger.clone(),
-        Arc::new(MemoryIdempotency::default()),
-    );
-    let app = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-        Dispatcher::Inline(pipeline),
-        max_body,
-    );
+    });
     Harness {
-        app,
-        agent,
-        messenger,
+        inline: support::harness::Harness::inline(agent, LOCAL_APP_SECRET, max_body),
         alive: AtomicUsize::new(0),
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use support::fixtures::{
     event, event_json, get, secrets_with_app_secret, sent_texts, signed_texts, text_of,
 };
+use support::harness::Harness;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
@@ -27,36 +28,8 @@ use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
 
-struct Harness {
-    app: WebhookApp,
-    agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
-}
-
-fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harness {
-    let agent = Arc::new(agent);
-    let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline::new(
-        agent.clone(),
-        messenger.clone(),
-        Arc::new(MemoryIdempotency::default()),
-    );
-    let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
-    let app = WebhookApp::new(
-        secrets_with_app_secret(app_secret),
-        allowlist,
-        Dispatcher::Inline(pipeline),
-        max_body,
-    );
-    Harness {
-        app,
-        agent,
-        messenger,
-    }
-}
-
 fn harness() -> Harness {
-    harness_with(
+    Harness::inline(
         ScriptedAgent::new(|request| {
             Ok(Some(AgentReply::text(
                 Some(ReplyStatus::Success),
@@ -197,7 +170,7 @@ async fn missing_malformed_or_duplicated_signatures_are_refused() {
 
 #[tokio::test]
 async fn an_empty_app_secret_never_verifies() {
-    let h = harness_with(ScriptedAgent::replying_text("hi"), "", 4096);
+    let h = Harness::inline(ScriptedAgent::replying_text("hi"), "", 4096);
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
     let answer = h.app.handle(post(body, Some(sign(b"", body)))).await;
     assert_eq!(answer.status(), 401);
@@ -311,7 +284,7 @@ async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignore
 
 #[tokio::test]
 async fn agent_failure_gets_the_user_a_short_error_message() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Err(AgentError::Status {
                 status: 500,
@@ -329,7 +302,7 @@ async fn agent_failure_gets_the_user_a_short_error_message() {
 
 #[tokio::test]
 async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Err(AgentError::Status {
                 status: 400,
@@ -347,7 +320,7 @@ async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
 
 #[tokio::test]
 async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             // Decoded from JSON, as every adapter does.
             Ok(Some(
@@ -390,7 +363,7 @@ async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
 
 #[tokio::test]
 async fn a_reply_with_no_readable_part_is_a_failure_not_silence() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Ok(Some(
                 serde_json::from_value(
@@ -474,7 +447,7 @@ async fn a_delivered_reply_keeps_its_good_parts() {
 
 #[tokio::test]
 async fn agent_choosing_not_to_reply_sends_nothing() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| Ok(None)),
         LOCAL_APP_SECRET,
         4096 * 1024,
@@ -504,7 +477,7 @@ async fn signed_garbage_gets_200_and_reaches_nobody() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let h = harness_with(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
+    let h = Harness::inline(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
     let body = vec![b' '; 1025];
     let answer = h
         .app

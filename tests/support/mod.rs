@@ -3,6 +3,7 @@
 
 pub mod fakes;
 pub mod fixtures;
+pub mod harness;
 pub mod local_webhook;
 pub mod moto;
 pub mod net;
