@@ -132,12 +132,7 @@ impl Env {
             )),
             None => Arc::new(MemoryIdempotency::default()),
         };
-        Ok(Pipeline {
-            agent,
-            messenger,
-            idempotency,
-            lease: self.config.lease,
-        })
+        Ok(Pipeline::new(agent, messenger, idempotency).with_lease(self.config.lease))
     }
 
     fn aws(&self, what: &'static str) -> Result<&aws_config::SdkConfig, StartupError> {

@@ -139,14 +139,36 @@ enum SendStop {
 /// The ports one message needs; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
-    pub agent: Arc<dyn Agent>,
-    pub messenger: Arc<dyn Messenger>,
-    pub idempotency: Arc<dyn IdempotencyStore>,
+    agent: Arc<dyn Agent>,
+    messenger: Arc<dyn Messenger>,
+    idempotency: Arc<dyn IdempotencyStore>,
     /// How long a claim holds before a redelivery may take over (crash recovery).
-    pub lease: Duration,
+    lease: Duration,
 }
 
 impl Pipeline {
+    /// A pipeline over these ports, with the lease production uses by default
+    /// ([`DEFAULT_LEASE`]).
+    pub fn new(
+        agent: Arc<dyn Agent>,
+        messenger: Arc<dyn Messenger>,
+        idempotency: Arc<dyn IdempotencyStore>,
+    ) -> Self {
+        Self {
+            agent,
+            messenger,
+            idempotency,
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    /// The same pipeline with claims held for `lease` instead (the configured
+    /// `IDEMPOTENCY_LEASE_SECS`, or a short lease in tests).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Handles one message end to end. Never panics on bad input; every failure is logged.
     pub async fn handle(&self, message: &InboundMessage, attempt: Attempt) -> Outcome {
         let started = Instant::now();
@@ -566,12 +588,12 @@ mod tests {
         });
         // Renewals every 100 ms: the second, at about 200 ms, finds the claim lost, while
         // the read mark and the parts take 100 ms each.
-        let pipeline = Pipeline {
-            agent: Arc::new(ScriptedAgent::replying_text(reply)),
-            messenger: messenger.clone(),
-            idempotency: store.clone(),
-            lease: Duration::from_millis(300),
-        };
+        let pipeline = Pipeline::new(
+            Arc::new(ScriptedAgent::replying_text(reply)),
+            messenger.clone(),
+            store.clone(),
+        )
+        .with_lease(Duration::from_millis(300));
         let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
         let sent = messenger.sent().len();
         assert_eq!(outcome, Outcome::ClaimLost { sent });

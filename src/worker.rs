@@ -2,6 +2,7 @@
 //! "deliver" events a Step Functions state machine sends with a reply.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
+use crate::backoff::{self, Spread};
 use crate::job::{DeliverEvent, JOB_VERSION, Job};
 use crate::message::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
@@ -22,6 +23,9 @@ const MESSAGE_GROUP: &str = "MessageGroupId";
 pub const RETRY_BASE: Duration = Duration::from_secs(20);
 /// The longest wait before a retry.
 pub const RETRY_CAP: Duration = Duration::from_secs(15 * 60);
+/// Most added to a retry's wait, in percent of it (in whole percents), so a burst of failures
+/// spreads out; the wait is never shorter than the doubling schedule.
+const RETRY_JITTER_PERCENT: u32 = 25;
 
 /// How one record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,16 +290,18 @@ fn receive_count(record: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-/// `base` doubled per receive, capped at `RETRY_CAP`, with up to 25% jitter taken from the
-/// record id so a burst of failures does not come back at the same second.
+/// `base` doubled per receive, capped at `RETRY_CAP`, with up to `RETRY_JITTER_PERCENT` % added,
+/// taken from the record id so a burst of failures does not come back at the same second.
 fn retry_delay(base: Duration, receive_count: u32, record_id: &str) -> Duration {
-    let doublings = receive_count.saturating_sub(1).min(16);
-    let delay = base.saturating_mul(1 << doublings).min(RETRY_CAP);
-    let jitter = record_id
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % 26;
-    (delay + delay * jitter / 100).min(RETRY_CAP)
+    backoff::delay(
+        base,
+        receive_count,
+        RETRY_CAP,
+        Spread::AddUpTo {
+            percent: RETRY_JITTER_PERCENT,
+        },
+        backoff::keyed(record_id, RETRY_JITTER_PERCENT),
+    )
 }
 
 /// Runs the worker outside Lambda: the SQS adapter polls `queue_url` like Lambda's SQS event
@@ -385,5 +391,11 @@ mod tests {
             retry_delay(RETRY_BASE, 3, "x"),
             retry_delay(RETRY_BASE, 3, "x")
         );
+        // The jitter is whole percents of the wait: exact, never a float's rounding.
+        for n in 0..100 {
+            let delay = retry_delay(RETRY_BASE, 1, &format!("record-{n}"));
+            let added = (delay - RETRY_BASE).as_nanos() * 100 / RETRY_BASE.as_nanos();
+            assert_eq!(RETRY_BASE * (100 + added as u32) / 100, delay, "{n}");
+        }
     }
 }

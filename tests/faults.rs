@@ -3,11 +3,14 @@
 //! a failing Graph API (the real `GraphClient` against a loopback fake) is retried within
 //! bounds, its token re-read once when refused, and the user never gets a part twice.
 
+mod support;
+
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::net::free_port;
 use whatsapp_agent_lambda::BoxFuture;
 use whatsapp_agent_lambda::agent::{Agent, AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::graph::{
@@ -54,12 +57,8 @@ fn message(id: &str) -> InboundMessage {
 }
 
 fn pipeline(agent: Arc<dyn Agent>, messenger: Arc<dyn Messenger>) -> Pipeline {
-    Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: Duration::from_secs(60),
-    }
+    Pipeline::new(agent, messenger, Arc::new(MemoryIdempotency::default()))
+        .with_lease(Duration::from_secs(60))
 }
 
 // ---------------------------------------------------------------- agent faults
@@ -91,11 +90,7 @@ impl AgentFault {
 /// The real HTTP agent against a fake showing `fault` (keep the server alive).
 fn failing_agent(fault: AgentFault) -> (Option<LoopbackServer>, Arc<HttpAgent>) {
     if let AgentFault::Unreachable = fault {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!("http://127.0.0.1:{port}/agent");
         return (None, Arc::new(HttpAgent::new(url, None, AGENT_TIMEOUT)));
     }
@@ -702,11 +697,7 @@ async fn graph_timeout_is_retried() {
 
 #[tokio::test]
 async fn graph_unreachable_fails_within_bounds_after_retries() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let client = GraphClient::new(
         &format!("http://127.0.0.1:{port}"),
         "v25.0",

@@ -34,8 +34,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::fixtures::{api_gateway_event, local_secrets};
-use support::local_webhook::{LocalWebhook, free_port};
+use support::fakes::{accepting_graph, recording_agent};
+use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
+use support::local_webhook::LocalWebhook;
+use support::net::free_port;
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
@@ -43,7 +45,7 @@ use whatsapp_agent_lambda::events::{
 use whatsapp_agent_lambda::graph::{Recipient, RecordingMessenger};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
+use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -114,22 +116,8 @@ fn unsigned(body: &[u8]) -> Request {
     post_with(body, &[])
 }
 
-fn get(query: &str) -> Request {
-    lambda_http::http::Request::builder()
-        .method("GET")
-        .uri(format!(
-            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
-        ))
-        .body(Body::Empty)
-        .unwrap()
-}
-
 fn verify_query() -> String {
     format!("hub.mode=subscribe&hub.verify_token={LOCAL_VERIFY_TOKEN}&hub.challenge={CHALLENGE}")
-}
-
-fn text_of(body: &Body) -> String {
-    String::from_utf8_lossy(local::body_bytes(body)).into_owned()
 }
 
 fn nested(depth: usize, inner: &str) -> String {
@@ -140,11 +128,18 @@ fn nested(depth: usize, inner: &str) -> String {
 // In-process harness
 // ---------------------------------------------------------------------------------------------
 
+/// The shared in-process harness, and a counter naming the messages that prove it still serves.
 struct Harness {
-    app: WebhookApp,
-    agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
+    inline: support::harness::Harness,
     alive: AtomicUsize,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = support::harness::Harness;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inline
+    }
 }
 
 fn harness() -> Harness {
@@ -152,29 +147,14 @@ fn harness() -> Harness {
 }
 
 fn harness_with(max_body: usize) -> Harness {
-    let agent = Arc::new(ScriptedAgent::new(|request| {
+    let agent = ScriptedAgent::new(|request| {
         Ok(Some(AgentReply::text(
             None,
             format!("echo: {}", request.event.text),
         )))
-    }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
-    let app = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-        Dispatcher::Inline(pipeline),
-        max_body,
-    );
+    });
     Harness {
-        app,
-        agent,
-        messenger,
+        inline: support::harness::Harness::inline(agent, LOCAL_APP_SECRET, max_body),
         alive: AtomicUsize::new(0),
     }
 }
@@ -1153,33 +1133,13 @@ struct FakeAgent {
 impl FakeAgent {
     fn start() -> Self {
         let ids: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = ids.clone();
-        let server = LoopbackServer::start(handler(move |request: Request| {
-            let seen = seen.clone();
-            async move {
-                let event: Value = serde_json::from_slice(local::body_bytes(request.body()))
-                    .unwrap_or(Value::Null);
-                let id = event["event"]["id"].as_str().unwrap_or("?").to_owned();
-                seen.lock().unwrap().push(id);
-                response(200, "application/json", r#"{"text":"ok"}"#)
-            }
-        }));
+        let server = recording_agent(ids.clone(), r#"{"text":"ok"}"#);
         Self { server, ids }
     }
 
     fn calls(&self) -> usize {
         self.ids.lock().unwrap().len()
     }
-}
-
-fn fake_graph() -> LoopbackServer {
-    LoopbackServer::start(handler(|_request: Request| async {
-        response(
-            200,
-            "application/json",
-            r#"{"success":true,"messages":[{"id":"wamid.out"}]}"#,
-        )
-    }))
 }
 
 /// What the function reported for one invocation.
@@ -1374,12 +1334,11 @@ async fn lambda_runtime_child() {
     let Ok(agent_url) = std::env::var("HOSTILE_CHILD_AGENT_URL") else {
         return;
     };
-    let pipeline = Pipeline {
-        agent: Arc::new(HttpAgent::new(agent_url, None, Duration::from_secs(10))),
-        messenger: Arc::new(RecordingMessenger::new()),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        Arc::new(HttpAgent::new(agent_url, None, Duration::from_secs(10))),
+        Arc::new(RecordingMessenger::new()),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let app = WebhookApp::new(
         local_secrets(),
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
@@ -1429,7 +1388,7 @@ fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
     // still calls `lambda_http::run`, lambda_http panics on them and lambda_runtime reports the
     // panic as an invocation error (API Gateway: 500) — tolerated here, reported loudly.
     let agent = FakeAgent::start();
-    let graph = fake_graph();
+    let graph = accepting_graph(Arc::default());
     let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
     command
@@ -1507,7 +1466,7 @@ fn post_head(content_length: usize, signatures: &[&str]) -> String {
 #[test]
 fn webhook_binary_over_http_survives_the_catalogue() {
     let agent = FakeAgent::start();
-    let graph = fake_graph();
+    let graph = accepting_graph(Arc::default());
     let webhook = start_local_webhook(&agent, &graph);
     let addr = webhook.addr.as_str();
     let alive = AtomicUsize::new(0);

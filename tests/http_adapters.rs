@@ -17,7 +17,7 @@ use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response
 use whatsapp_agent_lambda::message::{
     Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
 };
-use whatsapp_agent_lambda::pipeline::{Attempt, DEFAULT_LEASE, Outcome, Pipeline};
+use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE};
 use whatsapp_agent_lambda::secrets::Secret;
 
@@ -316,12 +316,11 @@ async fn answer_through_the_pipeline(
     attempt: Attempt,
 ) -> (Outcome, Arc<RecordingMessenger>) {
     let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: Arc::new(agent_for(server)),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        Arc::new(agent_for(server)),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let outcome = pipeline.handle(&inbound("wamid.IN.parts"), attempt).await;
     (outcome, messenger)
 }

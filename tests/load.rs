@@ -15,16 +15,15 @@
 
 mod support;
 
-use lambda_http::Request;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::fakes::{accepting_graph, recording_agent};
 use support::local_webhook::LocalWebhook;
 use whatsapp_agent_lambda::events::LOCAL_APP_SECRET;
-use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::webhook::sign;
 
 /// Requests per phase when `LOAD_REQUESTS` is not set.
@@ -89,38 +88,8 @@ fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
     )
 }
 
-/// The agent: answers at once and records every message id.
-fn fake_agent(ids: Arc<Mutex<Vec<String>>>) -> LoopbackServer {
-    LoopbackServer::start(handler(move |request: Request| {
-        let ids = ids.clone();
-        async move {
-            let body: Value =
-                serde_json::from_slice(local::body_bytes(request.body())).unwrap_or(Value::Null);
-            let id = body["event"]["id"].as_str().unwrap_or("?").to_owned();
-            ids.lock().unwrap().push(id);
-            response(
-                200,
-                "application/json",
-                r#"{"status":"success","text":"All 12 pods are **Running**."}"#,
-            )
-        }
-    }))
-}
-
-/// The Graph API: accepts everything and counts.
-fn fake_graph(calls: Arc<AtomicUsize>) -> LoopbackServer {
-    LoopbackServer::start(handler(move |_request: Request| {
-        let calls = calls.clone();
-        async move {
-            calls.fetch_add(1, Ordering::Relaxed);
-            response(
-                200,
-                "application/json",
-                r#"{"success":true,"messages":[{"id":"wamid.out"}]}"#,
-            )
-        }
-    }))
-}
+/// The agent's answer to every message.
+const AGENT_ANSWER: &str = r#"{"status":"success","text":"All 12 pods are **Running**."}"#;
 
 fn message_body(id: &str) -> Vec<u8> {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
@@ -230,8 +199,8 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
     let connections = env_count("LOAD_CONNECTIONS", DEFAULT_CONNECTIONS);
     let agent_ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let graph_calls = Arc::new(AtomicUsize::new(0));
-    let agent = fake_agent(agent_ids.clone());
-    let graph = fake_graph(graph_calls.clone());
+    let agent = recording_agent(agent_ids.clone(), AGENT_ANSWER);
+    let graph = accepting_graph(graph_calls.clone());
     let webhook = start_webhook(&agent.url(), &graph.url());
 
     let warm_up: Vec<String> = (0..WARM_UP).map(|n| format!("wamid.WARM.{n}")).collect();

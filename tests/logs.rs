@@ -19,6 +19,8 @@
 //! TRACE and at INFO. `logs_of_the_real_binary` reads the stdout of the `webhook` binary, whose
 //! subscriber is lambda_http's `init_default_subscriber`, at TRACE and in JSON at INFO.
 
+mod support;
+
 use lambda_http::tracing::subscriber::{
     self, Layer, filter::LevelFilter, fmt::MakeWriter, layer::SubscriberExt,
 };
@@ -29,13 +31,14 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::net::free_port;
 use whatsapp_agent_lambda::agent::HttpAgent;
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
 use whatsapp_agent_lambda::graph::GraphClient;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::message::{init_log_key, log_id_for};
-use whatsapp_agent_lambda::pipeline::{DEFAULT_LEASE, Pipeline};
+use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
 use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
@@ -793,21 +796,20 @@ fn logs_of_a_full_run_in_process() {
         }
         .map(str::to_owned)
     });
-    let pipeline = Pipeline {
-        agent: Arc::new(HttpAgent::new(
+    let pipeline = Pipeline::new(
+        Arc::new(HttpAgent::new(
             agent.url(),
             Some(Secret::from(AGENT_TOKEN)),
             Duration::from_secs(1),
         )),
-        messenger: Arc::new(GraphClient::new(
+        Arc::new(GraphClient::new(
             &graph.url(),
             "v25.0",
             Secret::from(ACCESS_TOKEN),
             Duration::from_secs(5),
         )),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+        Arc::new(MemoryIdempotency::default()),
+    );
     let app = Arc::new(WebhookApp::new(
         secrets,
         Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
@@ -905,10 +907,7 @@ fn run_binary(
     log_env: &[(&str, &str)],
     calls: Vec<(Call, u16)>,
 ) -> String {
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().to_string()
-    };
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
     command
         .env_clear()

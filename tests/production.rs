@@ -9,11 +9,12 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, local_secrets, signed_texts};
+use support::fixtures::{event, local_secrets, sent_texts, signed_texts};
 use support::moto::Moto;
+use support::net::free_port;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{
-    AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
+    Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::emulator::create_pipeline_resources;
@@ -68,16 +69,16 @@ fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp 
 
 fn pipeline(
     config: &aws_config::SdkConfig,
-    agent: Arc<ScriptedAgent>,
+    agent: Arc<dyn Agent>,
     messenger: Arc<RecordingMessenger>,
     lease: Duration,
 ) -> Pipeline {
-    Pipeline {
+    Pipeline::new(
         agent,
         messenger,
-        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
-        lease,
-    }
+        Arc::new(DynamoIdempotency::new(config, TABLE)),
+    )
+    .with_lease(lease)
 }
 
 fn worker(
@@ -167,17 +168,6 @@ fn failed_items(response: &Value) -> usize {
     response["batchItemFailures"].as_array().map_or(0, Vec::len)
 }
 
-fn texts(messenger: &RecordingMessenger) -> Vec<String> {
-    messenger
-        .sent()
-        .into_iter()
-        .filter_map(|record| match record.message {
-            OutgoingMessage::Text { body } => Some(body),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_once() {
     let aws = aws().await;
@@ -240,7 +230,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     );
     assert_eq!(agent.calls(), 1, "exactly one agent call");
     assert_eq!(
-        texts(&messenger),
+        sent_texts(&messenger),
         vec!["✅ echo: pods crashing in prod"],
         "exactly one reply"
     );
@@ -292,7 +282,10 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
         messenger.sent().len()
     );
     assert_eq!(agent.calls(), 1);
-    assert_eq!(texts(&messenger), vec!["✅ echo: pods crashing in prod"]);
+    assert_eq!(
+        sent_texts(&messenger),
+        vec!["✅ echo: pods crashing in prod"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,11 +297,7 @@ async fn sqs_down_answers_500_and_nothing_is_lost() {
     assert_eq!(down.handle(event("post-text.json")).await.status(), 500);
 
     // An endpoint nobody listens on: 500 as well, within the SDK's bounded retries.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = free_port();
     let unreachable_config =
         sdk_config_for(&format!("http://127.0.0.1:{closed_port}"), "us-east-1").await;
     let unreachable = queue_webhook(&unreachable_config, &aws.queue_url);
@@ -399,7 +388,7 @@ async fn deliver_event_delivered_twice_sends_one_reply() {
         "a late duplicate is harmless"
     );
     println!("deliver twice: replies = {}", messenger.sent().len());
-    assert_eq!(texts(&messenger), vec!["ℹ️ Deploy finished."]);
+    assert_eq!(sent_texts(&messenger), vec!["ℹ️ Deploy finished."]);
     assert_eq!(agent.calls(), 0, "a deliver event never calls the agent");
 
     // The state machine's Catch: the user gets an honest ❌ once.
@@ -411,7 +400,7 @@ async fn deliver_event_delivered_twice_sends_one_reply() {
     worker.handle(failure).await.unwrap();
     // The state machine gave up: no invitation to try again.
     assert_eq!(
-        texts(&messenger).last().map(String::as_str),
+        sent_texts(&messenger).last().map(String::as_str),
         Some(AGENT_FAILED_PERMANENT_TEXT)
     );
     assert_eq!(messenger.sent().len(), 2);
@@ -434,7 +423,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
         let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
         assert_eq!(failed_items(&response), 1, "attempt {attempt} is retried");
         assert!(
-            texts(&messenger).is_empty(),
+            sent_texts(&messenger).is_empty(),
             "no ❌ before the last attempt"
         );
     }
@@ -447,7 +436,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
         1,
         "the last failure goes to the dead-letter queue"
     );
-    assert_eq!(texts(&messenger), vec![AGENT_FAILED_TEXT.to_owned()]);
+    assert_eq!(sent_texts(&messenger), vec![AGENT_FAILED_TEXT.to_owned()]);
     assert_eq!(agent.calls(), MAX_RECEIVE_COUNT as usize);
     // A redrive from the dead-letter queue does not answer twice.
     let redriven = worker.handle(job_event("sqs-t", 1)).await.unwrap();
@@ -474,7 +463,7 @@ async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
     assert_eq!(failed_items(&response), 0);
     assert_eq!(
-        texts(&messenger),
+        sent_texts(&messenger),
         vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
     );
     assert_eq!(agent.calls(), 1);
@@ -520,12 +509,12 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
         }
     }));
     let worker = Worker::new(
-        Pipeline {
-            agent: agent.clone(),
-            messenger: Arc::new(RecordingMessenger::new()),
-            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-            lease: Duration::from_secs(60),
-        },
+        Pipeline::new(
+            agent.clone(),
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
         MAX_RECEIVE_COUNT,
     );
     let record = |sqs_id: &str, wamid: &str, text: &str, group: &str| {
@@ -579,7 +568,7 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
     let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
     assert_eq!(failed_items(&response), 1);
     assert!(
-        texts(&messenger).is_empty(),
+        sent_texts(&messenger).is_empty(),
         "no ❌ before the last attempt"
     );
 
@@ -620,12 +609,12 @@ async fn different_senders_in_one_batch_are_answered_concurrently() {
     }
     let agent = Arc::new(Overlap::default());
     let worker = Worker::new(
-        Pipeline {
-            agent: agent.clone(),
-            messenger: Arc::new(RecordingMessenger::new()),
-            idempotency: Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-            lease: Duration::from_secs(60),
-        },
+        Pipeline::new(
+            agent.clone(),
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
         MAX_RECEIVE_COUNT,
     );
     let record = |sqs_id: &str, wamid: &str, group: &str| {
@@ -661,20 +650,6 @@ fn long_reply() -> (String, Vec<OutgoingMessage>) {
     (reply, parts)
 }
 
-fn slow_pipeline(
-    config: &aws_config::SdkConfig,
-    agent: Arc<CountingAgent>,
-    messenger: Arc<RecordingMessenger>,
-    lease: Duration,
-) -> Pipeline {
-    Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(DynamoIdempotency::new(config, TABLE)),
-        lease,
-    }
-}
-
 /// Lease 1 s (renewed every third of it: two renewals may be late by a third of a second on a
 /// loaded machine); a handling of about 2.8 s (350 ms to mark read, 350 ms of agent, 350 ms per
 /// part); redeliveries at 1.2 s and 2 s, after the first lease ran out.
@@ -691,7 +666,7 @@ async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_o
     // Two worker instances, one table: SQS hands the job to the second while the first works.
     let worker = || {
         Worker::new(
-            slow_pipeline(&aws.config, agent.clone(), messenger.clone(), SLOW_LEASE),
+            pipeline(&aws.config, agent.clone(), messenger.clone(), SLOW_LEASE),
             MAX_RECEIVE_COUNT,
         )
     };
@@ -741,7 +716,7 @@ async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answer
         WebhookApp::new(
             local_secrets(),
             Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-            Dispatcher::Inline(slow_pipeline(
+            Dispatcher::Inline(pipeline(
                 &aws.config,
                 agent.clone(),
                 messenger.clone(),

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::moto::Moto;
+use support::net::free_port;
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::graph::{GraphClient, Messenger, OutgoingMessage, Recipient};
 use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
@@ -210,11 +211,7 @@ fn document(access_token: &str) -> String {
 }
 
 fn closed_port_endpoint() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     format!("http://127.0.0.1:{port}")
 }
 

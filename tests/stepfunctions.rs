@@ -8,6 +8,7 @@ use aws_config::retry::RetryConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::moto::Moto;
+use support::net::free_port;
 use support::sfn_sync::{CONTENT_TYPE, SfnSync, SyncAnswer, TARGET};
 use whatsapp_agent_lambda::agent::{
     Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, StepFunctionsAgent,
@@ -230,10 +231,7 @@ async fn sync_throttling_and_server_errors_are_retryable_transport_errors() {
 #[tokio::test]
 async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
     // Bound and dropped: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap();
+    let port = free_port();
     let config = config_without_retries(&format!("http://127.0.0.1:{port}")).await;
     let agent = StepFunctionsAgent::new(&config, EXPRESS_ARN, StepFunctionsMode::Sync);
     let error = agent.ask(&request()).await.unwrap_err();

@@ -53,12 +53,12 @@ async fn throttled_pipeline() -> (
     let config = sdk_config_for(&dynamodb.url(), "us-east-1").await;
     let agent = Arc::new(ScriptedAgent::replying_text("hi"));
     let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(DynamoIdempotency::new(&config, "claims")),
-        lease: Duration::from_secs(60),
-    };
+    let pipeline = Pipeline::new(
+        agent.clone(),
+        messenger.clone(),
+        Arc::new(DynamoIdempotency::new(&config, "claims")),
+    )
+    .with_lease(Duration::from_secs(60));
     (pipeline, agent, messenger, calls, dynamodb)
 }
 

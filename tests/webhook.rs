@@ -7,7 +7,10 @@ use lambda_http::{Body, Request};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, event_json, secrets_with_app_secret, signed_texts};
+use support::fixtures::{
+    event, event_json, get, secrets_with_app_secret, sent_texts, signed_texts, text_of,
+};
+use support::harness::Harness;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
@@ -25,37 +28,8 @@ use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
 
-struct Harness {
-    app: WebhookApp,
-    agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
-}
-
-fn harness_with(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Harness {
-    let agent = Arc::new(agent);
-    let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
-    let allowlist = Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap();
-    let app = WebhookApp::new(
-        secrets_with_app_secret(app_secret),
-        allowlist,
-        Dispatcher::Inline(pipeline),
-        max_body,
-    );
-    Harness {
-        app,
-        agent,
-        messenger,
-    }
-}
-
 fn harness() -> Harness {
-    harness_with(
+    Harness::inline(
         ScriptedAgent::new(|request| {
             Ok(Some(AgentReply::text(
                 Some(ReplyStatus::Success),
@@ -76,35 +50,6 @@ fn post(body: &[u8], signature: Option<String>) -> Request {
         builder = builder.header("x-hub-signature-256", signature);
     }
     builder.body(Body::Binary(body.to_vec())).unwrap()
-}
-
-fn get(query: &str) -> Request {
-    lambda_http::http::Request::builder()
-        .method("GET")
-        .uri(format!(
-            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
-        ))
-        .body(Body::Empty)
-        .unwrap()
-}
-
-fn text_of(body: &Body) -> String {
-    match body {
-        Body::Text(text) => text.clone(),
-        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        _ => String::new(),
-    }
-}
-
-fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
-    messenger
-        .sent()
-        .into_iter()
-        .filter_map(|record| match record.message {
-            OutgoingMessage::Text { body } => Some(body),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -225,7 +170,7 @@ async fn missing_malformed_or_duplicated_signatures_are_refused() {
 
 #[tokio::test]
 async fn an_empty_app_secret_never_verifies() {
-    let h = harness_with(ScriptedAgent::replying_text("hi"), "", 4096);
+    let h = Harness::inline(ScriptedAgent::replying_text("hi"), "", 4096);
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
     let answer = h.app.handle(post(body, Some(sign(b"", body)))).await;
     assert_eq!(answer.status(), 401);
@@ -339,7 +284,7 @@ async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignore
 
 #[tokio::test]
 async fn agent_failure_gets_the_user_a_short_error_message() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Err(AgentError::Status {
                 status: 500,
@@ -357,7 +302,7 @@ async fn agent_failure_gets_the_user_a_short_error_message() {
 
 #[tokio::test]
 async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Err(AgentError::Status {
                 status: 400,
@@ -375,7 +320,7 @@ async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
 
 #[tokio::test]
 async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             // Decoded from JSON, as every adapter does.
             Ok(Some(
@@ -418,7 +363,7 @@ async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
 
 #[tokio::test]
 async fn a_reply_with_no_readable_part_is_a_failure_not_silence() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| {
             Ok(Some(
                 serde_json::from_value(
@@ -458,12 +403,11 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
         ),
     ] {
         let h = harness();
-        let pipeline = Pipeline {
-            agent: h.agent.clone(),
-            messenger: h.messenger.clone(),
-            idempotency: Arc::new(MemoryIdempotency::default()),
-            lease: DEFAULT_LEASE,
-        };
+        let pipeline = Pipeline::new(
+            h.agent.clone(),
+            h.messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
         let event = deliver(reply.clone(), error);
         let outcome = pipeline.deliver(&event.deliver, Attempt::Retryable).await;
         assert_eq!(
@@ -482,12 +426,11 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
 #[tokio::test]
 async fn a_delivered_reply_keeps_its_good_parts() {
     let h = harness();
-    let pipeline = Pipeline {
-        agent: h.agent.clone(),
-        messenger: h.messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: DEFAULT_LEASE,
-    };
+    let pipeline = Pipeline::new(
+        h.agent.clone(),
+        h.messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
     let event = deliver(
         json!({"text": "Deploy finished", "attachments": [{"type": null, "url": "https://x.y/a"}]}),
         json!(null),
@@ -504,7 +447,7 @@ async fn a_delivered_reply_keeps_its_good_parts() {
 
 #[tokio::test]
 async fn agent_choosing_not_to_reply_sends_nothing() {
-    let h = harness_with(
+    let h = Harness::inline(
         ScriptedAgent::new(|_| Ok(None)),
         LOCAL_APP_SECRET,
         4096 * 1024,
@@ -534,7 +477,7 @@ async fn signed_garbage_gets_200_and_reaches_nobody() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let h = harness_with(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
+    let h = Harness::inline(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
     let body = vec![b' '; 1025];
     let answer = h
         .app
@@ -574,12 +517,8 @@ fn inline_app(
     lease: Duration,
     allowlist: &str,
 ) -> WebhookApp {
-    let pipeline = Pipeline {
-        agent,
-        messenger,
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease,
-    };
+    let pipeline =
+        Pipeline::new(agent, messenger, Arc::new(MemoryIdempotency::default())).with_lease(lease);
     WebhookApp::new(
         secrets_with_app_secret(LOCAL_APP_SECRET),
         Allowlist::parse(allowlist).unwrap(),

@@ -23,12 +23,12 @@ fn worker() -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
         )))
     }));
     let messenger = Arc::new(RecordingMessenger::new());
-    let pipeline = Pipeline {
-        agent: agent.clone(),
-        messenger: messenger.clone(),
-        idempotency: Arc::new(MemoryIdempotency::default()),
-        lease: Duration::from_secs(60),
-    };
+    let pipeline = Pipeline::new(
+        agent.clone(),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    )
+    .with_lease(Duration::from_secs(60));
     (Worker::new(pipeline, 3), agent, messenger)
 }
 
@@ -92,12 +92,7 @@ fn slow_worker(
     lease: Duration,
 ) -> Worker {
     Worker::new(
-        Pipeline {
-            agent,
-            messenger,
-            idempotency,
-            lease,
-        },
+        Pipeline::new(agent, messenger, idempotency).with_lease(lease),
         3,
     )
 }

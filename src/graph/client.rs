@@ -14,6 +14,7 @@
 
 use super::{GraphError, Messenger, OutgoingMessage, Recipient};
 use crate::BoxFuture;
+use crate::backoff::{self, Spread};
 use crate::message::{MessageId, PhoneNumberId};
 use crate::secrets::{Secret, StaticToken, TokenSource};
 use crate::text::excerpt_bytes;
@@ -74,9 +75,7 @@ impl Backoff {
     /// `cap`, whose upper half is scaled by `jitter` in `[0, 1]` ("equal jitter"): parallel
     /// senders spread out, and no retry comes immediately.
     pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
-        let doublings = retry.saturating_sub(1).min(31);
-        let full = self.base.saturating_mul(1 << doublings).min(self.cap);
-        full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0)) / 2
+        backoff::delay(self.base, retry, self.cap, Spread::UpperHalf, jitter)
     }
 }
 
@@ -261,7 +260,7 @@ impl GraphClient {
             }
             let delay = self
                 .backoff
-                .delay(attempt, jitter())
+                .delay(attempt, backoff::random())
                 .max(retry_after.unwrap_or_default());
             if log.started.elapsed() + delay > self.backoff.budget {
                 log.failed(&error, attempt, "retry budget spent");
@@ -494,19 +493,6 @@ fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
         .to_str()
         .ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// A number in `[0, 1)` for backoff jitter, without a random-number dependency: std's
-/// `RandomState` is seeded per process and advanced per instance.
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos()),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Meta's error body: `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
@@ -923,7 +909,7 @@ mod tests {
         assert_eq!(backoff.delay(u32::MAX, 1.0), GRAPH_BACKOFF_CAP);
         assert_eq!(backoff.delay(1, 7.0), Duration::from_millis(250));
         for _ in 0..100 {
-            let j = jitter();
+            let j = backoff::random();
             assert!((0.0..1.0).contains(&j), "{j}");
         }
     }

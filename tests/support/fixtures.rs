@@ -1,8 +1,10 @@
 //! The sample events of `events/` and the local test secrets they are signed with.
 
-use lambda_http::Request;
+use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
+use whatsapp_agent_lambda::local::body_bytes;
 use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::webhook::sign;
 
@@ -114,4 +116,32 @@ pub fn signed_texts(messages: &[(String, String, String)]) -> Request {
         .header("x-hub-signature-256", signature)
         .body(lambda_http::Body::Binary(body))
         .unwrap()
+}
+
+/// `GET /webhook?{query}` as API Gateway hands it to the handler (Meta's verification call).
+pub fn get(query: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!(
+            "https://abc123.execute-api.us-east-1.amazonaws.com/webhook?{query}"
+        ))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+/// A response body as text, whatever its form (bytes that are not UTF-8 replaced).
+pub fn text_of(body: &Body) -> String {
+    String::from_utf8_lossy(body_bytes(body)).into_owned()
+}
+
+/// The texts `messenger` sent, in order (other kinds of message left out).
+pub fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
+    messenger
+        .sent()
+        .into_iter()
+        .filter_map(|record| match record.message {
+            OutgoingMessage::Text { body } => Some(body),
+            _ => None,
+        })
+        .collect()
 }

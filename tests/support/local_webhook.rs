@@ -1,6 +1,7 @@
 //! The real `webhook` binary in local HTTP mode (no `AWS_LAMBDA_RUNTIME_API`) on a free
 //! loopback port, with the local test secrets and allowlist of `events/`; killed when dropped.
 
+use super::net::free_port;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,12 +114,4 @@ impl Drop for LocalWebhook {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback port nothing listens on right now (bound, read, released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind a loopback port")
 }

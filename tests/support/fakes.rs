@@ -1,0 +1,38 @@
+//! Loopback fakes of the agent and the Graph API, for tests that run the real binary or the
+//! real HTTP adapters against them. Each is a `LoopbackServer` on 127.0.0.1, stopped when
+//! dropped.
+
+use lambda_http::Request;
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
+
+/// Meta's answer to an accepted send.
+pub const GRAPH_ACCEPTED: &str = r#"{"success":true,"messages":[{"id":"wamid.out"}]}"#;
+
+/// An agent that answers every request at once with `answer` (a JSON reply) and records the
+/// id of each message it was asked about in `ids` (`?` when the request has none).
+pub fn recording_agent(ids: Arc<Mutex<Vec<String>>>, answer: &'static str) -> LoopbackServer {
+    LoopbackServer::start(handler(move |request: Request| {
+        let ids = ids.clone();
+        async move {
+            let body: Value =
+                serde_json::from_slice(body_bytes(request.body())).unwrap_or(Value::Null);
+            let id = body["event"]["id"].as_str().unwrap_or("?").to_owned();
+            ids.lock().unwrap().push(id);
+            response(200, "application/json", answer)
+        }
+    }))
+}
+
+/// The Graph API: accepts every call and counts them in `calls`.
+pub fn accepting_graph(calls: Arc<AtomicUsize>) -> LoopbackServer {
+    LoopbackServer::start(handler(move |_request: Request| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::Relaxed);
+            response(200, "application/json", GRAPH_ACCEPTED)
+        }
+    }))
+}

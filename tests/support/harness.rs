@@ -1,0 +1,44 @@
+//! The webhook handler in-process with inline dispatch: a scripted agent, a recording Graph
+//! API and in-memory claims behind it, the local test senders allowed.
+
+use super::fixtures::secrets_with_app_secret;
+use std::sync::Arc;
+use whatsapp_agent_lambda::agent::ScriptedAgent;
+use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::graph::RecordingMessenger;
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
+use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
+
+/// The handler and what it calls, for a test to look at.
+pub struct Harness {
+    pub app: WebhookApp,
+    pub agent: Arc<ScriptedAgent>,
+    pub messenger: Arc<RecordingMessenger>,
+}
+
+impl Harness {
+    /// `agent` behind the handler, requests signed with `app_secret` accepted, bodies of up to
+    /// `max_body` bytes read.
+    pub fn inline(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Self {
+        let agent = Arc::new(agent);
+        let messenger = Arc::new(RecordingMessenger::new());
+        let pipeline = Pipeline::new(
+            agent.clone(),
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let app = WebhookApp::new(
+            secrets_with_app_secret(app_secret),
+            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+            Dispatcher::Inline(pipeline),
+            max_body,
+        );
+        Self {
+            app,
+            agent,
+            messenger,
+        }
+    }
+}
