@@ -99,6 +99,14 @@ impl Recipient {
 }
 
 impl OutgoingMessage {
+    /// A text message's body; `None` for every other kind.
+    pub fn text_body(&self) -> Option<&str> {
+        match self {
+            Self::Text { body } => Some(body),
+            _ => None,
+        }
+    }
+
     /// The Graph API `type` of this message.
     pub fn type_name(&self) -> &'static str {
         match self {

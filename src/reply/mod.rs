@@ -350,10 +350,7 @@ mod tests {
     fn texts(messages: &[OutgoingMessage]) -> Vec<&str> {
         messages
             .iter()
-            .filter_map(|m| match m {
-                OutgoingMessage::Text { body } => Some(body.as_str()),
-                _ => None,
-            })
+            .filter_map(OutgoingMessage::text_body)
             .collect()
     }
 

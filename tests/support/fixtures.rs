@@ -3,7 +3,7 @@
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
-use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
+use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::local::body_bytes;
 use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::webhook::sign;
@@ -139,9 +139,6 @@ pub fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
     messenger
         .sent()
         .into_iter()
-        .filter_map(|record| match record.message {
-            OutgoingMessage::Text { body } => Some(body),
-            _ => None,
-        })
+        .filter_map(|record| record.message.text_body().map(str::to_owned))
         .collect()
 }
