@@ -74,13 +74,13 @@ $(BENCH_STAMP): tests/bench/requirements.txt $(STAMP)
 	touch $@
 
 demo: ## run the sample events through the handler; prints what would go to WhatsApp
-	cargo run --quiet --bin demo
+	cargo run --quiet --features dev --bin demo
 
 pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker, claims in DynamoDB (moto)
-	cargo run --quiet --bin demo -- --pipeline
+	cargo run --quiet --features dev --bin demo -- --pipeline
 
 events: ## re-sign events/*.json after editing them
-	cargo run --quiet --bin sign-events
+	cargo run --quiet --features dev --bin sign-events
 
 build: venv ## cross-build both functions for Lambda (arm64): target/lambda/{webhook,worker}/bootstrap.zip
 	$(WITH_VENV) cargo lambda build --release --arm64 --output-format zip --bin webhook --bin worker

@@ -1,7 +1,7 @@
 //! Configuration from environment variables (README.md, "Configuration"), read once at cold start.
 
 pub use crate::agent::StepFunctionsMode;
-use crate::sender::{Allowlist, AllowlistError};
+use crate::domain::{Allowlist, AllowlistError};
 use std::ops::RangeBounds;
 use std::str::FromStr;
 use std::time::Duration;

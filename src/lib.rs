@@ -6,21 +6,35 @@
 //!
 //! # House rules
 //!
-//! **Where things live.** Ports, each a trait in its `mod.rs` with the real adapter and an
-//! in-memory twin beside it: [`agent`] (`HttpAgent`, `StepFunctionsAgent`, `ScriptedAgent`),
-//! [`graph`] (`GraphClient`, `RecordingMessenger`), [`queue`] (`SqsQueue`, `MemoryQueue`),
-//! [`idempotency`] (`DynamoIdempotency`, `MemoryIdempotency`), [`secrets`]. The webhook
-//! ([`webhook`]: verify, parse, handler, the Lambda entry) answers Meta; [`pipeline`] is one
-//! message's journey (claim, agent, format, send), [`worker`] the queue worker, [`reply`] the
-//! formatter, [`app`] the cold-start wiring, [`local`] plain-HTTP serving outside Lambda. SDK
-//! shapes (`aws_sdk_*`) stay inside their adapter. A new capability gets its own module beside
-//! the ports it uses, its own DynamoDB table (in memory when its variable is unset), its own
-//! README section and its own sample events in `events/`. The README's code map lists the tree.
+//! **Where things live.** The tree reads like the README's diagram:
+//! - [`domain`]: what every module speaks (message and phone number ids, the sender and the
+//!   allowlist, inbound messages and their kinds, outgoing messages). It uses nothing else in
+//!   the crate.
+//! - [`webhook`]: Meta's webhook (verify, parse, the handler, its HTTP answers).
+//! - Ports, each a trait in its `mod.rs` with the real adapter and an in-memory twin beside it:
+//!   [`agent`] (`HttpAgent`, `StepFunctionsAgent`, `ScriptedAgent`; the contract and the Step
+//!   Functions "deliver" event), [`graph`] (`GraphClient` and its wire types,
+//!   `RecordingMessenger`), [`queue`] (`SqsQueue` with its poller, `MemoryQueue`; the job),
+//!   [`idempotency`] (`DynamoIdempotency`, `MemoryIdempotency`), [`secrets`]. SDK shapes
+//!   (`aws_sdk_*`) stay inside their adapter; [`aws`] is the SDK configuration they share.
+//! - [`pipeline`]: one message's journey (claim, agent, format, send); [`worker`]: the queue
+//!   worker; [`reply`]: the formatter; [`redact`]: what foreign text may reach a log or an
+//!   error; [`config`]: the environment; [`backoff`]: retry waits.
+//! - [`entry`]: start-up wiring and the entry points (Lambda webhook, Lambda worker, local HTTP);
+//!   `src/bin/webhook.rs` and `src/bin/worker.rs` only call `entry::run`.
+//! - `dev` (cargo feature `dev`, off in the Lambda builds): the sample events, the sample
+//!   agent, loopback servers and the moto launcher, for the tests, `make demo` and `make pipeline`.
+//!
+//! **A new capability** (sessions, alerts, approvals, media) gets its own directory at the top
+//! (`src/sessions/`…) holding its logic, its store as a port (trait, DynamoDB adapter,
+//! in-memory twin when its table variable is unset), and its tests; the pipeline and the
+//! webhook call it, never the other way round. It gets its own README section and sample events
+//! in `events/`, and the README's code map lists it.
 //!
 //! **Errors.** One `thiserror` enum per module; `is_retryable()` where a caller must choose
 //! between retrying and telling the user. Foreign text (Meta's errors, agent bodies) enters an
-//! error only through `webhook::log_safe::scrub` or `text::excerpt`. The webhook's HTTP answers
-//! are chosen in `webhook::handler` (the README's table).
+//! error only through `redact::scrub` or `redact::excerpt`. The webhook's HTTP answers are
+//! chosen in `webhook::answer` (the README's table).
 //!
 //! **Never logged at info:** a secret or token, a full phone number or BSUID (use
 //! `Sender::masked`), a message id (`MessageId` displays as its keyed hash: log it with `%id`,
@@ -35,25 +49,20 @@
 //! in-process harness, the real-binary launcher, moto, free ports.
 
 pub mod agent;
-pub mod app;
 pub mod aws;
 pub mod backoff;
 pub mod config;
-pub mod emulator;
-pub mod events;
+#[cfg(feature = "dev")]
+pub mod dev;
+pub mod domain;
+pub mod entry;
 pub mod graph;
 pub mod idempotency;
-pub mod job;
-pub mod local;
-pub mod message;
 pub mod pipeline;
 pub mod queue;
+pub mod redact;
 pub mod reply;
-pub mod sample_agent;
 pub mod secrets;
-pub mod sender;
-pub mod serde_util;
-pub mod text;
 pub mod webhook;
 pub mod worker;
 

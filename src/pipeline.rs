@@ -8,12 +8,13 @@
 //! the claim expired and never asks the agent again. If a renewal finds the claim lost (it
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
+use crate::agent::Deliver;
 use crate::agent::{Agent, AgentError, AgentRequest};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
-use crate::graph::{GraphError, Messenger, OutgoingMessage, Recipient};
+use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
+use crate::domain::{OutgoingMessage, Recipient};
+use crate::graph::{GraphError, Messenger};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
-use crate::job::Deliver;
-use crate::message::{InboundMessage, MessageId, PhoneNumberId};
 use crate::reply::{agent_failed, format_reply};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -455,7 +456,7 @@ impl Pipeline {
                     retryable = error.is_retryable(),
                     part = index + 1,
                     of = messages.len(),
-                    to = %crate::sender::mask(to.as_str()),
+                    to = %crate::domain::mask(to.as_str()),
                     "sending the reply failed"
                 );
                 return Err((index, SendStop::Graph(error)));
@@ -503,9 +504,9 @@ mod tests {
     use super::*;
     use crate::BoxFuture;
     use crate::agent::{AgentReply, ScriptedAgent};
+    use crate::domain::{Channel, MessageKind, Sender};
     use crate::graph::RecordingMessenger;
     use crate::idempotency::{IdempotencyError, MemoryIdempotency};
-    use crate::message::{Channel, MessageKind, Sender};
     use std::sync::atomic::AtomicUsize;
 
     /// Claims kept in memory, but the `lose_after`-th renewal (and every later one) finds the

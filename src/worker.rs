@@ -2,12 +2,13 @@
 //! "deliver" events a Step Functions state machine sends with a reply.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
+use crate::agent::DeliverEvent;
 use crate::backoff::{self, Spread};
-use crate::job::{DeliverEvent, JOB_VERSION, Job};
-use crate::message::log_id;
+use crate::domain::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
+use crate::queue::{JOB_VERSION, Job};
 use crate::queue::{Redelivery, SqsQueue};
-use crate::webhook::log_safe;
+use crate::redact;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use std::sync::Arc;
@@ -87,7 +88,7 @@ impl TryFrom<Value> for WorkerEvent {
             return Err(WorkerError::UnknownEvent);
         };
         // serde quotes the values it refused, and an event holds message ids and text.
-        decoded.map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))
+        decoded.map_err(|e| WorkerError::Malformed(redact::serde_error(&e)))
     }
 }
 
@@ -135,7 +136,7 @@ impl Worker {
             WorkerEvent::Sqs(batch) => {
                 let response = self.handle_sqs(batch).await;
                 serde_json::to_value(response)
-                    .map_err(|e| WorkerError::Malformed(log_safe::serde_error(&e)))
+                    .map_err(|e| WorkerError::Malformed(redact::serde_error(&e)))
             }
             WorkerEvent::Deliver(deliver) => self.handle_deliver(*deliver).await,
         }
@@ -227,7 +228,7 @@ impl Worker {
             }
             Some(Err(error)) => {
                 // serde quotes the values it refused, and a job holds message ids and text.
-                let error = log_safe::serde_error(&error);
+                let error = redact::serde_error(&error);
                 tracing::error!(%error, "job is not readable: left for the dead-letter queue");
                 return Verdict::GiveUp;
             }

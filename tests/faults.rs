@@ -13,18 +13,20 @@ use std::time::{Duration, Instant};
 use support::net::free_port;
 use whatsapp_agent_lambda::BoxFuture;
 use whatsapp_agent_lambda::agent::{Agent, AgentReply, HttpAgent, ScriptedAgent};
-use whatsapp_agent_lambda::graph::{
-    Backoff, GraphClient, GraphError, Messenger, OutgoingMessage, RETRYABLE_CODES, Recipient,
-    RecordingMessenger,
-};
-use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
-use whatsapp_agent_lambda::message::{
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::domain::{
     Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
 };
+use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::graph::{
+    Backoff, GraphClient, GraphError, Messenger, RETRYABLE_CODES, RecordingMessenger,
+};
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT};
 use whatsapp_agent_lambda::secrets::{Secret, SecretsError, TokenSource};
+use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const USER_PHONE: &str = "14155551234";

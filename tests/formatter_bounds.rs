@@ -16,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use whatsapp_agent_lambda::agent::AgentReply;
-use whatsapp_agent_lambda::graph::OutgoingMessage;
+use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::reply::limits::{MAX_TEXT_PARTS, TEXT_BODY_MAX, check};
 use whatsapp_agent_lambda::reply::{format_reply, to_whatsapp};
 

@@ -39,14 +39,17 @@ use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
 use support::local_webhook::LocalWebhook;
 use support::net::free_port;
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
-use whatsapp_agent_lambda::events::{
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
-use whatsapp_agent_lambda::graph::{Recipient, RecordingMessenger};
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::Recipient;
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::Pipeline;
-use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::answer::response;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
@@ -1199,8 +1202,10 @@ impl FakeRuntimeApi {
                     }
                     return response(500, "text/plain", "no more events");
                 }
-                let body: Value = serde_json::from_slice(local::body_bytes(request.body()))
-                    .unwrap_or_else(|_| Value::String(text_of(request.body())));
+                let body: Value = serde_json::from_slice(
+                    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()),
+                )
+                .unwrap_or_else(|_| Value::String(text_of(request.body())));
                 let parts: Vec<&str> = path.split('/').collect();
                 if let [.., "invocation", id, kind] = parts.as_slice() {
                     let report = match *kind {
@@ -1345,7 +1350,7 @@ async fn lambda_runtime_child() {
         Dispatcher::Inline(pipeline),
         MAX_BODY,
     );
-    whatsapp_agent_lambda::webhook::run_lambda(Arc::new(app))
+    whatsapp_agent_lambda::entry::lambda_webhook::run(Arc::new(app))
         .await
         .unwrap();
 }

@@ -8,18 +8,21 @@ use std::time::Duration;
 use whatsapp_agent_lambda::agent::{
     Agent, AgentError, AgentRequest, AttachmentKind, DroppedPart, ReplyStatus,
 };
-use whatsapp_agent_lambda::graph::RecordingMessenger;
-use whatsapp_agent_lambda::graph::{
-    Backoff, GRAPH_MAX_ATTEMPTS, GraphClient, GraphError, Messenger, OutgoingMessage, Recipient,
-};
-use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
-use whatsapp_agent_lambda::message::{
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::domain::{
     Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
 };
+use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::graph::RecordingMessenger;
+use whatsapp_agent_lambda::graph::{
+    Backoff, GRAPH_MAX_ATTEMPTS, GraphClient, GraphError, Messenger,
+};
+use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE};
 use whatsapp_agent_lambda::secrets::Secret;
+use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 
 const AGENT_TOKEN: &str = "agent-bearer-token";
 const ACCESS_TOKEN: &str = "EAAG-access-token";

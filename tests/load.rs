@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::fakes::{accepting_graph, recording_agent};
 use support::local_webhook::LocalWebhook;
-use whatsapp_agent_lambda::events::LOCAL_APP_SECRET;
+use whatsapp_agent_lambda::dev::events::LOCAL_APP_SECRET;
 use whatsapp_agent_lambda::webhook::sign;
 
 /// Requests per phase when `LOAD_REQUESTS` is not set.

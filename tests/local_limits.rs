@@ -11,9 +11,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::fixtures::event_json;
 use support::local_webhook::LocalWebhook;
-use whatsapp_agent_lambda::events::body_bytes;
-use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
-use whatsapp_agent_lambda::sample_agent;
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::body_bytes;
+use whatsapp_agent_lambda::dev::sample_agent;
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::webhook::answer::response;
 
 /// The webhook's open-files limit in the flood test: low, so the test opens few sockets itself.
 const OPEN_FILES: u32 = 256;

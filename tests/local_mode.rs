@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::local_webhook::LocalWebhook;
-use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, body_bytes};
-use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
-use whatsapp_agent_lambda::sample_agent;
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::{LOCAL_ACCESS_TOKEN, body_bytes};
+use whatsapp_agent_lambda::dev::sample_agent;
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::webhook::answer::response;
 
 fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
     LocalWebhook::start(
@@ -50,8 +52,10 @@ fn local_mode_serves_the_webhook_over_http_end_to_end() {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let body = serde_json::from_slice(local::body_bytes(request.body()))
-                    .unwrap_or(Value::Null);
+                let body = serde_json::from_slice(
+                    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()),
+                )
+                .unwrap_or(Value::Null);
                 bodies.lock().unwrap().push((auth, body));
                 response(
                     200,

@@ -33,14 +33,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::net::free_port;
 use whatsapp_agent_lambda::agent::HttpAgent;
-use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::{init_log_key, log_id_for};
+use whatsapp_agent_lambda::entry::local;
+use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::graph::GraphClient;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::local::{self, LoopbackServer, handler, response};
-use whatsapp_agent_lambda::message::{init_log_key, log_id_for};
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
-use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::answer::response;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const APP_SECRET: &str = "appsecret-Qz7Vx2Lk9Wm4";
@@ -417,7 +420,7 @@ fn fake_agent() -> LoopbackServer {
         if !authorized {
             return response(401, "application/json", r#"{"error":"unauthorized"}"#);
         }
-        let raw = local::body_bytes(request.body()).to_vec();
+        let raw = whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()).to_vec();
         let agent_request: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         match agent_request["event"]["text"].as_str().unwrap_or_default() {
             "agent please fail" => response(
@@ -469,7 +472,10 @@ fn fake_graph() -> LoopbackServer {
                 r#"{"error":{"message":"Invalid OAuth access token","code":190}}"#,
             );
         }
-        if String::from_utf8_lossy(local::body_bytes(request.body())).contains("graph please fail")
+        if String::from_utf8_lossy(whatsapp_agent_lambda::webhook::answer::body_bytes(
+            request.body(),
+        ))
+        .contains("graph please fail")
         {
             return response(
                 400,
@@ -479,8 +485,10 @@ fn fake_graph() -> LoopbackServer {
                     "fbtrace_id": "AbCdEf123"}}).to_string(),
             );
         }
-        if String::from_utf8_lossy(local::body_bytes(request.body()))
-            .contains("graph please explode")
+        if String::from_utf8_lossy(whatsapp_agent_lambda::webhook::answer::body_bytes(
+            request.body(),
+        ))
+        .contains("graph please explode")
         {
             return response(400, "application/json", hostile_graph_error().to_string());
         }
@@ -783,7 +791,7 @@ fn assert_masked_forms(name: &str, log: &str) {
 fn logs_of_a_full_run_in_process() {
     let captures = capture();
     // What Env::load does at cold start with the app secret.
-    assert!(init_log_key(&Secret::from(APP_SECRET)));
+    assert!(init_log_key(APP_SECRET));
     let agent = fake_agent();
     let graph = fake_graph();
     let secrets = Secrets::from_env(|name| {

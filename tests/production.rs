@@ -17,16 +17,17 @@ use whatsapp_agent_lambda::agent::{
     Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
-use whatsapp_agent_lambda::emulator::create_pipeline_resources;
-use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
-use whatsapp_agent_lambda::graph::{OutgoingMessage, RecordingMessenger};
+use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::dev::moto::create_pipeline_resources;
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::MessageId;
+use whatsapp_agent_lambda::domain::OutgoingMessage;
+use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
-use whatsapp_agent_lambda::job::Job;
-use whatsapp_agent_lambda::message::MessageId;
 use whatsapp_agent_lambda::pipeline::Pipeline;
+use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::queue::SqsQueue;
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, format_reply};
-use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
 
@@ -136,7 +137,7 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message], receive_count: Option<u32
 fn job_event(message_id: &str, receive_count: u32) -> Value {
     let job = Job::new(
         whatsapp_agent_lambda::webhook::parse(
-            &whatsapp_agent_lambda::events::body_bytes(
+            &whatsapp_agent_lambda::dev::events::body_bytes(
                 &serde_json::from_str(
                     &std::fs::read_to_string(format!(
                         "{}/events/post-text.json",

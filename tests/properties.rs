@@ -22,15 +22,16 @@ use whatsapp_agent_lambda::agent::{
     Action, AgentReply, AgentRequest, Attachment, AttachmentKind, ListRow, ListSection, ListSpec,
     ReplyStatus,
 };
-use whatsapp_agent_lambda::events::{LOCAL_APP_SECRET, body_bytes};
-use whatsapp_agent_lambda::graph::OutgoingMessage;
-use whatsapp_agent_lambda::job::{Deliver, DeliverEvent, Job};
-use whatsapp_agent_lambda::message::{
+use whatsapp_agent_lambda::agent::{Deliver, DeliverEvent};
+use whatsapp_agent_lambda::dev::events::{LOCAL_APP_SECRET, body_bytes};
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::OutgoingMessage;
+use whatsapp_agent_lambda::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender,
 };
+use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::reply::format_reply;
 use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
-use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{self, VerifyError, sign, verify_signature};
 
 /// The case count unless `PROPTEST_CASES` says otherwise (`make fuzz` raises it).

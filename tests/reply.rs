@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use whatsapp_agent_lambda::agent::{
     Action, AgentReply, Attachment, AttachmentKind, ListRow, ListSection, ListSpec, ReplyStatus,
 };
-use whatsapp_agent_lambda::graph::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
+use whatsapp_agent_lambda::domain::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
 use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 use whatsapp_agent_lambda::reply::sanitize::{
     fetchable_link, is_visible, multi_line, visible_line,

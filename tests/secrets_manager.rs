@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 use support::moto::Moto;
 use support::net::free_port;
 use whatsapp_agent_lambda::aws::sdk_config_for;
-use whatsapp_agent_lambda::graph::{GraphClient, Messenger, OutgoingMessage, Recipient};
-use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
-use whatsapp_agent_lambda::message::PhoneNumberId;
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::domain::PhoneNumberId;
+use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::graph::{GraphClient, Messenger};
 use whatsapp_agent_lambda::secrets::{
     Secret, SecretsError, SecretsManagerToken, TokenSource, from_secrets_manager,
 };
+use whatsapp_agent_lambda::webhook::answer::response;
 
 const REGION: &str = "us-east-1";
 /// Set only for the child run of `load_finds_secrets_manager_through_aws_endpoint_url`.

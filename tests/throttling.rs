@@ -12,13 +12,15 @@ use std::time::Duration;
 use support::fixtures::{event, event_json, local_secrets};
 use whatsapp_agent_lambda::agent::ScriptedAgent;
 use whatsapp_agent_lambda::aws::{SDK_MAX_ATTEMPTS, sdk_config_for};
-use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::DynamoIdempotency;
-use whatsapp_agent_lambda::local::{LoopbackServer, handler, response};
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
-use whatsapp_agent_lambda::sender::Allowlist;
+use whatsapp_agent_lambda::webhook::answer::response;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
 

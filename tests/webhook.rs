@@ -12,18 +12,19 @@ use support::fixtures::{
 };
 use support::harness::Harness;
 use support::slow::CountingAgent;
+use whatsapp_agent_lambda::agent::DeliverEvent;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
-use whatsapp_agent_lambda::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
-use whatsapp_agent_lambda::graph::{OutgoingMessage, Recipient, RecordingMessenger};
+use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
+use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::job::DeliverEvent;
 use whatsapp_agent_lambda::pipeline::{
     Attempt, DEFAULT_LEASE, MAX_CONCURRENT_SENDERS, Outcome, Pipeline,
 };
 use whatsapp_agent_lambda::reply::{
     AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE, format_reply,
 };
-use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";

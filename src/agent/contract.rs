@@ -2,8 +2,8 @@
 //! and the reply it returns. The same shapes are a Step Functions state machine's input and
 //! output.
 
-use crate::message::{InboundMessage, MessageKind};
-use crate::serde_util::null_default;
+use crate::domain::null_default;
+use crate::domain::{InboundMessage, MessageKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -468,7 +468,7 @@ fn attachment(value: Value) -> Result<Attachment, &'static str> {
     let kind = match object.remove("type") {
         Some(Value::String(kind)) => AttachmentKind::parse(&kind).ok_or_else(|| {
             tracing::warn!(
-                kind = %crate::webhook::log_safe::scrub(&crate::text::excerpt(&kind, LOGGED_TYPE_MAX)),
+                kind = %crate::redact::scrub(&crate::redact::excerpt(&kind, LOGGED_TYPE_MAX)),
                 "attachment type not supported"
             );
             "unsupported type"

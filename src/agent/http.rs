@@ -3,9 +3,9 @@
 
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
-use crate::message::log_id;
+use crate::domain::log_id;
+use crate::redact::excerpt_bytes;
 use crate::secrets::Secret;
-use crate::text::excerpt_bytes;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,7 +152,7 @@ fn decode(bytes: &[u8]) -> Result<Option<AgentReply>, AgentError> {
     }
     // serde's messages quote the offending value (which may be a phone number): scrubbed.
     let decode_error = |error: String| AgentError::Decode {
-        error: crate::webhook::log_safe::scrub(&error),
+        error: crate::redact::scrub(&error),
         body: excerpt_bytes(bytes),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
@@ -182,14 +182,14 @@ fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
                 retryable,
                 "agent answered with an error status"
             );
-            tracing::debug!(message_id = %log_id(message_id), status, body = %crate::webhook::log_safe::scrub(body), "agent error body");
+            tracing::debug!(message_id = %log_id(message_id), status, body = %crate::redact::scrub(body), "agent error body");
         }
         AgentError::Decode {
             error: reason,
             body,
         } => {
             tracing::warn!(message_id = %log_id(message_id), elapsed_ms, reason = %reason, "agent answer is not a valid reply");
-            tracing::debug!(message_id = %log_id(message_id), body = %crate::webhook::log_safe::scrub(body), "agent answer body");
+            tracing::debug!(message_id = %log_id(message_id), body = %crate::redact::scrub(body), "agent answer body");
         }
         other => {
             tracing::warn!(message_id = %log_id(message_id), elapsed_ms, retryable, error = %other, "agent call failed")

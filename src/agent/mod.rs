@@ -3,6 +3,7 @@
 //! (`AGENT_BACKEND=stepfunctions`) and [`ScriptedAgent`] (in-memory, for tests).
 
 pub mod contract;
+pub mod deliver;
 mod http;
 mod memory;
 mod stepfunctions;
@@ -11,6 +12,7 @@ pub use contract::{
     Action, AgentReply, AgentRequest, Attachment, AttachmentKind, DroppedPart, ListRow,
     ListSection, ListSpec, ReplyStatus,
 };
+pub use deliver::{Deliver, DeliverEvent};
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;
 pub use stepfunctions::{StepFunctionsAgent, StepFunctionsMode, execution_name};

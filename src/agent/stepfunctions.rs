@@ -11,8 +11,8 @@
 
 use super::{Agent, AgentError, AgentReply, AgentRequest};
 use crate::BoxFuture;
-use crate::message::log_id;
-use crate::webhook::log_safe;
+use crate::domain::log_id;
+use crate::redact;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::endpoint::{
@@ -248,10 +248,10 @@ fn finished_sync(
             // The state machine's words: scrubbed like its output.
             error: output
                 .error()
-                .map(|name| log_safe::scrub_within(name, MAX_CAUSE_CHARS)),
+                .map(|name| redact::scrub_within(name, MAX_CAUSE_CHARS)),
             cause: output
                 .cause()
-                .map(|cause| crate::text::excerpt(cause, MAX_CAUSE_CHARS)),
+                .map(|cause| crate::redact::excerpt(cause, MAX_CAUSE_CHARS)),
         }),
     }
 }
@@ -267,8 +267,8 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     }
     // serde's messages quote the offending value (which may be a phone number): scrubbed.
     let decode_error = |error: String| AgentError::Decode {
-        error: crate::webhook::log_safe::scrub(&error),
-        body: crate::text::excerpt(text, OUTPUT_EXCERPT_CHARS),
+        error: crate::redact::scrub(&error),
+        body: crate::redact::excerpt(text, OUTPUT_EXCERPT_CHARS),
     };
     // Through `Value` first: serde would otherwise accept a JSON array as a struct.
     let value: serde_json::Value =
@@ -286,7 +286,7 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
     let keys: Vec<String> = object
         .keys()
         .take(MAX_LOGGED_KEYS)
-        .map(|key| log_safe::scrub_within(key, MAX_LOGGED_KEY_CHARS))
+        .map(|key| redact::scrub_within(key, MAX_LOGGED_KEY_CHARS))
         .collect();
     let reply: AgentReply =
         serde_json::from_value(value).map_err(|error| decode_error(error.to_string()))?;

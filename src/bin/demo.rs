@@ -11,14 +11,17 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use whatsapp_agent_lambda::config::Config;
-use whatsapp_agent_lambda::emulator::{MOTO_SERVER, Moto, create_pipeline_resources};
-use whatsapp_agent_lambda::events::{
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
-use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
+use whatsapp_agent_lambda::dev::moto::{MOTO_SERVER, Moto, create_pipeline_resources};
+use whatsapp_agent_lambda::dev::sample_agent;
+use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::secrets::Secrets;
+use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 use whatsapp_agent_lambda::worker::poll_sqs;
-use whatsapp_agent_lambda::{app, aws, sample_agent};
+use whatsapp_agent_lambda::{aws, entry};
 
 /// The order the demo plays the sample events in.
 const STORY: [&str; 10] = [
@@ -94,8 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pipeline = Some((moto, aws, resources));
     }
     let lookup = |name: &str| env.get(name).cloned();
-    let load = || -> Result<app::Env, Box<dyn std::error::Error>> {
-        Ok(app::Env {
+    let load = || -> Result<entry::Env, Box<dyn std::error::Error>> {
+        Ok(entry::Env {
             config: Config::from_lookup(lookup)?,
             secrets: Secrets::from_env(lookup),
             aws: pipeline.as_ref().map(|(_, aws, _)| aws.clone()),

@@ -7,6 +7,6 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(%addr, "sample agent listening: POST the agent contract to http://{addr}/");
     let handler =
-        whatsapp_agent_lambda::sample_agent::http_handler(std::env::var("AGENT_TOKEN").ok());
-    whatsapp_agent_lambda::local::serve(listener, handler, 1024 * 1024).await
+        whatsapp_agent_lambda::dev::sample_agent::http_handler(std::env::var("AGENT_TOKEN").ok());
+    whatsapp_agent_lambda::entry::local::serve(listener, handler, 1024 * 1024).await
 }

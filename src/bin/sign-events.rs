@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    match whatsapp_agent_lambda::events::resign_dir(&dir) {
+    match whatsapp_agent_lambda::dev::events::resign_dir(&dir) {
         Ok(changed) => {
             for path in &changed {
                 println!("re-signed {}", path.display());

@@ -12,13 +12,14 @@
 //!   been rotated) and the call is repeated once with the new token.
 //! - 131047 (outside the 24-hour customer service window): never retried.
 
-use super::{GraphError, Messenger, OutgoingMessage, Recipient};
+use super::{GraphError, Messenger};
 use crate::BoxFuture;
 use crate::backoff::{self, Spread};
-use crate::message::{MessageId, PhoneNumberId};
+use crate::domain::{MessageId, PhoneNumberId};
+use crate::domain::{OutgoingMessage, Recipient};
+use crate::redact;
+use crate::redact::excerpt_bytes;
 use crate::secrets::{Secret, StaticToken, TokenSource};
-use crate::text::excerpt_bytes;
-use crate::webhook::log_safe;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -184,7 +185,7 @@ impl GraphClient {
         recipient: Option<&Recipient>,
         body: &Value,
     ) -> Result<(u16, Value), GraphError> {
-        let to = recipient.map(|r| crate::sender::mask(r.as_str()));
+        let to = recipient.map(|r| crate::domain::mask(r.as_str()));
         let log = CallLog {
             operation,
             from,
@@ -308,7 +309,7 @@ impl Messenger for GraphClient {
                         status,
                         body: excerpt_bytes(answer.to_string().as_bytes()),
                     };
-                    let masked = crate::sender::mask(to.as_str());
+                    let masked = crate::domain::mask(to.as_str());
                     CallLog {
                         operation: Operation::Send,
                         from,
@@ -437,7 +438,7 @@ impl Inner {
         if !is_path_safe(from.as_str()) {
             return Err(GraphError::Unknown(format!(
                 "phone number id {:?} is not a Graph API id",
-                log_safe::scrub(from.as_str())
+                redact::scrub(from.as_str())
             )));
         }
         let body = serde_json::to_vec(body)
@@ -550,10 +551,10 @@ fn api_error(status: u16, bytes: &[u8]) -> GraphError {
         status,
         code,
         subcode: error.error_subcode,
-        message: log_safe::scrub(&message),
+        message: redact::scrub(&message),
         fbtrace_id: error
             .fbtrace_id
-            .map(|id| log_safe::scrub_within(&id, MAX_FBTRACE_ID_CHARS)),
+            .map(|id| redact::scrub_within(&id, MAX_FBTRACE_ID_CHARS)),
     }
 }
 
@@ -850,7 +851,7 @@ mod tests {
             message.starts_with("Bad recipient\\nERROR forged line \\u{1b}[31m*******1234 wamid#"),
             "{message}"
         );
-        assert_eq!(message.chars().count(), log_safe::MAX_TEXT_CHARS + 1);
+        assert_eq!(message.chars().count(), redact::MAX_TEXT_CHARS + 1);
         assert!(message.ends_with('…'));
         assert_eq!(fbtrace_id.as_deref(), Some("Ab\\n*******1234"));
         for shown in [message.clone(), error.to_string(), format!("{error:?}")] {
@@ -887,7 +888,7 @@ mod tests {
             body.starts_with("<html>\\n\\u{1b}[2JCall *******1234 xxx"),
             "{body}"
         );
-        assert_eq!(body.chars().count(), crate::text::EXCERPT_CHARS + 1);
+        assert_eq!(body.chars().count(), crate::redact::EXCERPT_CHARS + 1);
     }
 
     #[test]

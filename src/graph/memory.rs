@@ -1,9 +1,10 @@
 //! In-memory messenger for tests and the demo: records every send and read mark instead of
 //! calling Meta, and can be told to fail or to take its time (a slow Graph API).
 
-use super::{GraphError, Messenger, OutgoingMessage, Recipient};
+use super::{GraphError, Messenger};
 use crate::BoxFuture;
-use crate::message::{MessageId, PhoneNumberId};
+use crate::domain::{MessageId, PhoneNumberId};
+use crate::domain::{OutgoingMessage, Recipient};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 

@@ -3,17 +3,17 @@
 
 mod client;
 mod memory;
-pub mod message;
+pub mod wire;
 
 pub use client::{
     Backoff, GRAPH_BACKOFF_BASE, GRAPH_BACKOFF_CAP, GRAPH_MAX_ATTEMPTS, GRAPH_MAX_RETRY_AFTER,
     GRAPH_RETRY_BUDGET, GraphClient,
 };
 pub use memory::{RecordingMessenger, SentRecord};
-pub use message::{ListRowOut, ListSectionOut, OutgoingMessage, Recipient, ReplyButton};
+pub use wire::SendBody;
 
 use crate::BoxFuture;
-use crate::message::{MessageId, PhoneNumberId};
+use crate::domain::{MessageId, OutgoingMessage, PhoneNumberId, Recipient};
 
 /// Sends WhatsApp messages from one business number.
 pub trait Messenger: Send + Sync {
@@ -39,7 +39,7 @@ pub trait Messenger: Send + Sync {
 /// <https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes>
 ///
 /// Meta's free text (`message`, with `error_data.details`) and an unreadable body are foreign
-/// strings: they are kept scrubbed ([`crate::webhook::log_safe::scrub`]: controls escaped,
+/// strings: they are kept scrubbed ([`crate::redact::scrub`]: controls escaped,
 /// numbers masked, ids hashed, length capped) and left out of `Display`, which every caller
 /// logs again (the pipeline, outcomes): the client logs them once, on the call's last line.
 #[derive(Debug, thiserror::Error)]

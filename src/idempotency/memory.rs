@@ -2,7 +2,7 @@
 
 use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
 use crate::BoxFuture;
-use crate::message::MessageId;
+use crate::domain::MessageId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@ pub use dynamodb::DynamoIdempotency;
 pub use memory::MemoryIdempotency;
 
 use crate::BoxFuture;
-use crate::message::MessageId;
+use crate::domain::MessageId;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

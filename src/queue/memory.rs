@@ -2,7 +2,7 @@
 
 use super::{JobQueue, QueueError};
 use crate::BoxFuture;
-use crate::job::Job;
+use crate::queue::Job;
 use std::sync::Mutex;
 
 /// Records enqueued jobs.

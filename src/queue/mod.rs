@@ -1,14 +1,15 @@
 //! The job queue port: the webhook hands allowed messages to the worker through it.
 //! Adapters: [`SqsQueue`] (SQS FIFO, `JOB_QUEUE_URL`) and [`MemoryQueue`] (tests).
 
+pub mod job;
 mod memory;
 mod sqs;
 
+pub use job::{JOB_VERSION, Job};
 pub use memory::MemoryQueue;
 pub use sqs::{SqsQueue, batch_entries, lambda_event};
 
 use crate::BoxFuture;
-use crate::job::Job;
 
 /// Sends jobs; succeeds only when every job was accepted.
 pub trait JobQueue: Send + Sync {

@@ -11,8 +11,8 @@
 
 use super::{JobQueue, QueueError};
 use crate::BoxFuture;
-use crate::job::Job;
-use crate::webhook::log_safe;
+use crate::queue::Job;
+use crate::redact;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -179,7 +179,7 @@ impl SqsQueue {
             Ok(())
         } else {
             // SQS may quote what it refused (a deduplication id is a wamid, a group id a number).
-            Err(QueueError(log_safe::scrub_within(
+            Err(QueueError(redact::scrub_within(
                 &failures.join("; "),
                 MAX_FAILURE_CHARS,
             )))
@@ -372,7 +372,7 @@ mod tests {
     }
 
     fn job(index: usize, body: &str) -> Job {
-        use crate::message::{
+        use crate::domain::{
             Channel, InboundMessage, MessageId, MessageKind, PhoneNumberId, Sender,
         };
         Job::new(InboundMessage {

@@ -12,7 +12,7 @@ use super::markdown::to_whatsapp;
 use super::sanitize::{is_visible, visible_line};
 use super::split::{shorten, truncate};
 use crate::agent::{Action, AgentReply, ListRow, ListSpec};
-use crate::graph::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
+use crate::domain::{ListRowOut, ListSectionOut, OutgoingMessage, ReplyButton};
 use std::collections::HashSet;
 
 /// The list's menu button when the agent names none.

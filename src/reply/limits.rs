@@ -4,7 +4,7 @@
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-list-messages>
 
 use super::sanitize::{is_control, is_visible, link_problem};
-use crate::graph::OutgoingMessage;
+use crate::domain::OutgoingMessage;
 
 /// Text message body.
 pub const TEXT_BODY_MAX: usize = 4096;
@@ -214,7 +214,7 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::ReplyButton;
+    use crate::domain::ReplyButton;
 
     fn button(title: &str) -> OutgoingMessage {
         OutgoingMessage::Buttons {

@@ -19,7 +19,7 @@ pub use markdown::to_whatsapp;
 pub use split::shorten;
 
 use crate::agent::{AgentReply, Attachment, AttachmentKind};
-use crate::graph::OutgoingMessage;
+use crate::domain::OutgoingMessage;
 use limits::{
     CAPTION_MAX, FILENAME_MAX, INTERACTIVE_BODY_MAX, MAX_ATTACHMENTS, MAX_TEXT_PARTS, TEXT_BODY_MAX,
 };
@@ -345,7 +345,7 @@ fn attachment_name(attachment: &Attachment) -> String {
 mod tests {
     use super::*;
     use crate::agent::{Action, ListRow, ListSection, ListSpec, ReplyStatus};
-    use crate::graph::ReplyButton;
+    use crate::domain::ReplyButton;
 
     fn texts(messages: &[OutgoingMessage]) -> Vec<&str> {
         messages

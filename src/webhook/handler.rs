@@ -1,16 +1,16 @@
 //! The webhook's HTTP answers (the table in README.md, "How it works"), in one place:
 //! verify → parse → filter and hand off → answer.
 
-use super::log_safe;
 use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
-use crate::job::Job;
-use crate::local::{body_bytes, response};
-use crate::message::{InboundMessage, log_id};
+use crate::domain::Allowlist;
+use crate::domain::{InboundMessage, log_id};
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
+use crate::queue::Job;
 use crate::queue::JobQueue;
+use crate::redact;
 use crate::secrets::Secrets;
-use crate::sender::Allowlist;
+use crate::webhook::answer::{body_bytes, response};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -136,7 +136,7 @@ impl WebhookApp {
             || challenge.is_empty()
             || challenge.chars().count() > MAX_CHALLENGE_CHARS
         {
-            let mode = log_safe::name(&mode);
+            let mode = redact::name(&mode);
             tracing::warn!(%mode, token_ok, "verification GET refused");
             return text(403, "forbidden");
         }
@@ -291,10 +291,10 @@ async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> 
 fn log_side_updates(parsed: &ParsedWebhook) {
     let scrubbed = |text: &Option<String>| {
         text.as_deref()
-            .map_or_else(|| "-".to_owned(), log_safe::scrub)
+            .map_or_else(|| "-".to_owned(), redact::scrub)
     };
     for status in &parsed.statuses {
-        let name = log_safe::name(&status.status);
+        let name = redact::name(&status.status);
         // A wamid encodes the recipient's number: logged as its keyed hash.
         let sent_id = log_id(&status.message_id);
         // sent, delivered, read: three per reply, routine (DEBUG); failures are WARN.
@@ -311,7 +311,7 @@ fn log_side_updates(parsed: &ParsedWebhook) {
                 %sent_id,
                 status = %name,
                 recipient = %status.recipient_masked,
-                code = %error.code.as_deref().map_or_else(|| "-".to_owned(), log_safe::code),
+                code = %error.code.as_deref().map_or_else(|| "-".to_owned(), redact::code),
                 title = %scrubbed(&error.title),
                 details = %scrubbed(&error.details),
                 "delivery failed"
@@ -320,7 +320,7 @@ fn log_side_updates(parsed: &ParsedWebhook) {
     }
     for error in &parsed.errors {
         tracing::warn!(
-            code = %error.code.as_deref().map_or_else(|| "-".to_owned(), log_safe::code),
+            code = %error.code.as_deref().map_or_else(|| "-".to_owned(), redact::code),
             title = %scrubbed(&error.title),
             error_message = %scrubbed(&error.message),
             details = %scrubbed(&error.details),
@@ -328,7 +328,7 @@ fn log_side_updates(parsed: &ParsedWebhook) {
         );
     }
     for field in &parsed.ignored_fields {
-        let field = log_safe::name(field);
+        let field = redact::name(field);
         tracing::info!(%field, "webhook field not handled: ignored");
     }
 }

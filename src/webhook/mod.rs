@@ -1,14 +1,12 @@
-//! Meta's webhook: signature verification, payload parsing, and the HTTP handler, served over
-//! the Lambda Runtime API ([`run_lambda`]) or plain HTTP ([`crate::local::serve`]).
+//! Meta's webhook: signature verification, payload parsing, the HTTP handler and its answers.
+//! Served over the Lambda Runtime API (`entry::lambda_webhook`) or plain HTTP (`entry::local`).
 
+pub mod answer;
 mod handler;
-pub mod lambda;
-pub mod log_safe;
 pub mod parse;
 pub mod payload;
 pub mod verify;
 
 pub use handler::{Dispatcher, Refusal, WEBHOOK_PATH, WebhookApp};
-pub use lambda::run as run_lambda;
 pub use parse::{ParseError, ParsedWebhook, StatusUpdate, parse};
 pub use verify::{VerifyError, sign, verify_signature};

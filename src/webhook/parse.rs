@@ -20,14 +20,14 @@
 //! `unsupported`, its text unknowable; every other message is read as usual (a U+FFFD Meta
 //! sent in one stays as it is). Valid bodies never pay for this.
 
-use super::log_safe;
 use super::payload::{
     self, Change, Contact, Entry, ErrorItem, MessageBody, MessageHead, MessagesValue, Status, text,
 };
-use crate::message::{
+use crate::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender, log_id,
 };
-use crate::sender::{is_bsuid, mask};
+use crate::domain::{is_bsuid, mask};
+use crate::redact;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -152,10 +152,10 @@ impl Damage {
 /// so one bad item is logged and skipped without failing the others.
 fn lenient(body: &str, damage: &Damage) -> Result<ParsedWebhook, ParseError> {
     let envelope: payload::Envelope<'_> =
-        serde_json::from_str(body).map_err(|e| ParseError::NotJson(log_safe::serde_error(&e)))?;
+        serde_json::from_str(body).map_err(|e| ParseError::NotJson(redact::serde_error(&e)))?;
     let object = text(&envelope.object).unwrap_or_default();
     if object != WHATSAPP_OBJECT {
-        return Err(ParseError::NotWhatsApp(log_safe::name(&object)));
+        return Err(ParseError::NotWhatsApp(redact::name(&object)));
     }
     let mut parsed = ParsedWebhook::default();
     for raw_entry in envelope.entry {
@@ -193,7 +193,7 @@ fn item<'a, T: Deserialize<'a>>(
     match serde_json::from_str(raw.get()) {
         Ok(value) => Some(value),
         Err(error) => {
-            let error = log_safe::serde_error(&error);
+            let error = redact::serde_error(&error);
             tracing::error!(item = what, %error, "skipping a webhook item that is not an object of the expected shape");
             parsed.rejected += 1;
             None
@@ -338,8 +338,8 @@ fn push_message(
             (kind(type_name, body), reply_to)
         }
         Err(error) => {
-            let error = log_safe::serde_error(&error);
-            let kind = log_safe::name(type_name);
+            let error = redact::serde_error(&error);
+            let kind = redact::name(type_name);
             tracing::warn!(message_id = %log_id(id), %kind, %error, "message body malformed: passed on as unsupported");
             (
                 MessageKind::Unsupported {
@@ -555,8 +555,8 @@ mod fast {
         ChangeContext, ContactView, HeadView, MESSAGES_FIELD, ParseError, ParsedWebhook,
         WHATSAPP_OBJECT, error_info, push_message, push_status,
     };
-    use crate::serde_util::null_default;
-    use crate::webhook::log_safe;
+    use crate::domain::null_default;
+    use crate::redact;
     use crate::webhook::payload::{
         self, ContactCard, Context, ErrorItem, Interactive, Location, Media, MessageBody, Order,
         Reaction, Status, Str, TemplateButton,
@@ -709,7 +709,7 @@ mod fast {
     pub fn parse(envelope: Envelope<'_>) -> Result<ParsedWebhook, ParseError> {
         let object = nonempty(&envelope.object).unwrap_or_default();
         if object != WHATSAPP_OBJECT {
-            return Err(ParseError::NotWhatsApp(log_safe::name(object)));
+            return Err(ParseError::NotWhatsApp(redact::name(object)));
         }
         let mut parsed = ParsedWebhook::default();
         for Object(entry) in envelope.entry {

@@ -3,7 +3,7 @@
 //! and each entry, change and message is kept raw so one bad item never fails the others.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples>
 
-use crate::serde_util::null_default;
+use crate::domain::null_default;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;

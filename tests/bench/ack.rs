@@ -60,13 +60,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus};
 use whatsapp_agent_lambda::config::DEFAULT_MAX_BODY_BYTES;
-use whatsapp_agent_lambda::job::Job;
-use whatsapp_agent_lambda::message::InboundMessage;
+use whatsapp_agent_lambda::domain::Allowlist;
+use whatsapp_agent_lambda::domain::InboundMessage;
+use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::queue::{MemoryQueue, batch_entries};
 use whatsapp_agent_lambda::reply::format_reply;
 use whatsapp_agent_lambda::reply::limits::MAX_TEXT_PARTS;
 use whatsapp_agent_lambda::secrets::{Secret, Secrets};
-use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{self, Dispatcher, WebhookApp, sign, verify_signature};
 
 /// Bytes `accept` may allocate per message beyond the parse: headroom for the per-message log

@@ -66,10 +66,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use whatsapp_agent_lambda::aws::{TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, sdk_config_for};
-use whatsapp_agent_lambda::emulator::{MOTO_SERVER, Moto, create_pipeline_resources};
-use whatsapp_agent_lambda::events::{
+use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
+use whatsapp_agent_lambda::dev::moto::{MOTO_SERVER, Moto, create_pipeline_resources};
 use whatsapp_agent_lambda::secrets::{KEY_ACCESS_TOKEN, KEY_APP_SECRET, KEY_VERIFY_TOKEN};
 
 /// The argument that makes this binary the hello function (test mode).

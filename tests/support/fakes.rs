@@ -6,7 +6,9 @@ use lambda_http::Request;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 
 /// Meta's answer to an accepted send.
 pub const GRAPH_ACCEPTED: &str = r#"{"success":true,"messages":[{"id":"wamid.out"}]}"#;

@@ -2,10 +2,12 @@
 
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use whatsapp_agent_lambda::events::{LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN};
+use whatsapp_agent_lambda::dev::events::{
+    LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+};
 use whatsapp_agent_lambda::graph::RecordingMessenger;
-use whatsapp_agent_lambda::local::body_bytes;
 use whatsapp_agent_lambda::secrets::Secrets;
+use whatsapp_agent_lambda::webhook::answer::body_bytes;
 use whatsapp_agent_lambda::webhook::sign;
 
 /// The local test secrets, with `app_secret` as the app secret.

@@ -4,11 +4,11 @@
 use super::fixtures::secrets_with_app_secret;
 use std::sync::Arc;
 use whatsapp_agent_lambda::agent::ScriptedAgent;
-use whatsapp_agent_lambda::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::Pipeline;
-use whatsapp_agent_lambda::sender::Allowlist;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 
 /// The handler and what it calls, for a test to look at.

@@ -5,7 +5,7 @@ use super::net::free_port;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use whatsapp_agent_lambda::events::{
+use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
 

@@ -1,19 +1,20 @@
 //! A throwaway moto server (AWS emulator) per test: the library's
-//! [`whatsapp_agent_lambda::emulator::Moto`] started from the project's `.venv`, failing the
+//! [`whatsapp_agent_lambda::dev::moto::Moto`] started from the project's `.venv`, failing the
 //! test with a clear message when it cannot start. Killed when dropped.
 
 use std::path::Path;
-use whatsapp_agent_lambda::emulator::{self, MOTO_SERVER};
+use whatsapp_agent_lambda::dev::moto;
+use whatsapp_agent_lambda::dev::moto::MOTO_SERVER;
 
 /// A running `moto_server`.
-pub struct Moto(emulator::Moto);
+pub struct Moto(moto::Moto);
 
 impl Moto {
     /// Starts `.venv/bin/moto_server` on `127.0.0.1:<free port>` and waits until it answers.
     pub fn start() -> Self {
         let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(MOTO_SERVER);
         let logs = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        Self(emulator::Moto::start(&binary, logs).unwrap_or_else(|error| panic!("{error}")))
+        Self(moto::Moto::start(&binary, logs).unwrap_or_else(|error| panic!("{error}")))
     }
 
     /// `http://127.0.0.1:<port>`, for `sdk_config_for`.

@@ -10,7 +10,9 @@
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use whatsapp_agent_lambda::local::{LoopbackServer, body_bytes, handler, response};
+use whatsapp_agent_lambda::dev::LoopbackServer;
+use whatsapp_agent_lambda::entry::local::handler;
+use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 
 /// The operation this stand-in serves.
 pub const TARGET: &str = "AWSStepFunctions.StartSyncExecution";

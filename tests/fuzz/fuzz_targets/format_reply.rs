@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_agent_lambda::agent::{Action, AgentReply, ReplyStatus};
-use whatsapp_agent_lambda::graph::OutgoingMessage;
+use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::reply::format_reply;
 use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use whatsapp_agent_lambda::agent::AgentRequest;
-use whatsapp_agent_lambda::job::Job;
+use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::webhook;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,9 +4,10 @@
 //! characters escaped, phone numbers (any spelling), BSUIDs and message ids masked or hashed,
 //! length capped. A signed body is Meta's, but its strings are the users' words and numbers;
 //! an unsigned one is anybody's; an error body is whatever the other side chose to send.
+//! Errors quote other services' answers only as an [`excerpt`] made here. How our own
+//! identifiers are shown lives with them: `domain::mask` (senders), `domain::LogId` (message ids).
 
-use crate::message::{KeyedDigest, LogId};
-use crate::sender::{is_bsuid, mask};
+use crate::domain::{KeyedDigest, LogId, is_bsuid, mask};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use std::fmt::Write;
@@ -331,10 +332,25 @@ fn redact_quoted(message: &str) -> String {
     out
 }
 
+/// Characters of a foreign body kept in an error ([`excerpt_bytes`]).
+pub const EXCERPT_CHARS: usize = 200;
+
+/// The start of `text`: trimmed, scrubbed (control characters escaped, phone numbers masked,
+/// message ids hashed), at most `limit` characters (never cut inside a character), `…` when
+/// shortened.
+pub fn excerpt(text: &str, limit: usize) -> String {
+    scrub_within(text.trim(), limit)
+}
+
+/// [`excerpt`] of a body as bytes (lossy UTF-8), [`EXCERPT_CHARS`] long at most.
+pub fn excerpt_bytes(bytes: &[u8]) -> String {
+    excerpt(&String::from_utf8_lossy(bytes), EXCERPT_CHARS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::log_id;
+    use crate::domain::log_id;
 
     #[test]
     fn names_pass_and_anything_else_is_replaced() {
@@ -535,5 +551,24 @@ mod tests {
             let digits: String = scrubbed.chars().filter(char::is_ascii_digit).collect();
             proptest::prop_assert!(!digits.contains("4155551"), "{}", scrubbed);
         }
+    }
+
+    #[test]
+    fn excerpt_is_char_safe_and_bounded() {
+        let long = "é".repeat(EXCERPT_CHARS + 50);
+        let cut = excerpt_bytes(long.as_bytes());
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(excerpt_bytes(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(excerpt("abc", 2), "ab…");
+    }
+
+    #[test]
+    fn excerpt_escapes_controls_and_masks_numbers() {
+        assert_eq!(excerpt_bytes(b"  short\nbody "), "short\\nbody");
+        assert_eq!(
+            excerpt_bytes(b"\x1b[31mcall +1 415 555 1234\x1b[0m"),
+            "\\u{1b}[31mcall *******1234\\u{1b}[0m"
+        );
     }
 }

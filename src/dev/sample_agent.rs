@@ -5,7 +5,8 @@
 //! When a token is configured, requests must carry `Authorization: Bearer <token>`.
 
 use crate::agent::{Action, AgentReply, AgentRequest, ListRow, ListSection, ListSpec, ReplyStatus};
-use crate::local::{Handler, body_bytes, handler, response};
+use crate::entry::local::{Handler, handler};
+use crate::webhook::answer::{body_bytes, response};
 use lambda_http::Request;
 use std::sync::Arc;
 
@@ -186,7 +187,7 @@ fn action(id: &str, label: &str) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Channel, InboundMessage, MessageKind, PhoneNumberId, Sender};
+    use crate::domain::{Channel, InboundMessage, MessageKind, PhoneNumberId, Sender};
 
     fn ask(kind: MessageKind) -> Option<AgentReply> {
         let message = InboundMessage {

@@ -1,13 +1,39 @@
 //! Sender identity: the `ALLOWED_SENDERS` allowlist, phone-number normalisation and log-safe
 //! masking of phone numbers and business-scoped user ids (BSUIDs).
 
-use crate::message::Sender;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// E.164 numbers have at most 15 digits; anything shorter than 7 is not a phone number.
 const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 7..=15;
 /// Characters of an id left visible at the end when masking.
 const MASK_VISIBLE_TAIL: usize = 4;
+
+/// Who sent a message: a phone number, a business-scoped user id (BSUID), or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Sender {
+    /// Digits only, as Meta sends `from` / `wa_id` (no `+`).
+    pub phone: Option<String>,
+    /// Business-scoped user id, e.g. `US.13491208655302741918`.
+    pub bsuid: Option<String>,
+    /// The profile name from the webhook's `contacts`.
+    pub display_name: Option<String>,
+}
+
+impl Sender {
+    /// The stable id for this sender: the phone number when known, else the BSUID.
+    pub fn id(&self) -> &str {
+        self.phone
+            .as_deref()
+            .or(self.bsuid.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// A log-safe form of the sender id (see [`mask`]), for log fields.
+    pub fn masked(&self) -> Masked<'_> {
+        Masked(self.id())
+    }
+}
 
 /// Who may reach the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -190,6 +216,21 @@ impl std::fmt::Display for Masked<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_id_prefers_phone_over_bsuid() {
+        let both = Sender {
+            phone: Some("14155551234".into()),
+            bsuid: Some("US.1".into()),
+            display_name: None,
+        };
+        let bsuid_only = Sender {
+            bsuid: Some("US.1".into()),
+            ..Sender::default()
+        };
+        assert_eq!(both.id(), "14155551234");
+        assert_eq!(bsuid_only.id(), "US.1");
+    }
 
     fn phone(p: &str) -> Sender {
         Sender {

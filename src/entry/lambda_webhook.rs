@@ -7,8 +7,8 @@
 //! but API Gateway then answers 500 and the panic lands in the logs. Here those are a 400.
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>
 
-use super::WebhookApp;
-use super::log_safe;
+use crate::redact;
+use crate::webhook::WebhookApp;
 use base64::Engine;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::request::RequestContext;
@@ -29,7 +29,7 @@ pub enum EventError {
 }
 
 /// Serves `app` on the Lambda Runtime API until the process ends: the Lambda twin of
-/// [`crate::local::serve`]. Call it from the binary instead of `lambda_http::run`.
+/// [`crate::entry::local::serve`]. Call it from the binary instead of `lambda_http::run`.
 pub async fn run(app: Arc<WebhookApp>) -> Result<(), lambda_http::Error> {
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
@@ -63,7 +63,7 @@ impl WebhookApp {
             }
             Err(error) => {
                 tracing::warn!(%error, status = 400, "Lambda event refused before the webhook");
-                crate::local::response(400, "text/plain", "bad request")
+                crate::webhook::answer::response(400, "text/plain", "bad request")
             }
         };
         into_api_gateway_response(response)
@@ -75,7 +75,7 @@ impl WebhookApp {
 /// (base64-decoded when flagged). The URI is relative: the handler routes on path and query.
 pub fn request_from_event(event: Value) -> Result<Request, EventError> {
     let event: ApiGatewayV2httpRequest = serde_json::from_value(event)
-        .map_err(|error| EventError::NotHttpApi(log_safe::serde_error(&error)))?;
+        .map_err(|error| EventError::NotHttpApi(redact::serde_error(&error)))?;
     let body = match event.body {
         None => Body::Empty,
         Some(body) if event.is_base64_encoded => Body::Binary(
@@ -165,10 +165,10 @@ mod tests {
         assert_eq!(request.uri().path(), "/webhook");
         assert_eq!(request.uri().query(), Some("a=1&b=2"));
         assert_eq!(request.headers()["x-hub-signature-256"], "sha256=00");
-        assert_eq!(crate::local::body_bytes(request.body()), b"{}");
+        assert_eq!(crate::webhook::answer::body_bytes(request.body()), b"{}");
         let plain = request_from_event(event("/webhook", "", Some("{}"), false)).unwrap();
         assert_eq!(plain.uri().query(), None);
-        assert_eq!(crate::local::body_bytes(plain.body()), b"{}");
+        assert_eq!(crate::webhook::answer::body_bytes(plain.body()), b"{}");
     }
 
     #[test]
@@ -219,7 +219,8 @@ mod tests {
 
     #[test]
     fn responses_keep_status_headers_and_text_body() {
-        let answer = into_api_gateway_response(crate::local::response(403, "text/plain", "no"));
+        let answer =
+            into_api_gateway_response(crate::webhook::answer::response(403, "text/plain", "no"));
         assert_eq!(answer.status_code, 403);
         assert_eq!(answer.headers["content-type"], "text/plain");
         assert_eq!(answer.body, Some(Body::Text("no".into())));

@@ -1,28 +1,9 @@
-//! What travels between the parts: the queue job the webhook sends the worker, and the
-//! "deliver" event a Step Functions state machine sends the worker with the agent's reply.
+//! The "deliver" event: how a Step Functions state machine started in `async` mode hands the
+//! agent's outcome (a reply or an error) to the worker, which sends it to WhatsApp.
 
-use crate::agent::{AgentReply, AgentRequest};
-use crate::message::{InboundMessage, MessageId, PhoneNumberId, Sender};
+use super::{AgentReply, AgentRequest};
+use crate::domain::{MessageId, PhoneNumberId, Sender};
 use serde::{Deserialize, Serialize};
-
-/// Job format version, so a worker can refuse jobs it does not understand.
-pub const JOB_VERSION: u32 = 1;
-
-/// One queued message: everything the worker needs, no re-parsing of the webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    pub version: u32,
-    pub message: InboundMessage,
-}
-
-impl Job {
-    pub fn new(message: InboundMessage) -> Self {
-        Self {
-            version: JOB_VERSION,
-            message,
-        }
-    }
-}
 
 /// `{"deliver": {...}}`: sent by the state machine's last state (or its Catch) to the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

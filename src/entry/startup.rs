@@ -51,7 +51,7 @@ impl Env {
         };
         // Message ids are logged as hashes keyed from the app secret: the same key in the
         // webhook and the worker, so one message can be followed through both.
-        crate::message::init_log_key(&secrets.app_secret);
+        crate::domain::init_log_key(secrets.app_secret.expose());
         let timings = InitTimings {
             aws_config: aws_ready - started,
             secrets: aws_ready.elapsed(),

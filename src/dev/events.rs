@@ -142,7 +142,8 @@ mod tests {
 
 #[cfg(test)]
 mod sample_files {
-    use crate::job::{DeliverEvent, Job};
+    use crate::agent::DeliverEvent;
+    use crate::queue::Job;
     use aws_lambda_events::event::sqs::SqsEvent;
 
     fn read(name: &str) -> String {
