@@ -4,11 +4,13 @@
 //! conversion panics on input an attacker can shape: a body flagged `isBase64Encoded` that is
 //! not base64 (`Body::from_maybe_encoded(..).expect(..)`), and a `rawQueryString` or `Host` that
 //! `http::Uri` refuses (`.expect("failed to build request")`). lambda_runtime catches the panic,
-//! but API Gateway then answers 500 and the panic lands in the logs. Here those are a 400.
+//! but API Gateway then answers 500 and the panic lands in the logs. Here those are a 400
+//! ([`Answer::BadRequest`]).
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>
 
 use crate::redact;
 use crate::webhook::WebhookApp;
+use crate::webhook::answer::Answer;
 use base64::Engine;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::request::RequestContext;
@@ -17,7 +19,8 @@ use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-/// Why an invocation is not a request the webhook can answer: both are answered 400.
+/// Why an invocation is not a request the webhook can answer: each is answered
+/// [`Answer::BadRequest`] (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("not an API Gateway HTTP API (v2) event: {0}")]
@@ -62,8 +65,10 @@ impl WebhookApp {
                 self.handle(request).await
             }
             Err(error) => {
-                tracing::warn!(%error, status = 400, "Lambda event refused before the webhook");
-                crate::webhook::answer::response(400, "text/plain", "bad request")
+                let answer = Answer::BadRequest;
+                let status = answer.status().as_u16();
+                tracing::warn!(%error, status, "Lambda event refused before the webhook");
+                answer.into_response()
             }
         };
         into_api_gateway_response(response)
@@ -225,5 +230,27 @@ mod tests {
         assert_eq!(answer.headers["content-type"], "text/plain");
         assert_eq!(answer.body, Some(Body::Text("no".into())));
         assert!(!answer.is_base64_encoded);
+
+        let answer = into_api_gateway_response(Answer::MethodNotAllowed.into_response());
+        assert_eq!(answer.status_code, 405);
+        assert_eq!(answer.headers["content-type"], "text/plain");
+        assert_eq!(answer.headers["allow"], "GET, POST");
+        assert_eq!(answer.body, Some(Body::Text("method not allowed".into())));
+    }
+
+    #[tokio::test]
+    async fn unusable_events_are_answered_bad_request() {
+        let app = WebhookApp::new(
+            crate::secrets::Secrets::from_env(|_| Some("secret".to_owned())),
+            crate::domain::Allowlist::parse("*").unwrap(),
+            crate::webhook::Dispatcher::Queue(Arc::new(crate::queue::MemoryQueue::new())),
+            1024,
+        );
+        let answer = app
+            .handle_event(event("/webhook", "", Some("not base64!"), true))
+            .await;
+        assert_eq!(answer.status_code, 400);
+        assert_eq!(answer.headers["content-type"], "text/plain");
+        assert_eq!(answer.body, Some(Body::Text("bad request".into())));
     }
 }

@@ -8,9 +8,13 @@
 //! body that cannot get them is refused with 503 before it is read. Memory for bodies stays under
 //! `max_connections × BODY_ALLOWANCE + body_budget`. Errors accepting a connection (out of file
 //! descriptors, …) are logged and retried after a pause, never fatal.
+//!
+//! The server's own answers (413, 400, 408, 503, 500) are [`Answer`]s like the handler's,
+//! written through the same mapping (`webhook::answer`).
 
 use crate::BoxFuture;
 use crate::config::{DEFAULT_LOCAL_BODY_BUDGET_BODIES, DEFAULT_LOCAL_MAX_CONNECTIONS};
+use crate::webhook::answer::Answer;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -44,12 +48,9 @@ pub const RESERVED_FILE_DESCRIPTORS: usize = 64;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest pause between accept attempts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// `Retry-After` of a 503: stalled bodies give their budget back within [`BODY_READ_TIMEOUT`].
-const RETRY_AFTER_SECS: &str = "5";
-/// Written to a newcomer refused at the connection cap, without reading its request (the same
-/// `Retry-After` as [`RETRY_AFTER_SECS`]).
-const REFUSED_AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\n\
-connection: close\r\ncontent-length: 0\r\n\r\n";
+/// `Retry-After` of a 503 ([`Answer::Busy`], [`Answer::NoConnectionFree`]): stalled bodies give
+/// their budget back within [`BODY_READ_TIMEOUT`].
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What one server lets its clients hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,9 @@ async fn accept_loop(listener: &impl Accept, handler: Handler, limits: Limits) {
     }
     let connections = Arc::new(Connections::new(cap));
     let budget = Arc::new(BodyBudget::new(limits.body_budget));
+    let refused_at_capacity = http1_bytes(&Answer::NoConnectionFree {
+        retry_after: RETRY_AFTER,
+    });
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut failures: u64 = 0;
     loop {
@@ -172,7 +176,7 @@ async fn accept_loop(listener: &impl Accept, handler: Handler, limits: Limits) {
                 "local connection refused: every connection has a request in progress"
             );
             // Best effort and without waiting: the newcomer must not cost us a task.
-            let _ = stream.try_write(REFUSED_AT_CAPACITY);
+            let _ = stream.try_write(&refused_at_capacity);
             continue;
         };
         tokio::spawn(serve_connection(
@@ -241,8 +245,10 @@ async fn dispatch(
     let (bytes, hold) = match read_body(body, &parts.headers, budget, max_body).await {
         Ok(read) => read,
         Err(refusal) => {
-            tracing::warn!(status = refusal.status(), limit = max_body, "{refusal}");
-            return refusal.answer();
+            let answer = refusal.answer();
+            let status = answer.status().as_u16();
+            tracing::warn!(status, limit = max_body, "{refusal}");
+            return to_hyper(answer.into_response());
         }
     };
     slot.set(Stage::Handling);
@@ -264,9 +270,14 @@ async fn dispatch(
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, "request handler failed");
-            return plain(500, "internal error");
+            Answer::Internal.into_response()
         }
     };
+    to_hyper(response)
+}
+
+/// The handler's response (or the server's own [`Answer`]) as hyper writes it.
+fn to_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -275,6 +286,31 @@ async fn dispatch(
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// An answer as HTTP/1.1 bytes, written straight to a socket whose request is never read:
+/// status line, content type, headers in order, `content-length`, body.
+fn http1_bytes(answer: &Answer) -> Vec<u8> {
+    let status = answer.status();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or_default()
+    )
+    .into_bytes();
+    if let Some(content_type) = answer.content_type() {
+        head.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
+    }
+    for (name, value) in answer.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    let body = answer.body().as_bytes();
+    head.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    head.extend_from_slice(body);
+    head
 }
 
 /// Why a request body was not read to its end.
@@ -293,33 +329,16 @@ enum BodyRefusal {
 }
 
 impl BodyRefusal {
-    fn status(&self) -> u16 {
+    /// The answer; each closes the connection, since the rest of the body is not read.
+    fn answer(&self) -> Answer {
         match self {
-            Self::DeclaredTooLarge | Self::TooLarge => 413,
-            Self::NoBudget => 503,
-            Self::Broken(_) => 400,
-            Self::Timeout => 408,
-        }
-    }
-
-    /// The answer, closing the connection: the rest of the body is not read.
-    fn answer(&self) -> hyper::Response<Full<Bytes>> {
-        let mut response = closing(plain(
-            self.status(),
-            match self {
-                Self::DeclaredTooLarge | Self::TooLarge => "payload too large",
-                Self::NoBudget => "busy, retry later",
-                Self::Broken(_) => "bad request",
-                Self::Timeout => "request timeout",
+            Self::DeclaredTooLarge | Self::TooLarge => Answer::BodyTooLarge,
+            Self::NoBudget => Answer::Busy {
+                retry_after: RETRY_AFTER,
             },
-        ));
-        if matches!(self, Self::NoBudget) {
-            response.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            Self::Broken(_) => Answer::MalformedBody,
+            Self::Timeout => Answer::RequestTimeout,
         }
-        response
     }
 }
 
@@ -608,21 +627,6 @@ fn declared_length(headers: &hyper::HeaderMap) -> Option<usize> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// Tells the client this connection ends with the answer (its request body is not read).
-fn closing(mut response: hyper::Response<Full<Bytes>>) -> hyper::Response<Full<Bytes>> {
-    response.headers_mut().insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("close"),
-    );
-    response
-}
-
-fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -898,6 +902,82 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(!server.is_finished(), "the server ended");
         assert!(started.elapsed() < ACCEPT_BACKOFF_MAX * 3);
+        server.abort();
+    }
+
+    #[test]
+    fn the_refusal_at_the_connection_cap_is_written_as_it_always_was() {
+        assert_eq!(
+            http1_bytes(&Answer::NoConnectionFree {
+                retry_after: RETRY_AFTER
+            }),
+            b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\n\
+connection: close\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            http1_bytes(&Answer::MethodNotAllowed),
+            b"HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\n\
+allow: GET, POST\r\ncontent-length: 18\r\n\r\nmethod not allowed"
+        );
+    }
+
+    /// Every answer of the server itself, byte for byte (less the `date` header).
+    #[tokio::test]
+    async fn the_servers_own_answers_keep_their_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let failing = handler(|request: Request| async move {
+            if request.uri().path() == "/panic" {
+                panic!("the handler fails on purpose");
+            }
+            response(200, "text/plain", "x")
+        });
+        let limits = Limits {
+            max_body: 100 * 1024,
+            max_connections: 16,
+            body_budget: 1,
+        };
+        let server = tokio::spawn(async move {
+            let _ = serve_with(listener, failing, limits).await;
+        });
+        let mut chunked_over = CHUNKED.as_bytes().to_vec();
+        chunked_over.extend_from_slice(format!("{:x}\r\n", 200 * 1024).as_bytes());
+        chunked_over.extend_from_slice(&vec![b'a'; 200 * 1024]);
+        chunked_over.extend_from_slice(b"\r\n0\r\n\r\n");
+        let cases = [
+            (
+                post(200 * 1024).into_bytes(),
+                "HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 17\r\n\r\npayload too large",
+            ),
+            (
+                chunked_over,
+                "HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 17\r\n\r\npayload too large",
+            ),
+            (
+                post(BODY_ALLOWANCE + 2).into_bytes(),
+                "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 17\r\n\r\nbusy, retry later",
+            ),
+            (
+                format!("{CHUNKED}zz\r\n").into_bytes(),
+                "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 11\r\n\r\nbad request",
+            ),
+            (
+                b"GET /panic HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_vec(),
+                "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 14\r\n\r\ninternal error",
+            ),
+            (
+                b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_vec(),
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: 1\r\n\r\nx",
+            ),
+        ];
+        for (request, expected) in cases {
+            let answer = exchange(addr, &String::from_utf8(request).unwrap(), b"").await;
+            let without_date: Vec<&str> = answer
+                .split("\r\n")
+                .filter(|line| !line.starts_with("date:"))
+                .collect();
+            assert_eq!(without_date.join("\r\n"), expected);
+        }
         server.abort();
     }
 

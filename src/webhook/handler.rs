@@ -1,5 +1,5 @@
-//! The webhook's HTTP answers (the table in README.md, "How it works"), in one place:
-//! verify → parse → filter and hand off → answer.
+//! The webhook handler: verify → parse → filter and hand off → answer. Each request ends in
+//! one [`Answer`]; what it writes (status, headers, body) is decided in [`super::answer`].
 
 use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
@@ -10,7 +10,7 @@ use crate::queue::Job;
 use crate::queue::JobQueue;
 use crate::redact;
 use crate::secrets::Secrets;
-use crate::webhook::answer::{body_bytes, response};
+use crate::webhook::answer::{Answer, body_bytes};
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -26,21 +26,22 @@ const MAX_IDS_IN_LOG: usize = 5;
 /// Why a POST ends before any message is handed off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Over `MAX_BODY_BYTES`: 413.
+    /// Over `MAX_BODY_BYTES`: [`Answer::PayloadTooLarge`].
     TooLarge,
-    /// Missing, malformed or wrong signature (or no app secret): 401.
+    /// Missing, malformed or wrong signature (or no app secret): [`Answer::Unauthorized`].
     BadSignature,
-    /// Signed, but not a WhatsApp payload: 200, so Meta does not retry it (logged as an error).
+    /// Signed, but not a WhatsApp payload: [`Answer::Accepted`], so Meta does not retry it
+    /// (logged as an error).
     NotWhatsApp,
 }
 
 impl Refusal {
     /// The answer Meta gets.
-    pub fn answer(self) -> Response<Body> {
+    pub fn answer(self) -> Answer {
         match self {
-            Refusal::TooLarge => text(413, "payload too large"),
-            Refusal::BadSignature => text(401, "unauthorized"),
-            Refusal::NotWhatsApp => text(200, "ok"),
+            Refusal::TooLarge => Answer::PayloadTooLarge,
+            Refusal::BadSignature => Answer::Unauthorized,
+            Refusal::NotWhatsApp => Answer::Accepted,
         }
     }
 }
@@ -81,34 +82,29 @@ impl WebhookApp {
         let started = Instant::now();
         let method = request.method().clone();
         let answer = if !is_webhook_path(request.uri().path()) {
-            text(404, "not found")
+            Answer::NotFound
         } else if method == lambda_http::http::Method::GET {
             self.verify_subscription(request.uri().query())
         } else if method == lambda_http::http::Method::POST {
             self.receive(&request).await
         } else {
-            let mut answer = text(405, "method not allowed");
-            answer.headers_mut().insert(
-                "allow",
-                lambda_http::http::HeaderValue::from_static("GET, POST"),
-            );
-            answer
+            Answer::MethodNotAllowed
         };
         // A 200 is routine (Lambda's REPORT line and API Gateway's access log count them too):
         // DEBUG, which keeps the most frequent webhook, a delivery status, free of INFO lines.
         // Every other answer is worth a line.
         let status = answer.status().as_u16();
         let elapsed_us = started.elapsed().as_micros() as u64;
-        if status == 200 {
+        if answer.is_success() {
             tracing::debug!(%method, status, elapsed_us, "webhook answered");
         } else {
             tracing::info!(%method, status, elapsed_us, "webhook answered");
         }
-        answer
+        answer.into_response()
     }
 
     /// GET: Meta's subscription handshake.
-    fn verify_subscription(&self, query: Option<&str>) -> Response<Body> {
+    fn verify_subscription(&self, query: Option<&str>) -> Answer {
         let (mut mode, mut token, mut challenge) = (Vec::new(), Vec::new(), Vec::new());
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
@@ -125,7 +121,7 @@ impl WebhookApp {
             <[_; 1]>::try_from(challenge),
         ) else {
             tracing::warn!("verification GET refused: hub.* parameters missing or repeated");
-            return text(403, "forbidden");
+            return Answer::Forbidden;
         };
         let token_ok = token_matches(
             self.secrets.verify_token.expose().as_bytes(),
@@ -138,20 +134,20 @@ impl WebhookApp {
         {
             let mode = redact::name(&mode);
             tracing::warn!(%mode, token_ok, "verification GET refused");
-            return text(403, "forbidden");
+            return Answer::Forbidden;
         }
         tracing::info!("webhook subscription verified");
-        response(200, "text/plain", challenge.into_owned())
+        Answer::Challenge(challenge.into_owned())
     }
 
     /// POST: an update batch from Meta.
-    async fn receive(&self, request: &Request) -> Response<Body> {
+    async fn receive(&self, request: &Request) -> Answer {
         let allowed = match self.accept(request.headers(), body_bytes(request.body())) {
             Ok(allowed) => allowed,
             Err(refusal) => return refusal.answer(),
         };
         if allowed.is_empty() {
-            return text(200, "ok");
+            return Answer::Accepted;
         }
         match &self.dispatcher {
             Dispatcher::Inline(pipeline) => {
@@ -159,21 +155,21 @@ impl WebhookApp {
                 if outcomes.iter().any(|o| matches!(o, Outcome::Retry { .. })) {
                     // Nothing was done for those messages: let Meta redeliver; the handled ones
                     // are deduplicated by their claims.
-                    return text(500, "retry later");
+                    return Answer::RetryLater;
                 }
-                text(200, "ok")
+                Answer::Accepted
             }
             Dispatcher::Queue(queue) => {
                 let jobs: Vec<Job> = allowed.into_iter().map(Job::new).collect();
                 match queue.enqueue(&jobs).await {
                     Ok(()) => {
                         tracing::info!(jobs = jobs.len(), "messages queued for the worker");
-                        text(200, "ok")
+                        Answer::Accepted
                     }
                     Err(error) => {
                         // Meta retries a non-200: nothing is lost.
                         tracing::error!(%error, jobs = jobs.len(), "could not queue the messages; answering 500 so Meta retries");
-                        text(500, "retry later")
+                        Answer::RetryLater
                     }
                 }
             }
@@ -358,10 +354,6 @@ fn message_ids_in(body: &[u8]) -> Vec<String> {
         rest = &tail[end..];
     }
     ids
-}
-
-fn text(status: u16, body: &'static str) -> Response<Body> {
-    response(status, "text/plain", body)
 }
 
 #[cfg(test)]
