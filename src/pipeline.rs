@@ -1,7 +1,12 @@
 //! One message's journey, the same whichever way it was dispatched: claim its id (a lease) →
-//! mark it read with the typing indicator → ask the agent → format the reply → send it through
-//! the Graph API → mark it completed. Also the second half of the Step Functions async path:
-//! delivering a reply that arrives later.
+//! mark it read with the typing indicator while the agent is asked (both at once, so the user's
+//! wait is the agent's own time) → format the reply → send it through the Graph API → mark it
+//! completed. Also the second half of the Step Functions async path: delivering a reply that
+//! arrives later.
+//!
+//! WhatsApp drops a typing indicator after 25 seconds or at our next message; an agent run is
+//! often longer, so while the agent works the indicator is shown again every
+//! [`TYPING_INTERVAL`], until the answer is there.
 //!
 //! While a message is being handled its claim is renewed in the background (a heartbeat every
 //! third of the lease), so however long the agent and the sends take, a redelivery never finds
@@ -33,6 +38,10 @@ const MIN_RENEW_INTERVAL: Duration = Duration::from_millis(10);
 /// Senders of one batch (a webhook body inline, an SQS batch in the worker) handled at once:
 /// each runs one agent call at a time, so this bounds the agent calls one batch opens.
 pub const MAX_CONCURRENT_SENDERS: usize = 16;
+/// How often the typing indicator is shown again while the agent works: before WhatsApp drops
+/// it (25 s after it was shown).
+/// <https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators>
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Whether a transient failure may still be retried later (by SQS or Step Functions), or
 /// this is the last chance and the user must get the ❌ message now.
@@ -145,6 +154,8 @@ pub struct Pipeline {
     idempotency: Arc<dyn IdempotencyStore>,
     /// How long a claim holds before a redelivery may take over (crash recovery).
     lease: Duration,
+    /// How often the typing indicator is renewed while the agent works.
+    typing_interval: Duration,
 }
 
 impl Pipeline {
@@ -160,6 +171,7 @@ impl Pipeline {
             messenger,
             idempotency,
             lease: DEFAULT_LEASE,
+            typing_interval: TYPING_INTERVAL,
         }
     }
 
@@ -167,6 +179,13 @@ impl Pipeline {
     /// `IDEMPOTENCY_LEASE_SECS`, or a short lease in tests).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// The same pipeline renewing the typing indicator every `interval` instead of
+    /// [`TYPING_INTERVAL`] (tests).
+    pub fn with_typing_interval(mut self, interval: Duration) -> Self {
+        self.typing_interval = interval.max(MIN_RENEW_INTERVAL);
         self
     }
 
@@ -348,13 +367,9 @@ impl Pipeline {
             tracing::error!(message_id = %id, "sender has neither a phone number nor a BSUID: cannot answer");
             return Outcome::Undeliverable;
         };
-        if let Err(error) = self.messenger.mark_read(from, id, true).await {
-            tracing::warn!(message_id = %id, %error, "could not mark the message read; answering anyway");
-        }
-
         let request = AgentRequest::from_message(message);
         let asked = Instant::now();
-        let answer = match self.agent.ask(&request).await {
+        let answer = match self.ask_while_typing(from, id, &request).await {
             // The HTTP and Step Functions adapters refuse these already; any agent's reply with
             // no readable part is a failed answer, never silence.
             Ok(Some(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
@@ -394,6 +409,41 @@ impl Pipeline {
         tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
         self.send_outcome(from, &to, &messages, id, attempt, None, held)
             .await
+    }
+
+    /// Asks the agent while marking the message read with the typing indicator, both at once;
+    /// the indicator is shown again every `typing_interval` until the agent has answered. The
+    /// first read mark is always completed (never cut off by a quick answer), so the user sees
+    /// the blue ticks before the reply.
+    async fn ask_while_typing(
+        &self,
+        from: &PhoneNumberId,
+        id: &MessageId,
+        request: &AgentRequest,
+    ) -> Result<Option<crate::agent::AgentReply>, AgentError> {
+        let first_mark = async {
+            if let Err(error) = self.messenger.mark_read(from, id, true).await {
+                tracing::warn!(message_id = %id, %error, "could not mark the message read; answering anyway");
+            }
+        };
+        let renewals = async {
+            loop {
+                tokio::time::sleep(self.typing_interval).await;
+                if let Err(error) = self.messenger.mark_read(from, id, true).await {
+                    tracing::warn!(message_id = %id, %error, "could not show the typing indicator again");
+                }
+            }
+        };
+        let ask = async {
+            tokio::pin!(renewals);
+            tokio::select! {
+                biased;
+                answer = self.agent.ask(request) => answer,
+                never = &mut renewals => never,
+            }
+        };
+        let ((), answer) = tokio::join!(first_mark, ask);
+        answer
     }
 
     /// Sends `messages` in order, the first quoting the user's message, and says how it went.
@@ -626,5 +676,83 @@ mod tests {
                 vec![("eve", 4)]
             ]
         );
+    }
+
+    /// A pipeline over a Graph API that takes `graph` per call and an agent that takes `agent`.
+    fn timed(graph: Duration, agent: Duration) -> (Pipeline, Arc<RecordingMessenger>) {
+        let messenger = Arc::new(RecordingMessenger::with_delay(graph));
+        let agent = Arc::new(ScriptedAgent::replying_text("all pods running").with_delay(agent));
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        (pipeline, messenger)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_read_mark_goes_out_while_the_agent_works_not_before() {
+        let graph = Duration::from_secs(1);
+        let agent = Duration::from_secs(5);
+        let (pipeline, messenger) = timed(graph, agent);
+        let started = tokio::time::Instant::now();
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        let waited = started.elapsed();
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        // The agent's own time plus the one send: the read mark overlapped the agent.
+        assert_eq!(
+            waited,
+            agent + graph,
+            "one after the other would take {:?}",
+            graph + agent + graph
+        );
+        assert_eq!(messenger.read_marks(), vec![(message().id, true)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_agent_never_cuts_the_read_mark_short() {
+        // The Graph API is slower than the agent: the read mark still completes, before the reply.
+        let (pipeline, messenger) = timed(Duration::from_secs(2), Duration::ZERO);
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        assert_eq!(messenger.read_marks().len(), 1);
+        assert_eq!(messenger.texts(), vec!["all pods running"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_typing_indicator_is_shown_again_while_a_slow_agent_works() {
+        let (pipeline, messenger) = timed(Duration::ZERO, Duration::from_secs(50));
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        // At 0 s, then every 20 s until the answer at 50 s: 20 and 40; none after it.
+        let marks = messenger.read_marks();
+        assert_eq!(marks.len(), 3, "{marks:?}");
+        assert!(
+            marks
+                .iter()
+                .all(|(id, typing)| *id == message().id && *typing)
+        );
+
+        // A shorter interval (as tests and a configured pipeline may set): more renewals.
+        let (pipeline, messenger) = timed(Duration::ZERO, Duration::from_secs(50));
+        let pipeline = pipeline.with_typing_interval(Duration::from_secs(10));
+        pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(messenger.read_marks().len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_renewal_does_not_stop_the_answer() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        messenger.fail_next_read_marks(2, || GraphError::Timeout);
+        let agent =
+            Arc::new(ScriptedAgent::replying_text("done").with_delay(Duration::from_secs(30)));
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        assert_eq!(messenger.texts(), vec!["done"]);
     }
 }
