@@ -14,13 +14,13 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::Deliver;
-use crate::agent::{Agent, AgentError, AgentRequest};
+use crate::agent::{Agent, AgentError, AgentRequest, ReplyStream};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
 use crate::domain::{OutgoingMessage, Recipient};
 use crate::graph::{GraphError, Messenger};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
-use crate::reply::{agent_failed, format_reply};
+use crate::reply::{agent_cut_off, agent_failed, format_reply};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -369,19 +369,24 @@ impl Pipeline {
         };
         let request = AgentRequest::from_message(message);
         let asked = Instant::now();
-        let answer = match self.ask_while_typing(from, id, &request).await {
+        let mut stream = self.agent.ask_stream(&request);
+        let first = self.while_typing(from, id, true, stream.next()).await;
+        let agent_ms = asked.elapsed().as_millis() as u64;
+        let reply = match first {
+            None => {
+                tracing::info!(message_id = %id, agent_ms, parts = 0, "agent answered");
+                return Outcome::NoReply;
+            }
             // The HTTP and Step Functions adapters refuse these already; any agent's reply with
             // no readable part is a failed answer, never silence.
-            Ok(Some(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
+            Some(Ok(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
                 error: reply.unreadable_reason(),
                 body: String::new(),
             }),
-            answer => answer,
+            Some(answer) => answer,
         };
-        let agent_ms = asked.elapsed().as_millis() as u64;
-        let messages = match answer {
-            Ok(Some(reply)) => format_reply(&reply),
-            Ok(None) => Vec::new(),
+        let messages = match reply {
+            Ok(reply) => format_reply(&reply),
             Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
                 tracing::warn!(message_id = %id, %error, agent_ms, "agent failed transiently; will retry");
                 return Outcome::Retry {
@@ -407,21 +412,69 @@ impl Pipeline {
             }
         };
         tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
-        self.send_outcome(from, &to, &messages, id, attempt, None, held)
-            .await
+        let sent = match self.send_all(from, &to, &messages, id, true, held).await {
+            Ok(sent) => sent,
+            Err(stop) => return stopped(stop, attempt),
+        };
+        self.send_rest(from, &to, id, &mut stream, sent, held).await
     }
 
-    /// Asks the agent while marking the message read with the typing indicator, both at once;
-    /// the indicator is shown again every `typing_interval` until the agent has answered. The
-    /// first read mark is always completed (never cut off by a quick answer), so the user sees
-    /// the blue ticks before the reply.
-    async fn ask_while_typing(
+    /// Sends the parts a streaming agent writes after its first, each as soon as it arrives,
+    /// showing the typing indicator while waiting for the next. An agent that fails after its
+    /// first part has been shown cannot be asked again (a second answer would differ from the
+    /// first): the user is told the answer stopped, and the message counts as answered.
+    async fn send_rest(
+        &self,
+        from: &PhoneNumberId,
+        to: &Recipient,
+        id: &MessageId,
+        stream: &mut ReplyStream<'_>,
+        mut sent: usize,
+        held: &Held<'_>,
+    ) -> Outcome {
+        let mut part = 1;
+        while let Some(next) = self.while_typing(from, id, false, stream.next()).await {
+            part += 1;
+            let messages = match next {
+                Ok(reply) => format_reply(&reply),
+                Err(error) => {
+                    tracing::error!(message_id = %id, %error, part, "agent's streamed answer broke off; telling the user");
+                    vec![agent_cut_off()]
+                }
+            };
+            tracing::info!(message_id = %id, part, messages = messages.len(), "agent sent another part");
+            match self.send_all(from, to, &messages, id, false, held).await {
+                Ok(count) => sent += count,
+                Err((count, SendStop::ClaimLost)) => {
+                    return Outcome::ClaimLost { sent: sent + count };
+                }
+                Err((count, SendStop::Graph(_))) => {
+                    return Outcome::SendFailed { sent: sent + count };
+                }
+            }
+        }
+        if sent == 0 {
+            Outcome::NoReply
+        } else {
+            Outcome::Replied { messages: sent }
+        }
+    }
+
+    /// Waits for `work` (the agent's next part) while showing the typing indicator: marked read
+    /// with it at once when `mark_first` (the first part: both at once, so the user's wait is
+    /// the agent's own time; that first mark always completes, never cut off by a quick answer),
+    /// then again every `typing_interval` until `work` is done.
+    async fn while_typing<T>(
         &self,
         from: &PhoneNumberId,
         id: &MessageId,
-        request: &AgentRequest,
-    ) -> Result<Option<crate::agent::AgentReply>, AgentError> {
+        mark_first: bool,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let first_mark = async {
+            if !mark_first {
+                return;
+            }
             if let Err(error) = self.messenger.mark_read(from, id, true).await {
                 tracing::warn!(message_id = %id, %error, "could not mark the message read; answering anyway");
             }
@@ -434,16 +487,16 @@ impl Pipeline {
                 }
             }
         };
-        let ask = async {
+        let work = async {
             tokio::pin!(renewals);
             tokio::select! {
                 biased;
-                answer = self.agent.ask(request) => answer,
+                done = work => done,
                 never = &mut renewals => never,
             }
         };
-        let ((), answer) = tokio::join!(first_mark, ask);
-        answer
+        let ((), done) = tokio::join!(first_mark, work);
+        done
     }
 
     /// Sends `messages` in order, the first quoting the user's message, and says how it went.
@@ -459,21 +512,13 @@ impl Pipeline {
         held: &Held<'_>,
     ) -> Outcome {
         match (
-            self.send_all(from, to, messages, quote, held).await,
+            self.send_all(from, to, messages, quote, true, held).await,
             agent_failure,
         ) {
-            (Err((sent, SendStop::ClaimLost)), _) => Outcome::ClaimLost { sent },
             (Ok(_), Some(AgentFailure { retryable })) => Outcome::AgentFailed { retryable },
             (Ok(0), None) => Outcome::NoReply,
             (Ok(sent), None) => Outcome::Replied { messages: sent },
-            (Err((0, SendStop::Graph(error))), _)
-                if error.is_retryable() && attempt == Attempt::Retryable =>
-            {
-                Outcome::Retry {
-                    reason: error.to_string(),
-                }
-            }
-            (Err((sent, SendStop::Graph(_))), _) => Outcome::SendFailed { sent },
+            (Err(stop), _) => stopped(stop, attempt),
         }
     }
 
@@ -485,6 +530,7 @@ impl Pipeline {
         to: &Recipient,
         messages: &[OutgoingMessage],
         quote: &MessageId,
+        quote_first: bool,
         held: &Held<'_>,
     ) -> Result<usize, (usize, SendStop)> {
         for (index, outgoing) in messages.iter().enumerate() {
@@ -498,7 +544,7 @@ impl Pipeline {
                 return Err((index, SendStop::ClaimLost));
             }
             // Quote the user's message on the first part so parallel questions stay readable.
-            let context = (index == 0).then_some(quote);
+            let context = (quote_first && index == 0).then_some(quote);
             if let Err(error) = self.messenger.send(from, to, outgoing, context).await {
                 tracing::error!(
                     message_id = %quote,
@@ -513,6 +559,23 @@ impl Pipeline {
             }
         }
         Ok(messages.len())
+    }
+}
+
+/// What a send that stopped means for the message: a transient failure before anything was
+/// sent may be retried (the agent is asked again: nothing of its answer was seen); otherwise
+/// what was sent stands.
+fn stopped((sent, stop): (usize, SendStop), attempt: Attempt) -> Outcome {
+    match stop {
+        SendStop::ClaimLost => Outcome::ClaimLost { sent },
+        SendStop::Graph(error)
+            if sent == 0 && error.is_retryable() && attempt == Attempt::Retryable =>
+        {
+            Outcome::Retry {
+                reason: error.to_string(),
+            }
+        }
+        SendStop::Graph(_) => Outcome::SendFailed { sent },
     }
 }
 
@@ -754,5 +817,93 @@ mod tests {
         let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
         assert_eq!(outcome, Outcome::Replied { messages: 1 });
         assert_eq!(messenger.texts(), vec!["done"]);
+    }
+
+    fn streaming(parts: Vec<(u64, Result<&'static str, AgentError>)>) -> Arc<ScriptedAgent> {
+        let parts = std::sync::Mutex::new(Some(parts));
+        Arc::new(ScriptedAgent::streaming(move |_| {
+            parts
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(secs, part)| {
+                    (
+                        Duration::from_secs(secs),
+                        part.map(|text| AgentReply::text(None, text)),
+                    )
+                })
+                .collect()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_parts_are_sent_as_they_arrive_with_typing_in_between() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![
+            (5, Ok("Checking pods…")),
+            (25, Ok("Restarting api-7f9")),
+            (5, Ok("✅ 2 pods restarted")),
+        ]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 3 });
+        assert_eq!(
+            messenger.texts(),
+            [
+                "Checking pods…",
+                "Restarting api-7f9",
+                "✅ 2 pods restarted"
+            ]
+        );
+        // Only the first part quotes the user's message.
+        let quoted: Vec<bool> = messenger
+            .sent()
+            .iter()
+            .map(|s| s.context.is_some())
+            .collect();
+        assert_eq!(quoted, [true, false, false]);
+        // The read mark at once, and the indicator again 20 s into the 25 s wait for part two.
+        assert_eq!(messenger.read_marks().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_breaks_after_a_part_is_told_not_retried() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![
+            (1, Ok("Checking pods…")),
+            (1, Err(AgentError::Timeout(Duration::from_secs(60)))),
+        ]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 2 });
+        assert_eq!(
+            messenger.texts(),
+            ["Checking pods…", crate::reply::AGENT_CUT_OFF_TEXT]
+        );
+        assert!(!outcome.should_retry());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_fails_before_its_first_part_is_retried_like_a_whole_answer() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![(1, Err(AgentError::Timeout(Duration::from_secs(60))))]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+        assert!(messenger.texts().is_empty());
     }
 }
