@@ -1,7 +1,12 @@
 //! One message's journey, the same whichever way it was dispatched: claim its id (a lease) →
-//! mark it read with the typing indicator → ask the agent → format the reply → send it through
-//! the Graph API → mark it completed. Also the second half of the Step Functions async path:
-//! delivering a reply that arrives later.
+//! mark it read with the typing indicator while the agent is asked (both at once, so the user's
+//! wait is the agent's own time) → format the reply → send it through the Graph API → mark it
+//! completed. Also the second half of the Step Functions async path: delivering a reply that
+//! arrives later.
+//!
+//! WhatsApp drops a typing indicator after 25 seconds or at our next message; an agent run is
+//! often longer, so while the agent works the indicator is shown again every
+//! [`TYPING_INTERVAL`], until the answer is there.
 //!
 //! While a message is being handled its claim is renewed in the background (a heartbeat every
 //! third of the lease), so however long the agent and the sends take, a redelivery never finds
@@ -9,13 +14,13 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::Deliver;
-use crate::agent::{Agent, AgentError, AgentRequest};
+use crate::agent::{Agent, AgentError, AgentRequest, ReplyStream};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
 use crate::domain::{OutgoingMessage, Recipient};
 use crate::graph::{GraphError, Messenger};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
-use crate::reply::{agent_failed, format_reply};
+use crate::reply::{agent_cut_off, agent_failed, format_reply};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +38,10 @@ const MIN_RENEW_INTERVAL: Duration = Duration::from_millis(10);
 /// Senders of one batch (a webhook body inline, an SQS batch in the worker) handled at once:
 /// each runs one agent call at a time, so this bounds the agent calls one batch opens.
 pub const MAX_CONCURRENT_SENDERS: usize = 16;
+/// How often the typing indicator is shown again while the agent works: before WhatsApp drops
+/// it (25 s after it was shown).
+/// <https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators>
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Whether a transient failure may still be retried later (by SQS or Step Functions), or
 /// this is the last chance and the user must get the ❌ message now.
@@ -145,6 +154,8 @@ pub struct Pipeline {
     idempotency: Arc<dyn IdempotencyStore>,
     /// How long a claim holds before a redelivery may take over (crash recovery).
     lease: Duration,
+    /// How often the typing indicator is renewed while the agent works.
+    typing_interval: Duration,
 }
 
 impl Pipeline {
@@ -160,6 +171,7 @@ impl Pipeline {
             messenger,
             idempotency,
             lease: DEFAULT_LEASE,
+            typing_interval: TYPING_INTERVAL,
         }
     }
 
@@ -167,6 +179,13 @@ impl Pipeline {
     /// `IDEMPOTENCY_LEASE_SECS`, or a short lease in tests).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// The same pipeline renewing the typing indicator every `interval` instead of
+    /// [`TYPING_INTERVAL`] (tests).
+    pub fn with_typing_interval(mut self, interval: Duration) -> Self {
+        self.typing_interval = interval.max(MIN_RENEW_INTERVAL);
         self
     }
 
@@ -348,25 +367,26 @@ impl Pipeline {
             tracing::error!(message_id = %id, "sender has neither a phone number nor a BSUID: cannot answer");
             return Outcome::Undeliverable;
         };
-        if let Err(error) = self.messenger.mark_read(from, id, true).await {
-            tracing::warn!(message_id = %id, %error, "could not mark the message read; answering anyway");
-        }
-
         let request = AgentRequest::from_message(message);
         let asked = Instant::now();
-        let answer = match self.agent.ask(&request).await {
+        let mut stream = self.agent.ask_stream(&request);
+        let first = self.while_typing(from, id, true, stream.next()).await;
+        let agent_ms = asked.elapsed().as_millis() as u64;
+        let reply = match first {
+            None => {
+                tracing::info!(message_id = %id, agent_ms, parts = 0, "agent answered");
+                return Outcome::NoReply;
+            }
             // The HTTP and Step Functions adapters refuse these already; any agent's reply with
             // no readable part is a failed answer, never silence.
-            Ok(Some(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
+            Some(Ok(reply)) if reply.is_unreadable() => Err(AgentError::Decode {
                 error: reply.unreadable_reason(),
                 body: String::new(),
             }),
-            answer => answer,
+            Some(answer) => answer,
         };
-        let agent_ms = asked.elapsed().as_millis() as u64;
-        let messages = match answer {
-            Ok(Some(reply)) => format_reply(&reply),
-            Ok(None) => Vec::new(),
+        let messages = match reply {
+            Ok(reply) => format_reply(&reply),
             Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
                 tracing::warn!(message_id = %id, %error, agent_ms, "agent failed transiently; will retry");
                 return Outcome::Retry {
@@ -392,8 +412,91 @@ impl Pipeline {
             }
         };
         tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
-        self.send_outcome(from, &to, &messages, id, attempt, None, held)
-            .await
+        let sent = match self.send_all(from, &to, &messages, id, true, held).await {
+            Ok(sent) => sent,
+            Err(stop) => return stopped(stop, attempt),
+        };
+        self.send_rest(from, &to, id, &mut stream, sent, held).await
+    }
+
+    /// Sends the parts a streaming agent writes after its first, each as soon as it arrives,
+    /// showing the typing indicator while waiting for the next. An agent that fails after its
+    /// first part has been shown cannot be asked again (a second answer would differ from the
+    /// first): the user is told the answer stopped, and the message counts as answered.
+    async fn send_rest(
+        &self,
+        from: &PhoneNumberId,
+        to: &Recipient,
+        id: &MessageId,
+        stream: &mut ReplyStream<'_>,
+        mut sent: usize,
+        held: &Held<'_>,
+    ) -> Outcome {
+        let mut part = 1;
+        while let Some(next) = self.while_typing(from, id, false, stream.next()).await {
+            part += 1;
+            let messages = match next {
+                Ok(reply) => format_reply(&reply),
+                Err(error) => {
+                    tracing::error!(message_id = %id, %error, part, "agent's streamed answer broke off; telling the user");
+                    vec![agent_cut_off()]
+                }
+            };
+            tracing::info!(message_id = %id, part, messages = messages.len(), "agent sent another part");
+            match self.send_all(from, to, &messages, id, false, held).await {
+                Ok(count) => sent += count,
+                Err((count, SendStop::ClaimLost)) => {
+                    return Outcome::ClaimLost { sent: sent + count };
+                }
+                Err((count, SendStop::Graph(_))) => {
+                    return Outcome::SendFailed { sent: sent + count };
+                }
+            }
+        }
+        if sent == 0 {
+            Outcome::NoReply
+        } else {
+            Outcome::Replied { messages: sent }
+        }
+    }
+
+    /// Waits for `work` (the agent's next part) while showing the typing indicator: marked read
+    /// with it at once when `mark_first` (the first part: both at once, so the user's wait is
+    /// the agent's own time; that first mark always completes, never cut off by a quick answer),
+    /// then again every `typing_interval` until `work` is done.
+    async fn while_typing<T>(
+        &self,
+        from: &PhoneNumberId,
+        id: &MessageId,
+        mark_first: bool,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let first_mark = async {
+            if !mark_first {
+                return;
+            }
+            if let Err(error) = self.messenger.mark_read(from, id, true).await {
+                tracing::warn!(message_id = %id, %error, "could not mark the message read; answering anyway");
+            }
+        };
+        let renewals = async {
+            loop {
+                tokio::time::sleep(self.typing_interval).await;
+                if let Err(error) = self.messenger.mark_read(from, id, true).await {
+                    tracing::warn!(message_id = %id, %error, "could not show the typing indicator again");
+                }
+            }
+        };
+        let work = async {
+            tokio::pin!(renewals);
+            tokio::select! {
+                biased;
+                done = work => done,
+                never = &mut renewals => never,
+            }
+        };
+        let ((), done) = tokio::join!(first_mark, work);
+        done
     }
 
     /// Sends `messages` in order, the first quoting the user's message, and says how it went.
@@ -409,21 +512,13 @@ impl Pipeline {
         held: &Held<'_>,
     ) -> Outcome {
         match (
-            self.send_all(from, to, messages, quote, held).await,
+            self.send_all(from, to, messages, quote, true, held).await,
             agent_failure,
         ) {
-            (Err((sent, SendStop::ClaimLost)), _) => Outcome::ClaimLost { sent },
             (Ok(_), Some(AgentFailure { retryable })) => Outcome::AgentFailed { retryable },
             (Ok(0), None) => Outcome::NoReply,
             (Ok(sent), None) => Outcome::Replied { messages: sent },
-            (Err((0, SendStop::Graph(error))), _)
-                if error.is_retryable() && attempt == Attempt::Retryable =>
-            {
-                Outcome::Retry {
-                    reason: error.to_string(),
-                }
-            }
-            (Err((sent, SendStop::Graph(_))), _) => Outcome::SendFailed { sent },
+            (Err(stop), _) => stopped(stop, attempt),
         }
     }
 
@@ -435,6 +530,7 @@ impl Pipeline {
         to: &Recipient,
         messages: &[OutgoingMessage],
         quote: &MessageId,
+        quote_first: bool,
         held: &Held<'_>,
     ) -> Result<usize, (usize, SendStop)> {
         for (index, outgoing) in messages.iter().enumerate() {
@@ -448,7 +544,7 @@ impl Pipeline {
                 return Err((index, SendStop::ClaimLost));
             }
             // Quote the user's message on the first part so parallel questions stay readable.
-            let context = (index == 0).then_some(quote);
+            let context = (quote_first && index == 0).then_some(quote);
             if let Err(error) = self.messenger.send(from, to, outgoing, context).await {
                 tracing::error!(
                     message_id = %quote,
@@ -463,6 +559,23 @@ impl Pipeline {
             }
         }
         Ok(messages.len())
+    }
+}
+
+/// What a send that stopped means for the message: a transient failure before anything was
+/// sent may be retried (the agent is asked again: nothing of its answer was seen); otherwise
+/// what was sent stands.
+fn stopped((sent, stop): (usize, SendStop), attempt: Attempt) -> Outcome {
+    match stop {
+        SendStop::ClaimLost => Outcome::ClaimLost { sent },
+        SendStop::Graph(error)
+            if sent == 0 && error.is_retryable() && attempt == Attempt::Retryable =>
+        {
+            Outcome::Retry {
+                reason: error.to_string(),
+            }
+        }
+        SendStop::Graph(_) => Outcome::SendFailed { sent },
     }
 }
 
@@ -626,5 +739,171 @@ mod tests {
                 vec![("eve", 4)]
             ]
         );
+    }
+
+    /// A pipeline over a Graph API that takes `graph` per call and an agent that takes `agent`.
+    fn timed(graph: Duration, agent: Duration) -> (Pipeline, Arc<RecordingMessenger>) {
+        let messenger = Arc::new(RecordingMessenger::with_delay(graph));
+        let agent = Arc::new(ScriptedAgent::replying_text("all pods running").with_delay(agent));
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        (pipeline, messenger)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_read_mark_goes_out_while_the_agent_works_not_before() {
+        let graph = Duration::from_secs(1);
+        let agent = Duration::from_secs(5);
+        let (pipeline, messenger) = timed(graph, agent);
+        let started = tokio::time::Instant::now();
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        let waited = started.elapsed();
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        // The agent's own time plus the one send: the read mark overlapped the agent.
+        assert_eq!(
+            waited,
+            agent + graph,
+            "one after the other would take {:?}",
+            graph + agent + graph
+        );
+        assert_eq!(messenger.read_marks(), vec![(message().id, true)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_agent_never_cuts_the_read_mark_short() {
+        // The Graph API is slower than the agent: the read mark still completes, before the reply.
+        let (pipeline, messenger) = timed(Duration::from_secs(2), Duration::ZERO);
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        assert_eq!(messenger.read_marks().len(), 1);
+        assert_eq!(messenger.texts(), vec!["all pods running"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_typing_indicator_is_shown_again_while_a_slow_agent_works() {
+        let (pipeline, messenger) = timed(Duration::ZERO, Duration::from_secs(50));
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        // At 0 s, then every 20 s until the answer at 50 s: 20 and 40; none after it.
+        let marks = messenger.read_marks();
+        assert_eq!(marks.len(), 3, "{marks:?}");
+        assert!(
+            marks
+                .iter()
+                .all(|(id, typing)| *id == message().id && *typing)
+        );
+
+        // A shorter interval (as tests and a configured pipeline may set): more renewals.
+        let (pipeline, messenger) = timed(Duration::ZERO, Duration::from_secs(50));
+        let pipeline = pipeline.with_typing_interval(Duration::from_secs(10));
+        pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(messenger.read_marks().len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_renewal_does_not_stop_the_answer() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        messenger.fail_next_read_marks(2, || GraphError::Timeout);
+        let agent =
+            Arc::new(ScriptedAgent::replying_text("done").with_delay(Duration::from_secs(30)));
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 1 });
+        assert_eq!(messenger.texts(), vec!["done"]);
+    }
+
+    fn streaming(parts: Vec<(u64, Result<&'static str, AgentError>)>) -> Arc<ScriptedAgent> {
+        let parts = std::sync::Mutex::new(Some(parts));
+        Arc::new(ScriptedAgent::streaming(move |_| {
+            parts
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(secs, part)| {
+                    (
+                        Duration::from_secs(secs),
+                        part.map(|text| AgentReply::text(None, text)),
+                    )
+                })
+                .collect()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_parts_are_sent_as_they_arrive_with_typing_in_between() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![
+            (5, Ok("Checking pods…")),
+            (25, Ok("Restarting api-7f9")),
+            (5, Ok("✅ 2 pods restarted")),
+        ]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 3 });
+        assert_eq!(
+            messenger.texts(),
+            [
+                "Checking pods…",
+                "Restarting api-7f9",
+                "✅ 2 pods restarted"
+            ]
+        );
+        // Only the first part quotes the user's message.
+        let quoted: Vec<bool> = messenger
+            .sent()
+            .iter()
+            .map(|s| s.context.is_some())
+            .collect();
+        assert_eq!(quoted, [true, false, false]);
+        // The read mark at once, and the indicator again 20 s into the 25 s wait for part two.
+        assert_eq!(messenger.read_marks().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_breaks_after_a_part_is_told_not_retried() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![
+            (1, Ok("Checking pods…")),
+            (1, Err(AgentError::Timeout(Duration::from_secs(60)))),
+        ]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert_eq!(outcome, Outcome::Replied { messages: 2 });
+        assert_eq!(
+            messenger.texts(),
+            ["Checking pods…", crate::reply::AGENT_CUT_OFF_TEXT]
+        );
+        assert!(!outcome.should_retry());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_fails_before_its_first_part_is_retried_like_a_whole_answer() {
+        let messenger = Arc::new(RecordingMessenger::new());
+        let agent = streaming(vec![(1, Err(AgentError::Timeout(Duration::from_secs(60))))]);
+        let pipeline = Pipeline::new(
+            agent,
+            messenger.clone(),
+            Arc::new(MemoryIdempotency::default()),
+        );
+        let outcome = pipeline.handle(&message(), Attempt::Retryable).await;
+        assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+        assert!(messenger.texts().is_empty());
     }
 }

@@ -538,13 +538,13 @@ fn long_reply() -> String {
 
 #[tokio::test]
 async fn a_redelivery_during_a_handling_longer_than_the_lease_asks_the_agent_once() {
-    // Lease 500 ms (renewed every 167 ms); the handling takes about 1.6 s: 200 ms to mark
-    // read, 200 ms of agent, then 200 ms per part. Meta redelivers twice while it runs, after the first lease expired.
+    // Lease 500 ms (renewed every 167 ms); the handling takes about 1.6 s: 400 ms of agent
+    // (the read mark, 200 ms, at the same time), then 200 ms per part. Meta redelivers twice while it runs, after the first lease expired.
     let lease = Duration::from_millis(500);
     let reply = long_reply();
     let parts = format_reply(&AgentReply::text(None, reply.clone()));
     assert!(parts.len() >= 5, "{} parts", parts.len());
-    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(200)));
+    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(400)));
     let messenger = Arc::new(RecordingMessenger::with_delay(Duration::from_millis(200)));
     let app = inline_app(
         agent.clone(),

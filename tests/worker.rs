@@ -115,7 +115,8 @@ fn failed_ids(response: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_job_redelivered_to_another_worker_during_a_long_handling_is_answered_once() {
     // Two worker instances share the claims (as they share the DynamoDB table). Lease 500 ms
-    // (renewed every 167 ms); the first worker takes about 1.6 s; SQS hands the same job to the second one meanwhile.
+    // (renewed every 167 ms); the first worker takes about 1.6 s (400 ms of agent, the read
+    // mark at the same time, then 200 ms per part); SQS hands the same job to the second one meanwhile.
     let lease = Duration::from_millis(500);
     let reply = (0..6)
         .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
@@ -123,7 +124,7 @@ async fn a_job_redelivered_to_another_worker_during_a_long_handling_is_answered_
         .join("\n\n");
     let parts = format_reply(&AgentReply::text(None, reply.clone()));
     assert!(parts.len() >= 5, "{} parts", parts.len());
-    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(200)));
+    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(400)));
     let messenger = Arc::new(RecordingMessenger::with_delay(Duration::from_millis(200)));
     let claims: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotency::default());
     let first = slow_worker(agent.clone(), messenger.clone(), claims.clone(), lease);

@@ -1,15 +1,18 @@
 //! In-memory agent for tests and the demo: answers from a script and records every request.
 
-use super::{Agent, AgentError, AgentReply, AgentRequest};
+use super::{Agent, AgentError, AgentReply, AgentRequest, Part, ReplyStream};
 use crate::BoxFuture;
 use std::sync::Mutex;
 use std::time::Duration;
 
 type Script = dyn Fn(&AgentRequest) -> Result<Option<AgentReply>, AgentError> + Send + Sync;
+/// A streamed answer: each part after its own pause.
+type PartScript = dyn Fn(&AgentRequest) -> Vec<(Duration, Part)> + Send + Sync;
 
 /// Answers from a script and records every request.
 pub struct ScriptedAgent {
     script: Box<Script>,
+    parts: Option<Box<PartScript>>,
     requests: Mutex<Vec<AgentRequest>>,
     delay: Option<Duration>,
 }
@@ -22,9 +25,29 @@ impl ScriptedAgent {
     {
         Self {
             script: Box::new(script),
+            parts: None,
             requests: Mutex::new(Vec::new()),
             delay: None,
         }
+    }
+
+    /// Answers part by part, like an agent streaming NDJSON: each part of `script(request)`
+    /// after its pause. (Asked for a whole answer, it gives the last part.)
+    pub fn streaming<F>(script: F) -> Self
+    where
+        F: Fn(&AgentRequest) -> Vec<(Duration, Part)> + Send + Sync + 'static,
+    {
+        let script = std::sync::Arc::new(script);
+        let whole = script.clone();
+        let mut agent = Self::new(move |request| {
+            whole(request)
+                .into_iter()
+                .map(|(_, part)| part)
+                .last()
+                .transpose()
+        });
+        agent.parts = Some(Box::new(move |request| script(request)));
+        agent
     }
 
     /// Answers every request with the same plain text (no status).
@@ -70,5 +93,27 @@ impl Agent for ScriptedAgent {
             }
             (self.script)(request)
         })
+    }
+
+    fn ask_stream<'a>(&'a self, request: &'a AgentRequest) -> ReplyStream<'a> {
+        let Some(parts) = &self.parts else {
+            return ReplyStream::whole(self.ask(request));
+        };
+        self.lock().push(request.clone());
+        let parts = parts(request);
+        let delay = self.delay;
+        let (sender, stream) = ReplyStream::channel();
+        tokio::spawn(async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            for (pause, part) in parts {
+                tokio::time::sleep(pause).await;
+                if !sender.send(part).await {
+                    return;
+                }
+            }
+        });
+        stream
     }
 }

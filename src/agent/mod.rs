@@ -7,6 +7,7 @@ pub mod deliver;
 mod http;
 mod memory;
 mod stepfunctions;
+pub mod stream;
 
 pub use contract::{
     Action, AgentReply, AgentRequest, Attachment, AttachmentKind, DroppedPart, ListRow,
@@ -16,6 +17,7 @@ pub use deliver::{Deliver, DeliverEvent};
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;
 pub use stepfunctions::{StepFunctionsAgent, StepFunctionsMode, execution_name};
+pub use stream::{Part, PartSender, ReplyStream};
 
 use crate::BoxFuture;
 
@@ -26,6 +28,12 @@ pub trait Agent: Send + Sync {
         &'a self,
         request: &'a AgentRequest,
     ) -> BoxFuture<'a, Result<Option<AgentReply>, AgentError>>;
+
+    /// The answer part by part, as the agent produces it (see [`stream`]). An agent that
+    /// answers at once gives one part: the default.
+    fn ask_stream<'a>(&'a self, request: &'a AgentRequest) -> ReplyStream<'a> {
+        ReplyStream::whole(self.ask(request))
+    }
 }
 
 /// Why the agent gave no usable answer. Logged in full; the user only sees a short ❌ message.

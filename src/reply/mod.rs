@@ -32,12 +32,23 @@ pub const AGENT_FAILED_TEXT: &str =
 /// The short message a user gets when the agent's failure will repeat (a 4xx answer, an answer
 /// that is not a reply, a state machine that gave up): no invitation to try again.
 pub const AGENT_FAILED_PERMANENT_TEXT: &str = "❌ Sorry, the agent could not answer this message.";
+/// What the user reads when a streaming agent broke off after some of its answer was shown
+/// (it cannot be asked again: a second answer would differ from what was already shown).
+pub const AGENT_CUT_OFF_TEXT: &str =
+    "⚠️ The agent stopped before finishing this answer. What came before stands.";
 /// How the note starts that ends a reply some part of which could not be shown.
 pub const LEFT_OUT_NOTE: &str = "⚠️ Part of this answer could not be shown:";
 /// Refused attachments named in the note; the others are counted.
 const NAMED_ATTACHMENTS_MAX: usize = 5;
 /// Characters of a refused attachment's name in the note.
 const ATTACHMENT_NAME_MAX: usize = 40;
+
+/// The message sent after a streaming agent broke off ([`AGENT_CUT_OFF_TEXT`]).
+pub fn agent_cut_off() -> OutgoingMessage {
+    OutgoingMessage::Text {
+        body: AGENT_CUT_OFF_TEXT.to_owned(),
+    }
+}
 
 /// The message sent when the agent fails, times out or answers something unreadable;
 /// `retryable` is [`crate::agent::AgentError::is_retryable`]: only then is the user told to
