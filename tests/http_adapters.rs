@@ -603,6 +603,32 @@ async fn graph_timeout_and_refused_connection_are_retryable() {
         .unwrap_err();
     assert!(matches!(error, GraphError::Transport(_)), "{error:?}");
     assert!(error.is_retryable());
+    // ureq's error is kept as the source; neither it nor the error shows the token.
+    let source = std::error::Error::source(&error).expect("ureq's error is the source");
+    assert!(source.is::<ureq::Error>(), "{source:?}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(shown.starts_with("Graph API unreachable") || shown.starts_with("Transport("));
+        assert!(!shown.contains(ACCESS_TOKEN), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn graph_phone_number_id_that_would_change_the_url_is_refused_before_sending() {
+    let (server, log) = answering(200, "application/json", r#"{"success":true}"#);
+    let error = graph_for(&server)
+        .mark_read(
+            &PhoneNumberId::from("1065/../me?x=1"),
+            &MessageId::from("wamid.IN1"),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GraphError::InvalidPhoneNumberId(id) if id == "1065/../me?x=1"),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    assert!(log.lock().unwrap().is_empty(), "nothing may be sent");
 }
 
 #[tokio::test]
@@ -755,4 +781,163 @@ async fn graph_success_without_a_message_id_is_not_sent_again() {
         .unwrap_err();
     assert!(!error.is_retryable(), "{error:?}");
     only(&log);
+}
+
+/// What a subscriber wrote, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Graph API call logs inside one span with what the call is, each attempt in a span of its
+/// own that takes Meta's codes once Meta answered, and Meta's text once, on the line that ends
+/// the call. Captured in plain text and in JSON as lambda_http's `init_default_subscriber`
+/// writes them (`AWS_LAMBDA_LOG_FORMAT=JSON`: the event's fields under `fields`, the current
+/// span under `span`, all of them under `spans`).
+#[tokio::test]
+async fn graph_call_logs_in_one_span_with_metas_codes_per_attempt_and_its_text_once() {
+    use lambda_http::tracing::subscriber::{
+        self, Layer, filter::LevelFilter, layer::SubscriberExt,
+    };
+    let (server, log) = scripted(|n| match n {
+        0 => response(
+            503,
+            "application/json",
+            r#"{"error":{"message":"(#2) Service temporarily unavailable","code":2,"fbtrace_id":"Tr"}}"#,
+        ),
+        _ => response(
+            400,
+            "application/json",
+            r#"{"error":{"message":"(#100) Invalid parameter","code":100,"error_subcode":33,"fbtrace_id":"Ab"}}"#,
+        ),
+    });
+    let plain = Captured::default();
+    let json = Captured::default();
+    let (plain_writer, json_writer) = (plain.clone(), json.clone());
+    let collector = subscriber::registry().with(vec![
+        subscriber::fmt::layer()
+            .with_target(false)
+            .without_time()
+            .with_ansi(false)
+            .with_writer(move || plain_writer.clone())
+            .with_filter(LevelFilter::TRACE)
+            .boxed(),
+        subscriber::fmt::layer()
+            .json()
+            .with_target(false)
+            .without_time()
+            .with_writer(move || json_writer.clone())
+            .with_filter(LevelFilter::TRACE)
+            .boxed(),
+    ]);
+    let context = MessageId::from("wamid.IN1");
+    let error = {
+        let _capturing = tracing::subscriber::set_default(collector);
+        fast_graph_for(&server)
+            .send(
+                &from(),
+                &Recipient::Phone("14155551234".to_owned()),
+                &OutgoingMessage::Text {
+                    body: "hi".to_owned(),
+                },
+                Some(&context),
+            )
+            .await
+            .unwrap_err()
+    };
+    assert!(
+        matches!(error, GraphError::Api { code: 100, .. }),
+        "{error:?}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 2);
+
+    let lines: Vec<Value> = json
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let messages: Vec<_> = lines
+        .iter()
+        .map(|line| &line["fields"]["message"])
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Graph API call failed transiently; retrying",
+            "Graph API error"
+        ]
+    );
+    let call = json!({"name": "graph_call", "operation": "send",
+        "phone_number_id": PHONE_NUMBER_ID, "to": "*******1234",
+        "message_id": context.to_string(), "kind": "text"});
+    assert_eq!(
+        lines[0]["spans"],
+        json!([call, {"name": "graph_attempt", "attempt": 1, "status": 503, "code": 2,
+            "fbtrace_id": "Tr"}])
+    );
+    assert_eq!(
+        lines[1]["spans"],
+        json!([call, {"name": "graph_attempt", "attempt": 2, "status": 400, "code": 100,
+            "subcode": 33, "fbtrace_id": "Ab"}])
+    );
+    assert_eq!(lines[1]["span"], lines[1]["spans"][1]);
+    assert_eq!(lines[0]["level"], "WARN");
+    assert_eq!(lines[1]["level"], "WARN");
+    assert_eq!(lines[0]["fields"]["max_attempts"], GRAPH_MAX_ATTEMPTS);
+    assert!(
+        lines[0]["fields"]["error"]
+            .as_str()
+            .is_some_and(|error| error.starts_with("Graph API error 2 ")),
+        "{}",
+        lines[0]
+    );
+    let end = &lines[1]["fields"];
+    assert_eq!(end["error_message"], "(#100) Invalid parameter");
+    assert_eq!(end["why"], "not retryable");
+    assert_eq!(end["retryable"], false);
+    assert!(end["elapsed_ms"].is_u64(), "{end}");
+
+    let plain = plain.text();
+    let ends = lines_containing(&plain, "Invalid parameter");
+    assert_eq!(ends.len(), 1, "Meta's text on one line only: {plain}");
+    let prefix = format!(
+        "WARN graph_call{{operation=\"send\" phone_number_id={PHONE_NUMBER_ID} to=\"*******1234\" \
+         message_id={context} kind=\"text\"}}:graph_attempt{{attempt=2 status=400 code=100 \
+         subcode=33 fbtrace_id=\"Ab\"}}: Graph API error "
+    );
+    assert!(ends[0].trim_start().starts_with(&prefix), "{}", ends[0]);
+    let retry = lines_containing(&plain, "retrying");
+    assert_eq!(retry.len(), 1, "{plain}");
+    assert!(
+        retry[0].contains(
+            "}:graph_attempt{attempt=1 status=503 code=2 fbtrace_id=\"Tr\"}: Graph API call failed \
+             transiently; retrying max_attempts=3 "
+        ),
+        "{}",
+        retry[0]
+    );
+    for log in [&plain, &json.text()] {
+        assert!(!log.contains(ACCESS_TOKEN), "{log}");
+        assert!(!log.contains("14155551234"), "{log}");
+        assert!(!log.contains("wamid.IN1"), "{log}");
+    }
+}
+
+fn lines_containing<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|line| line.contains(needle)).collect()
 }

@@ -11,21 +11,31 @@
 //! - a refused token (code 190 or HTTP 401): the [`TokenSource`] re-reads it once (it may have
 //!   been rotated) and the call is repeated once with the new token.
 //! - 131047 (outside the 24-hour customer service window): never retried.
+//!
+//! Logs: every line of a call is in its span, `graph_call` (operation, phone_number_id, the
+//! recipient masked, `message_id`: the log id of the message answered or marked read, the kind
+//! sent), and of an attempt in `graph_attempt` (attempt; once Meta answered, its HTTP status
+//! and error code, subcode and fbtrace_id). The events are short: a retry, a token re-read, and
+//! one line where the call ends, the only one with Meta's (scrubbed) text. Never the token.
 
+use super::wire::{ErrorEnvelope, ReadAnswer, ReadReceipt, SendAnswer};
 use super::{GraphError, Messenger};
 use crate::BoxFuture;
 use crate::backoff::{self, Spread};
-use crate::domain::{MessageId, PhoneNumberId};
+use crate::domain::{MessageId, PhoneNumberId, mask};
 use crate::domain::{OutgoingMessage, Recipient};
 use crate::redact;
 use crate::redact::excerpt_bytes;
 use crate::secrets::{Secret, StaticToken, TokenSource};
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::field::{self, Empty};
+use tracing::{Instrument, Span};
 
 /// Largest Graph API answer read: success and error bodies are a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
@@ -109,6 +119,18 @@ impl Operation {
     }
 }
 
+/// A 2xx answer that is not the one asked for: the error, and why the call ends, for its log.
+type Unexpected = (GraphError, &'static str);
+
+/// One call in progress: what each of its attempts needs.
+struct Call {
+    request: Arc<Request>,
+    max_attempts: u32,
+    started: Instant,
+    /// The token was re-read once already: a second refusal ends the call.
+    token_reread: bool,
+}
+
 /// One failed attempt: the error, and how long Meta asked us to wait.
 struct Failure {
     error: GraphError,
@@ -177,114 +199,182 @@ impl GraphClient {
         self.backoff
     }
 
-    /// One call with its retries: a 2xx JSON body, or the last error (logged here).
-    async fn post(
+    /// One call, inside the caller's [`call_span`]: the request encoded once, then attempts
+    /// until `check` accepts a 2xx answer or an error ends the call (logged here, once).
+    async fn call<B, T>(
         &self,
         operation: Operation,
         from: &PhoneNumberId,
-        recipient: Option<&Recipient>,
-        body: &Value,
-    ) -> Result<(u16, Value), GraphError> {
-        let to = recipient.map(|r| crate::domain::mask(r.as_str()));
-        let log = CallLog {
-            operation,
-            from,
-            to: to.as_deref(),
-            started: Instant::now(),
-        };
+        body: &B,
+        check: impl Fn(u16, &Value) -> Result<T, Unexpected>,
+    ) -> Result<T, GraphError>
+    where
+        B: Serialize + ?Sized,
+    {
+        let started = Instant::now();
         let request = match self.inner.request(from, body) {
             Ok(request) => Arc::new(request),
             Err(error) => {
-                log.failed(&error, 0, "not sendable");
+                failed(&error, "not sendable", started);
                 return Err(error);
             }
         };
-        // A read receipt is best effort: no transient retries that would delay the answer.
-        let max_attempts = match operation {
-            Operation::Send => self.backoff.max_attempts.max(1),
-            Operation::MarkRead => 1,
+        let mut call = Call {
+            request,
+            // A read receipt is best effort: no transient retries that would delay the answer.
+            max_attempts: match operation {
+                Operation::Send => self.backoff.max_attempts.max(1),
+                Operation::MarkRead => 1,
+            },
+            started,
+            token_reread: false,
         };
         let mut attempt = 0;
-        let mut token_reread = false;
         loop {
             attempt += 1;
-            let token = self.tokens.current();
-            let Failure { error, retry_after } = match self.attempt(&request, &token).await {
-                Ok(answer) => {
-                    log.succeeded(answer.0, attempt);
-                    return Ok(answer);
-                }
-                Err(failure) => failure,
-            };
-            if error.is_token_refused() {
-                if token_reread {
-                    log.token_refused(&error, attempt, "refused again after re-reading it");
-                    return Err(error);
-                }
-                token_reread = true;
-                match self.tokens.refresh().await {
-                    Ok(fresh) if !fresh.is_empty() && fresh.expose() != token.expose() => {
-                        log.retrying_with_new_token(&error, attempt);
-                        continue;
-                    }
-                    Ok(_) => {
-                        log.token_refused(&error, attempt, "the token source has no newer one");
-                        return Err(error);
-                    }
-                    Err(reread) => {
-                        log.token_refused(
-                            &error,
-                            attempt,
-                            &format!("re-reading it failed: {reread}"),
-                        );
-                        return Err(error);
-                    }
-                }
+            // Meta's fields are recorded once it answered (`record_answer`).
+            let span = tracing::error_span!(
+                "graph_attempt",
+                attempt,
+                status = Empty,
+                code = Empty,
+                subcode = Empty,
+                fbtrace_id = Empty,
+            );
+            let next = self
+                .attempt(&mut call, attempt, &check)
+                .instrument(span)
+                .await;
+            if let ControlFlow::Break(result) = next {
+                return result;
             }
-            if error.is_reengagement() {
-                log.reengagement(&error);
-                return Err(error);
-            }
-            if !error.is_retryable() {
-                log.failed(&error, attempt, "not retryable");
-                return Err(error);
-            }
-            if attempt >= max_attempts {
-                log.failed(&error, attempt, "no attempts left");
-                return Err(error);
-            }
-            if let Some(wait) = retry_after
-                && wait > self.backoff.max_retry_after
-            {
-                log.failed(&error, attempt, "Retry-After beyond the cap: retry later");
-                return Err(error);
-            }
-            let delay = self
-                .backoff
-                .delay(attempt, backoff::random())
-                .max(retry_after.unwrap_or_default());
-            if log.started.elapsed() + delay > self.backoff.budget {
-                log.failed(&error, attempt, "retry budget spent");
-                return Err(error);
-            }
-            log.retrying(&error, attempt, max_attempts, delay, retry_after);
-            tokio::time::sleep(delay).await;
         }
     }
 
-    /// One blocking POST on the blocking pool.
-    async fn attempt(
+    /// Attempt number `attempt`, inside its span, and what follows from it: the call's result,
+    /// or `Continue` for one more attempt (after the wait, or with a re-read token).
+    async fn attempt<T>(
         &self,
-        request: &Arc<Request>,
+        call: &mut Call,
+        attempt: u32,
+        check: &impl Fn(u16, &Value) -> Result<T, Unexpected>,
+    ) -> ControlFlow<Result<T, GraphError>> {
+        let token = self.tokens.current();
+        let Failure { error, retry_after } = match self.post(&call.request, &token).await {
+            Ok((status, answer)) => {
+                Span::current().record("status", status);
+                return ControlFlow::Break(match check(status, &answer) {
+                    Ok(done) => {
+                        let elapsed_ms = elapsed_ms(call.started);
+                        tracing::debug!(elapsed_ms, "Graph API call succeeded");
+                        Ok(done)
+                    }
+                    // Not retried: Meta accepted the request, so the message may be on its way.
+                    Err((error, why)) => {
+                        failed(&error, why, call.started);
+                        Err(error)
+                    }
+                });
+            }
+            Err(failure) => failure,
+        };
+        record_answer(&error);
+        if error.is_token_refused() {
+            return self.after_token_refused(call, &token, error).await;
+        }
+        if error.is_reengagement() {
+            tracing::error!(
+                "cannot answer: more than 24 hours since the user's last message (outside \
+                 WhatsApp's customer service window); the user must message first, or a template \
+                 message is needed"
+            );
+            return ControlFlow::Break(Err(error));
+        }
+        if !error.is_retryable() {
+            failed(&error, "not retryable", call.started);
+            return ControlFlow::Break(Err(error));
+        }
+        if attempt >= call.max_attempts {
+            failed(&error, "no attempts left", call.started);
+            return ControlFlow::Break(Err(error));
+        }
+        if let Some(wait) = retry_after
+            && wait > self.backoff.max_retry_after
+        {
+            failed(
+                &error,
+                "Retry-After beyond the cap: retry later",
+                call.started,
+            );
+            return ControlFlow::Break(Err(error));
+        }
+        let delay = self
+            .backoff
+            .delay(attempt, backoff::random())
+            .max(retry_after.unwrap_or_default());
+        if call.started.elapsed() + delay > self.backoff.budget {
+            failed(&error, "retry budget spent", call.started);
+            return ControlFlow::Break(Err(error));
+        }
+        tracing::warn!(
+            max_attempts = call.max_attempts,
+            delay_ms = millis(delay),
+            retry_after_secs = retry_after.map(|wait| wait.as_secs()),
+            error = %error,
+            "Graph API call failed transiently; retrying"
+        );
+        tokio::time::sleep(delay).await;
+        ControlFlow::Continue(())
+    }
+
+    /// Meta refused `token`: re-read it once and try again if the source has a newer one;
+    /// otherwise the call ends.
+    async fn after_token_refused<T>(
+        &self,
+        call: &mut Call,
         token: &Secret,
-    ) -> Result<(u16, Value), Failure> {
+        error: GraphError,
+    ) -> ControlFlow<Result<T, GraphError>> {
+        let why: Cow<'static, str> = if call.token_reread {
+            "refused again after re-reading it".into()
+        } else {
+            call.token_reread = true;
+            match self.tokens.refresh().await {
+                Ok(fresh) if !fresh.is_empty() && fresh.expose() != token.expose() => {
+                    tracing::warn!(
+                        "Graph API refused the access token; re-read it and retrying once with \
+                         the new one"
+                    );
+                    return ControlFlow::Continue(());
+                }
+                Ok(_) => "the token source has no newer one".into(),
+                Err(reread) => format!("re-reading it failed: {reread}").into(),
+            }
+        };
+        tracing::error!(
+            why = why.as_ref(),
+            error = %error,
+            "Graph API refused the access token: replies cannot be sent until a valid system user \
+             token is stored (WHATSAPP_SECRET_ID's access_token, or WHATSAPP_ACCESS_TOKEN)"
+        );
+        ControlFlow::Break(Err(error))
+    }
+
+    /// One blocking POST on the blocking pool.
+    async fn post(&self, request: &Arc<Request>, token: &Secret) -> Result<(u16, Value), Failure> {
         let inner = self.inner.clone();
         let request = request.clone();
         let token = token.clone();
         tokio::task::spawn_blocking(move || inner.post(&request, &token))
             .await
-            .unwrap_or_else(|error| {
-                Err(GraphError::Unknown(format!("Graph API call aborted: {error}")).into())
+            .unwrap_or_else(|aborted| {
+                // Tokio's error is dropped: a panic's message may quote the request.
+                let how = if aborted.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
+                Err(GraphError::Aborted(how).into())
             })
     }
 }
@@ -297,30 +387,30 @@ impl Messenger for GraphClient {
         message: &'a OutgoingMessage,
         context: Option<&'a MessageId>,
     ) -> BoxFuture<'a, Result<MessageId, GraphError>> {
-        Box::pin(async move {
-            let body = message.to_graph_json(to, context);
-            let (status, answer) = self.post(Operation::Send, from, Some(to), &body).await?;
-            let id = SendAnswer::message_id(&answer);
-            match id {
-                Some(id) => Ok(MessageId(id)),
-                None => {
-                    // Not retried: Meta accepted the request, so the message may be on its way.
-                    let error = GraphError::Decode {
-                        status,
-                        body: excerpt_bytes(answer.to_string().as_bytes()),
-                    };
-                    let masked = crate::domain::mask(to.as_str());
-                    CallLog {
-                        operation: Operation::Send,
-                        from,
-                        to: Some(&masked),
-                        started: Instant::now(),
-                    }
-                    .failed(&error, 1, "accepted without a message id");
-                    Err(error)
-                }
+        let span = call_span(
+            Operation::Send,
+            from,
+            Some(to),
+            context,
+            Some(message.type_name()),
+        );
+        Box::pin(
+            async move {
+                let body = message.to_graph_body(to, context);
+                let check = |status, answer: &Value| match SendAnswer::message_id(answer) {
+                    Some(id) => Ok(MessageId(id)),
+                    None => Err((
+                        GraphError::Decode {
+                            status,
+                            body: excerpt_bytes(answer.to_string().as_bytes()),
+                        },
+                        "accepted without a message id",
+                    )),
+                };
+                self.call(Operation::Send, from, &body, check).await
             }
-        })
+            .instrument(span),
+        )
     }
 
     fn mark_read<'a>(
@@ -329,101 +419,25 @@ impl Messenger for GraphClient {
         message: &'a MessageId,
         typing: bool,
     ) -> BoxFuture<'a, Result<(), GraphError>> {
-        Box::pin(async move {
-            let body = mark_read_json(message, typing);
-            let (_, answer) = self.post(Operation::MarkRead, from, None, &body).await?;
-            // Meta answers `{"success":true}`; only an explicit `false` is a failure.
-            if ReadAnswer::refused(&answer) {
-                let error = GraphError::Unknown(format!(
-                    "Graph API did not mark {message} read: {}",
-                    excerpt_bytes(answer.to_string().as_bytes())
-                ));
-                CallLog {
-                    operation: Operation::MarkRead,
-                    from,
-                    to: None,
-                    started: Instant::now(),
-                }
-                .failed(&error, 1, "answered success: false");
-                return Err(error);
+        let span = call_span(Operation::MarkRead, from, None, Some(message), None);
+        Box::pin(
+            async move {
+                let body = ReadReceipt::new(message, typing);
+                // Meta answers `{"success":true}`; only an explicit `false` is a failure.
+                let check = |_, answer: &Value| {
+                    if !ReadAnswer::refused(answer) {
+                        return Ok(());
+                    }
+                    let error = GraphError::Unknown(format!(
+                        "Graph API did not mark {message} read: {}",
+                        excerpt_bytes(answer.to_string().as_bytes())
+                    ));
+                    Err((error, "answered success: false"))
+                };
+                self.call(Operation::MarkRead, from, &body, check).await
             }
-            Ok(())
-        })
-    }
-}
-
-/// The read receipt body, with the typing indicator when asked.
-/// <https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators>
-pub fn mark_read_json(message: &MessageId, typing: bool) -> Value {
-    let receipt = ReadReceipt {
-        messaging_product: "whatsapp",
-        status: "read",
-        message_id: message.as_str(),
-        typing_indicator: typing.then_some(TypingIndicator { kind: "text" }),
-    };
-    // Strings only: serializing cannot fail.
-    serde_json::to_value(receipt).unwrap_or(Value::Null)
-}
-
-/// The wire format of a read receipt; the typing indicator is left out unless asked for.
-#[derive(Serialize)]
-struct ReadReceipt<'a> {
-    messaging_product: &'static str,
-    status: &'static str,
-    message_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    typing_indicator: Option<TypingIndicator>,
-}
-
-#[derive(Serialize)]
-struct TypingIndicator {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-/// Meta's answer to a send: `{"messages":[{"id":"wamid..."}], ...}`.
-#[derive(Deserialize)]
-struct SendAnswer {
-    messages: Vec<SentMessage>,
-}
-
-/// One entry of [`SendAnswer::messages`]; only the first one's id is used, so a later entry
-/// of another shape is not an error.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SentMessage {
-    Sent { id: String },
-    Other(IgnoredAny),
-}
-
-impl SendAnswer {
-    /// The id Meta gave the sent message; `None` when the answer has none (or an empty one).
-    fn message_id(answer: &Value) -> Option<String> {
-        // Objects only: serde would also read a struct from an array of its fields.
-        if !answer.is_object() {
-            return None;
-        }
-        let answer = Self::deserialize(answer).ok()?;
-        match answer.messages.into_iter().next()? {
-            SentMessage::Sent { id } if !id.is_empty() => Some(id),
-            _ => None,
-        }
-    }
-}
-
-/// Meta's answer to a read receipt: `{"success": true}`.
-#[derive(Deserialize)]
-struct ReadAnswer {
-    #[serde(default)]
-    success: Option<bool>,
-}
-
-impl ReadAnswer {
-    /// Only an explicit `"success": false` is a refusal; any other answer counts as done.
-    fn refused(answer: &Value) -> bool {
-        // Objects only: serde would also read a struct from an array of its fields.
-        answer.is_object()
-            && Self::deserialize(answer).is_ok_and(|answer| answer.success == Some(false))
+            .instrument(span),
+        )
     }
 }
 
@@ -434,15 +448,17 @@ struct Request {
 }
 
 impl Inner {
-    fn request(&self, from: &PhoneNumberId, body: &Value) -> Result<Request, GraphError> {
+    fn request<B: Serialize + ?Sized>(
+        &self,
+        from: &PhoneNumberId,
+        body: &B,
+    ) -> Result<Request, GraphError> {
         if !is_path_safe(from.as_str()) {
-            return Err(GraphError::Unknown(format!(
-                "phone number id {:?} is not a Graph API id",
-                redact::scrub(from.as_str())
+            return Err(GraphError::InvalidPhoneNumberId(redact::scrub(
+                from.as_str(),
             )));
         }
-        let body = serde_json::to_vec(body)
-            .map_err(|error| GraphError::Unknown(format!("request not encodable: {error}")))?;
+        let body = serde_json::to_vec(body).map_err(GraphError::Encode)?;
         Ok(Request {
             url: format!("{}/{}/messages", self.api_root, from.as_str()),
             body,
@@ -496,34 +512,6 @@ fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// Meta's error body: `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
-/// <https://developers.facebook.com/docs/graph-api/guides/error-handling>
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    code: Option<i64>,
-    #[serde(default)]
-    error_subcode: Option<i64>,
-    #[serde(default)]
-    fbtrace_id: Option<String>,
-    /// Cloud API errors often put the useful detail here.
-    #[serde(default)]
-    error_data: Option<ErrorData>,
-}
-
-#[derive(Deserialize)]
-struct ErrorData {
-    #[serde(default)]
-    details: Option<String>,
-}
-
 /// A non-2xx answer: Meta's error when the body is one, else [`GraphError::Decode`].
 fn api_error(status: u16, bytes: &[u8]) -> GraphError {
     let parsed = serde_json::from_slice::<ErrorEnvelope>(bytes)
@@ -562,7 +550,7 @@ fn transport_error(error: ureq::Error) -> GraphError {
     match error {
         ureq::Error::Timeout(_) => GraphError::Timeout,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => GraphError::Timeout,
-        other => GraphError::Transport(other.to_string()),
+        other => GraphError::Transport(other),
     }
 }
 
@@ -576,17 +564,31 @@ fn is_path_safe(id: &str) -> bool {
         && id != ".."
 }
 
-/// The logs of one call: every failure with Meta's identifiers; never the token, the
-/// recipient masked.
-struct CallLog<'a> {
+/// The span of one call: every line of the call carries what it is (never the token; the
+/// recipient masked; the message answered or marked read by its log id). At ERROR level so
+/// that it is enabled at every log level: with `AWS_LAMBDA_LOG_LEVEL=warn` an INFO span would
+/// be off, and its fields missing from the WARN and ERROR lines inside it.
+fn call_span(
     operation: Operation,
-    from: &'a PhoneNumberId,
-    to: Option<&'a str>,
-    started: Instant,
+    from: &PhoneNumberId,
+    to: Option<&Recipient>,
+    message: Option<&MessageId>,
+    kind: Option<&'static str>,
+) -> Span {
+    tracing::error_span!(
+        "graph_call",
+        operation = operation.as_str(),
+        phone_number_id = %from,
+        to = to.map(|to| mask(to.as_str())),
+        message_id = message.map(field::display),
+        kind,
+    )
 }
 
-/// Meta's fields of an error, for the log: HTTP status, code, subcode, fbtrace_id.
-fn meta_fields(error: &GraphError) -> (Option<u16>, Option<i64>, Option<i64>, Option<&str>) {
+/// Meta's answer to the current attempt, on its span: the HTTP status, and Meta's error code,
+/// subcode and fbtrace_id (scrubbed) when the answer is Meta's error.
+fn record_answer(error: &GraphError) {
+    let span = Span::current();
     match error {
         GraphError::Api {
             status,
@@ -594,222 +596,66 @@ fn meta_fields(error: &GraphError) -> (Option<u16>, Option<i64>, Option<i64>, Op
             subcode,
             fbtrace_id,
             ..
-        } => (Some(*status), Some(*code), *subcode, fbtrace_id.as_deref()),
-        GraphError::Decode { status, .. } => (Some(*status), None, None, None),
-        _ => (None, None, None, None),
+        } => {
+            span.record("status", status);
+            span.record("code", code);
+            // Only fields with a value: the plain formatter writes a separator for every record.
+            if let Some(subcode) = subcode {
+                span.record("subcode", subcode);
+            }
+            if let Some(fbtrace_id) = fbtrace_id {
+                span.record("fbtrace_id", fbtrace_id.as_str());
+            }
+        }
+        GraphError::Decode { status, .. } => {
+            span.record("status", status);
+        }
+        _ => {}
     }
 }
 
-impl CallLog<'_> {
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn succeeded(&self, status: u16, attempt: u32) {
-        tracing::debug!(
-            operation = self.operation.as_str(),
-            phone_number_id = %self.from,
-            to = self.to,
-            status,
-            attempt,
-            elapsed_ms = self.elapsed_ms(),
-            "Graph API call succeeded"
-        );
-    }
-
-    /// One transient failure that will be retried after `delay`.
-    fn retrying(
-        &self,
-        error: &GraphError,
-        attempt: u32,
-        max_attempts: u32,
-        delay: Duration,
-        retry_after: Option<Duration>,
-    ) {
-        let (status, code, subcode, fbtrace_id) = meta_fields(error);
-        tracing::warn!(
-            operation = self.operation.as_str(),
-            phone_number_id = %self.from,
-            to = self.to,
-            attempt,
-            max_attempts,
-            status,
-            code,
-            subcode,
-            fbtrace_id,
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            retry_after_secs = retry_after.map(|wait| wait.as_secs()),
-            error = %error,
-            "Graph API call failed transiently; retrying"
-        );
-    }
-
-    fn retrying_with_new_token(&self, error: &GraphError, attempt: u32) {
-        let (status, code, subcode, fbtrace_id) = meta_fields(error);
-        tracing::warn!(
-            operation = self.operation.as_str(),
-            phone_number_id = %self.from,
-            to = self.to,
-            attempt,
-            status,
-            code,
-            subcode,
-            fbtrace_id,
-            "Graph API refused the access token; re-read it and retrying once with the new one"
-        );
-    }
-
-    /// The token was refused and cannot be fixed by this call.
-    fn token_refused(&self, error: &GraphError, attempt: u32, why: &str) {
-        let (status, code, subcode, fbtrace_id) = meta_fields(error);
-        tracing::error!(
-            operation = self.operation.as_str(),
-            phone_number_id = %self.from,
-            to = self.to,
-            attempt,
-            status,
-            code,
-            subcode,
-            fbtrace_id,
+/// The line where a call ends with `error`, for the reason `why`: the one line with Meta's
+/// text (or the excerpt of an unreadable answer). Meta's codes are on the attempt's span.
+fn failed(error: &GraphError, why: &str, started: Instant) {
+    let retryable = error.is_retryable();
+    let elapsed_ms = elapsed_ms(started);
+    match error {
+        GraphError::Api { message, .. } => tracing::warn!(
+            retryable,
             why,
-            error = %error,
-            "Graph API refused the access token: replies cannot be sent until a valid system user \
-             token is stored (WHATSAPP_SECRET_ID's access_token, or WHATSAPP_ACCESS_TOKEN)"
-        );
+            elapsed_ms,
+            error_message = %message,
+            "Graph API error"
+        ),
+        GraphError::Decode { body, .. } => tracing::warn!(
+            retryable,
+            why,
+            elapsed_ms,
+            body = %body,
+            "Graph API answer unreadable"
+        ),
+        other => tracing::warn!(
+            retryable,
+            why,
+            elapsed_ms,
+            error = %other,
+            "Graph API call failed"
+        ),
     }
+}
 
-    /// 131047: one clear error, no retry.
-    fn reengagement(&self, error: &GraphError) {
-        let (status, code, subcode, fbtrace_id) = meta_fields(error);
-        tracing::error!(
-            operation = self.operation.as_str(),
-            phone_number_id = %self.from,
-            to = self.to,
-            status,
-            code,
-            subcode,
-            fbtrace_id,
-            "cannot answer: more than 24 hours since the user's last message (outside WhatsApp's \
-             customer service window); the user must message first, or a template message is needed"
-        );
-    }
+fn elapsed_ms(started: Instant) -> u64 {
+    millis(started.elapsed())
+}
 
-    /// The call ends with `error` after `attempts` attempts, for the reason `why`.
-    fn failed(&self, error: &GraphError, attempts: u32, why: &str) {
-        let operation = self.operation.as_str();
-        let retryable = error.is_retryable();
-        let elapsed_ms = self.elapsed_ms();
-        match error {
-            GraphError::Api {
-                status,
-                code,
-                subcode,
-                message,
-                fbtrace_id,
-            } => tracing::warn!(
-                operation,
-                phone_number_id = %self.from,
-                to = self.to,
-                status,
-                code,
-                subcode,
-                fbtrace_id = fbtrace_id.as_deref(),
-                retryable,
-                attempts,
-                why,
-                elapsed_ms,
-                error_message = %message,
-                "Graph API error"
-            ),
-            GraphError::Decode { status, body } => tracing::warn!(
-                operation,
-                phone_number_id = %self.from,
-                to = self.to,
-                status,
-                retryable,
-                attempts,
-                why,
-                elapsed_ms,
-                body = %body,
-                "Graph API answer unreadable"
-            ),
-            other => tracing::warn!(
-                operation,
-                phone_number_id = %self.from,
-                to = self.to,
-                retryable,
-                attempts,
-                why,
-                elapsed_ms,
-                error = %other,
-                "Graph API call failed"
-            ),
-        }
-    }
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn read_receipts_are_exactly_the_graph_api_wire_format() {
-        let id = MessageId::from("wamid.1");
-        assert_eq!(
-            mark_read_json(&id, false),
-            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1"})
-        );
-        assert_eq!(
-            mark_read_json(&id, true),
-            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1",
-                   "typing_indicator": {"type": "text"}})
-        );
-    }
-
-    #[test]
-    fn the_sent_message_id_is_the_first_entrys_and_any_other_answer_has_none() {
-        let id = |answer: Value| SendAnswer::message_id(&answer);
-        assert_eq!(
-            id(
-                json!({"messaging_product": "whatsapp", "contacts": [{"wa_id": "1"}],
-                      "messages": [{"id": "wamid.OUT", "message_status": "accepted"}]})
-            ),
-            Some("wamid.OUT".to_owned())
-        );
-        assert_eq!(
-            id(json!({"messages": [{"id": "wamid.A"}, 7, {"id": null}]})),
-            Some("wamid.A".to_owned())
-        );
-        for none in [
-            json!(null),
-            json!({}),
-            json!({"messages": []}),
-            json!({"messages": {"id": "wamid.A"}}),
-            json!({"messages": [{"id": ""}]}),
-            json!({"messages": [{"id": 5}]}),
-            json!({"messages": [7, {"id": "wamid.A"}]}),
-            json!([{"id": "wamid.A"}]),
-            json!([[{"id": "wamid.A"}]]),
-        ] {
-            assert_eq!(id(none.clone()), None, "{none}");
-        }
-    }
-
-    #[test]
-    fn only_an_explicit_success_false_refuses_a_read_receipt() {
-        assert!(ReadAnswer::refused(&json!({"success": false})));
-        for done in [
-            json!({"success": true}),
-            json!({"success": "false"}),
-            json!({"success": null}),
-            json!({}),
-            json!(null),
-            json!([false]),
-        ] {
-            assert!(!ReadAnswer::refused(&done), "{done}");
-        }
-    }
 
     #[test]
     fn parses_meta_error_bodies() {

@@ -57,13 +57,31 @@ pub enum GraphError {
         /// Meta's trace id, scrubbed like the message.
         fbtrace_id: Option<String>,
     },
+    /// No answer from Meta: connection refused, DNS, TLS, a broken HTTP exchange. ureq's error
+    /// is kept as the source and shown: its text never holds a request header (the token is one)
+    /// or the body (the recipient is there), and the URL it may quote holds only the business's
+    /// phone number id.
     #[error("Graph API unreachable: {0}")]
-    Transport(String),
+    Transport(#[source] ureq::Error),
     #[error("Graph API timed out")]
     Timeout,
     /// `body`: a scrubbed excerpt.
     #[error("Graph API answered HTTP {status} with an unreadable body")]
     Decode { status: u16, body: String },
+    /// Nothing was sent: the phone number id (scrubbed here) would change the URL's path or
+    /// query, where Meta's ids are numbers.
+    #[error("phone number id {0:?} is not a Graph API id")]
+    InvalidPhoneNumberId(String),
+    /// Nothing was sent: the request body did not encode as JSON.
+    #[error("Graph API request not encodable: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The blocking call ended without an answer: its task panicked or was cancelled (the
+    /// argument says which). Tokio's error is not kept: a panic's message may quote whatever
+    /// the call held, the request body with the recipient's number included.
+    #[error("Graph API call aborted: its task {0}")]
+    Aborted(&'static str),
+    /// Meta answered, but not with anything we can act on (a read receipt answered
+    /// `"success": false`). The text is ours, with Meta's answer only as a scrubbed excerpt.
     #[error("Graph API error: {0}")]
     Unknown(String),
 }
@@ -93,7 +111,10 @@ impl GraphError {
                 }
                 RETRYABLE_CODES.contains(code) || *status == 429 || *status >= 500
             }
-            Self::Unknown(_) => false,
+            Self::InvalidPhoneNumberId(_)
+            | Self::Encode(_)
+            | Self::Aborted(_)
+            | Self::Unknown(_) => false,
         }
     }
 
@@ -143,6 +164,25 @@ mod tests {
         assert!(api(429, 100).is_retryable());
         assert!(!api(400, 100).is_retryable());
         assert!(!api(400, 131048).is_retryable());
+    }
+
+    #[test]
+    fn our_own_refusals_and_aborted_calls_are_not_retried() {
+        let encode = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        for error in [
+            GraphError::InvalidPhoneNumberId("1/2".to_owned()),
+            GraphError::Encode(encode),
+            GraphError::Aborted("panicked"),
+            GraphError::Unknown("Graph API did not mark wamid#0 read".to_owned()),
+        ] {
+            assert!(!error.is_retryable(), "{error:?}");
+            assert!(!error.is_token_refused(), "{error:?}");
+            assert_eq!(error.code(), None, "{error:?}");
+        }
+        assert_eq!(
+            GraphError::Aborted("was cancelled").to_string(),
+            "Graph API call aborted: its task was cancelled"
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! The Graph API wire format of what we send: `POST /{phone_number_id}/messages` bodies, as
-//! Meta's schema names their fields. <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages>
+//! The Graph API wire format, as Meta's schema names its fields: what we send to
+//! `POST /{phone_number_id}/messages` (messages, read receipts) and what Meta answers (the sent
+//! message's id, a read receipt's `success`, an error). Typed both ways: no body is built or
+//! read by hand. <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages>
 
 use crate::domain::{MessageId, OutgoingMessage, Recipient};
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 impl OutgoingMessage {
@@ -245,6 +248,109 @@ struct Row<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+}
+
+/// A read receipt: marks an inbound message read, with the typing indicator when asked.
+/// <https://developers.facebook.com/docs/whatsapp/cloud-api/typing-indicators>
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct ReadReceipt<'a> {
+    messaging_product: &'static str,
+    status: &'static str,
+    message_id: &'a str,
+    /// Left out unless asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typing_indicator: Option<TypingIndicator>,
+}
+
+impl<'a> ReadReceipt<'a> {
+    pub(super) fn new(message: &'a MessageId, typing: bool) -> Self {
+        Self {
+            messaging_product: "whatsapp",
+            status: "read",
+            message_id: message.as_str(),
+            typing_indicator: typing.then_some(TypingIndicator { kind: "text" }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TypingIndicator {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Meta's answer to a send: `{"messages":[{"id":"wamid..."}], ...}`.
+#[derive(Deserialize)]
+pub(super) struct SendAnswer {
+    messages: Vec<SentMessage>,
+}
+
+/// One entry of [`SendAnswer::messages`]; only the first one's id is used, so a later entry
+/// of another shape is not an error.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SentMessage {
+    Sent { id: String },
+    Other(IgnoredAny),
+}
+
+impl SendAnswer {
+    /// The id Meta gave the sent message; `None` when the answer has none (or an empty one).
+    pub(super) fn message_id(answer: &Value) -> Option<String> {
+        // Objects only: serde would also read a struct from an array of its fields.
+        if !answer.is_object() {
+            return None;
+        }
+        let answer = Self::deserialize(answer).ok()?;
+        match answer.messages.into_iter().next()? {
+            SentMessage::Sent { id } if !id.is_empty() => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Meta's answer to a read receipt: `{"success": true}`.
+#[derive(Deserialize)]
+pub(super) struct ReadAnswer {
+    #[serde(default)]
+    success: Option<bool>,
+}
+
+impl ReadAnswer {
+    /// Only an explicit `"success": false` is a refusal; any other answer counts as done.
+    pub(super) fn refused(answer: &Value) -> bool {
+        // Objects only: serde would also read a struct from an array of its fields.
+        answer.is_object()
+            && Self::deserialize(answer).is_ok_and(|answer| answer.success == Some(false))
+    }
+}
+
+/// Meta's error body: `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
+/// <https://developers.facebook.com/docs/graph-api/guides/error-handling>
+#[derive(Deserialize)]
+pub(super) struct ErrorEnvelope {
+    pub(super) error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ErrorBody {
+    #[serde(default)]
+    pub(super) message: Option<String>,
+    #[serde(default)]
+    pub(super) code: Option<i64>,
+    #[serde(default)]
+    pub(super) error_subcode: Option<i64>,
+    #[serde(default)]
+    pub(super) fbtrace_id: Option<String>,
+    /// Cloud API errors often put the useful detail here.
+    #[serde(default)]
+    pub(super) error_data: Option<ErrorData>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ErrorData {
+    #[serde(default)]
+    pub(super) details: Option<String>,
 }
 
 #[cfg(test)]
@@ -520,5 +626,64 @@ mod tests {
                 .get("description")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn read_receipts_are_exactly_the_graph_api_wire_format() {
+        let id = MessageId::from("wamid.1");
+        let receipt = |typing| serde_json::to_value(ReadReceipt::new(&id, typing)).unwrap();
+        assert_eq!(
+            receipt(false),
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1"})
+        );
+        assert_eq!(
+            receipt(true),
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.1",
+                   "typing_indicator": {"type": "text"}})
+        );
+    }
+
+    #[test]
+    fn the_sent_message_id_is_the_first_entrys_and_any_other_answer_has_none() {
+        let id = |answer: Value| SendAnswer::message_id(&answer);
+        assert_eq!(
+            id(
+                json!({"messaging_product": "whatsapp", "contacts": [{"wa_id": "1"}],
+                      "messages": [{"id": "wamid.OUT", "message_status": "accepted"}]})
+            ),
+            Some("wamid.OUT".to_owned())
+        );
+        assert_eq!(
+            id(json!({"messages": [{"id": "wamid.A"}, 7, {"id": null}]})),
+            Some("wamid.A".to_owned())
+        );
+        for none in [
+            json!(null),
+            json!({}),
+            json!({"messages": []}),
+            json!({"messages": {"id": "wamid.A"}}),
+            json!({"messages": [{"id": ""}]}),
+            json!({"messages": [{"id": 5}]}),
+            json!({"messages": [7, {"id": "wamid.A"}]}),
+            json!([{"id": "wamid.A"}]),
+            json!([[{"id": "wamid.A"}]]),
+        ] {
+            assert_eq!(id(none.clone()), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn only_an_explicit_success_false_refuses_a_read_receipt() {
+        assert!(ReadAnswer::refused(&json!({"success": false})));
+        for done in [
+            json!({"success": true}),
+            json!({"success": "false"}),
+            json!({"success": null}),
+            json!({}),
+            json!(null),
+            json!([false]),
+        ] {
+            assert!(!ReadAnswer::refused(&done), "{done}");
+        }
     }
 }
