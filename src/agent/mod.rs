@@ -6,6 +6,7 @@ pub mod contract;
 pub mod deliver;
 mod http;
 mod memory;
+pub mod registry;
 mod stepfunctions;
 pub mod stream;
 
@@ -16,6 +17,7 @@ pub use contract::{
 pub use deliver::{Deliver, DeliverEvent};
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;
+pub use registry::{Agents, DEFAULT_AGENT_NAME, NamedAgent};
 pub use stepfunctions::{StepFunctionsAgent, StepFunctionsMode, execution_name};
 pub use stream::{Part, PartSender, ReplyStream};
 
