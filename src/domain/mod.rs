@@ -12,7 +12,10 @@ pub use ids::{
     init_log_key, log_id, log_id_for,
 };
 pub use inbound::{Channel, InboundMessage, MediaType, MessageKind};
-pub use outgoing::{ListRowOut, ListSectionOut, OutgoingMessage, Recipient, ReplyButton};
+pub use outgoing::{
+    ListRowOut, ListSectionOut, OutgoingMessage, Recipient, ReplyButton, TemplateRef,
+    TemplateRefError,
+};
 pub use sender::{Allowlist, AllowlistError, Masked, Sender, is_bsuid, mask, normalize_phone};
 
 use serde::{Deserialize, Deserializer};

@@ -2,9 +2,13 @@
 //! wire format is `graph::wire`), and who they go to.
 
 use super::sender::{Sender, normalize_phone};
+use serde::{Deserialize, Serialize};
 
 /// One message to send. The formatter ([`crate::reply`]) guarantees WhatsApp's limits.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable so that a reply that could not be sent yet can be kept (in the session) and
+/// sent later exactly as it was formatted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutgoingMessage {
     Text {
         body: String,
@@ -45,21 +49,87 @@ pub enum OutgoingMessage {
     Sticker {
         link: String,
     },
+    /// An approved message template: what a business may send when the person's 24-hour
+    /// customer service window is closed.
+    /// <https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates>
+    Template {
+        template: TemplateRef,
+        /// The values of the body's `{{1}}`, `{{2}}`…, in order.
+        body: Vec<String>,
+        /// The payloads of the template's quick-reply buttons, in their order: what a tap on
+        /// each sends back (as a `button` message).
+        quick_replies: Vec<String>,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A template as configured: `name:language`, e.g. `answer_ready:en_US`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
+}
+
+/// Why a `name:language` template setting cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a template as `name:language` (name: lowercase letters, digits and `_`; language: a code such as `en` or `en_US`)"
+)]
+pub struct TemplateRefError(pub String);
+
+impl TemplateRef {
+    /// Longest template name Meta accepts.
+    pub const MAX_NAME: usize = 512;
+
+    /// Reads `name:language`.
+    pub fn parse(spec: &str) -> Result<Self, TemplateRefError> {
+        let invalid = || TemplateRefError(spec.chars().take(80).collect());
+        let (name, language) = spec.trim().split_once(':').ok_or_else(invalid)?;
+        let name_ok = !name.is_empty()
+            && name.len() <= Self::MAX_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let language_ok = match language.split_once('_') {
+            None => {
+                (2..=3).contains(&language.len())
+                    && language.bytes().all(|b| b.is_ascii_lowercase())
+            }
+            Some((lang, region)) => {
+                (2..=3).contains(&lang.len())
+                    && lang.bytes().all(|b| b.is_ascii_lowercase())
+                    && (2..=4).contains(&region.len())
+                    && region.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+        };
+        if !(name_ok && language_ok) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            language: language.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for TemplateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.language)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyButton {
     pub id: String,
     pub title: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListSectionOut {
     pub title: Option<String>,
     pub rows: Vec<ListRowOut>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRowOut {
     pub id: String,
     pub title: String,
@@ -114,6 +184,7 @@ impl OutgoingMessage {
             Self::Video { .. } => "video",
             Self::Audio { .. } => "audio",
             Self::Sticker { .. } => "sticker",
+            Self::Template { .. } => "template",
         }
     }
 }
@@ -121,6 +192,58 @@ impl OutgoingMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_message_comes_back_exactly_as_formatted() {
+        let messages = vec![
+            OutgoingMessage::Text {
+                body: "✅ done".into(),
+            },
+            OutgoingMessage::List {
+                header: Some("Agents".into()),
+                body: "Pick one".into(),
+                footer: None,
+                button: "Choose".into(),
+                sections: vec![ListSectionOut {
+                    title: None,
+                    rows: vec![ListRowOut {
+                        id: "wal:cmd:1".into(),
+                        title: "k8s".into(),
+                        description: Some("Kubernetes".into()),
+                    }],
+                }],
+            },
+            OutgoingMessage::Document {
+                link: "https://example.com/a.pdf".into(),
+                filename: Some("a.pdf".into()),
+                caption: None,
+            },
+        ];
+        let kept = serde_json::to_string(&messages).unwrap();
+        assert!(kept.contains(r#""type":"list""#), "{kept}");
+        let back: Vec<OutgoingMessage> = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back, messages);
+    }
+
+    #[test]
+    fn templates_are_configured_as_name_and_language() {
+        let template = TemplateRef::parse(" answer_ready:en_US ").unwrap();
+        assert_eq!(template.name, "answer_ready");
+        assert_eq!(template.language, "en_US");
+        assert_eq!(template.to_string(), "answer_ready:en_US");
+        assert_eq!(TemplateRef::parse("page_v2:pt").unwrap().language, "pt");
+        for bad in [
+            "answer_ready",
+            "Answer:en",
+            ":en",
+            "ready:",
+            "ready:english",
+            "ready:en-US",
+            "a b:en",
+        ] {
+            assert!(TemplateRef::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn phone_numbers_are_addressed_as_the_digits_the_allowlist_checked() {

@@ -91,6 +91,37 @@ impl OutgoingMessage {
             Self::Video { link, caption } => Payload::Video(Media::link(link, caption)),
             Self::Audio { link } => Payload::Audio(Media::link(link, &None)),
             Self::Sticker { link } => Payload::Sticker(Media::link(link, &None)),
+            Self::Template {
+                template,
+                body,
+                quick_replies,
+            } => Payload::Template(Template {
+                name: &template.name,
+                language: Language {
+                    code: &template.language,
+                },
+                components: (!body.is_empty())
+                    .then(|| Component::Body {
+                        kind: "body",
+                        parameters: body
+                            .iter()
+                            .map(|text| TextParameter { kind: "text", text })
+                            .collect(),
+                    })
+                    .into_iter()
+                    .chain(quick_replies.iter().enumerate().map(|(index, payload)| {
+                        Component::Button {
+                            kind: "button",
+                            sub_type: "quick_reply",
+                            index: index.to_string(),
+                            parameters: vec![PayloadParameter {
+                                kind: "payload",
+                                payload,
+                            }],
+                        }
+                    }))
+                    .collect(),
+            }),
         };
         SendBody {
             messaging_product: "whatsapp",
@@ -149,6 +180,54 @@ enum Payload<'a> {
     Video(Media<'a>),
     Audio(Media<'a>),
     Sticker(Media<'a>),
+    Template(Template<'a>),
+}
+
+/// `"template": {"name", "language": {"code"}, "components": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Template<'a> {
+    name: &'a str,
+    language: Language<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<Component<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Language<'a> {
+    code: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+enum Component<'a> {
+    /// `{"type": "body", "parameters": [{"type": "text", "text"}]}`
+    Body {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        parameters: Vec<TextParameter<'a>>,
+    },
+    /// `{"type": "button", "sub_type": "quick_reply", "index": "0", "parameters": [{"type": "payload", "payload"}]}`
+    Button {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        sub_type: &'static str,
+        index: String,
+        parameters: Vec<PayloadParameter<'a>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TextParameter<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct PayloadParameter<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -360,6 +439,41 @@ mod tests {
     use serde_json::json;
 
     /// Every message kind with every optional field set, and with none: the whole body.
+    #[test]
+    fn templates_carry_their_language_body_parameters_and_quick_reply_payloads() {
+        let template = OutgoingMessage::Template {
+            template: crate::domain::TemplateRef::parse("answer_ready:en_US").unwrap(),
+            body: vec!["k8s".into()],
+            quick_replies: vec!["wal:window:abc".into()],
+        };
+        let json = template.to_graph_json(&Recipient::Phone("14155551234".into()), None);
+        assert_eq!(
+            json,
+            json!({
+                "messaging_product": "whatsapp", "recipient_type": "individual",
+                "to": "14155551234", "type": "template",
+                "template": {
+                    "name": "answer_ready", "language": {"code": "en_US"},
+                    "components": [
+                        {"type": "body", "parameters": [{"type": "text", "text": "k8s"}]},
+                        {"type": "button", "sub_type": "quick_reply", "index": "0",
+                         "parameters": [{"type": "payload", "payload": "wal:window:abc"}]}
+                    ]
+                }
+            })
+        );
+        let bare = OutgoingMessage::Template {
+            template: crate::domain::TemplateRef::parse("hello_world:en").unwrap(),
+            body: Vec::new(),
+            quick_replies: Vec::new(),
+        };
+        let json = bare.to_graph_json(&Recipient::Phone("1".into()), None);
+        assert_eq!(
+            json["template"],
+            json!({"name": "hello_world", "language": {"code": "en"}})
+        );
+    }
+
     #[test]
     fn bodies_are_exactly_the_graph_api_wire_format() {
         let phone = Recipient::Phone("14155551234".into());

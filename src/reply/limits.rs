@@ -45,6 +45,12 @@ pub const MAX_ATTACHMENTS: usize = 10;
 /// Our own bound, not WhatsApp's: messages one reply's text may become (the interactive body
 /// included) before it is cut with a marker, so a runaway agent cannot flood the chat.
 pub const MAX_TEXT_PARTS: usize = 10;
+/// Quick-reply buttons a template may have.
+/// <https://developers.facebook.com/docs/whatsapp/business-management-api/message-templates/components>
+pub const TEMPLATE_QUICK_REPLIES_MAX: usize = 10;
+/// Our bound on one template body parameter (Meta refuses newlines, tabs and runs of more than
+/// four spaces in them; the body as a whole is bounded by the template).
+pub const TEMPLATE_PARAMETER_MAX: usize = 1024;
 
 /// Checks one outgoing message against every limit above, and against what [`super::sanitize`]
 /// keeps out: a title, id, header, footer, button text or file name with a control character
@@ -91,6 +97,32 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
         None => Ok(()),
     };
     match message {
+        OutgoingMessage::Template {
+            template,
+            body,
+            quick_replies,
+        } => {
+            not_blank("template name", &template.name)?;
+            for parameter in body {
+                not_blank("template parameter", parameter)?;
+                within("template parameter", parameter, TEMPLATE_PARAMETER_MAX)?;
+                if parameter.contains(['\n', '\t']) || parameter.contains("     ") {
+                    return Err(format!(
+                        "template parameter {parameter:?} has a newline, a tab or more than four spaces in a row"
+                    ));
+                }
+            }
+            if quick_replies.len() > TEMPLATE_QUICK_REPLIES_MAX {
+                return Err(format!(
+                    "{} quick replies, allowed at most {TEMPLATE_QUICK_REPLIES_MAX}",
+                    quick_replies.len()
+                ));
+            }
+            for payload in quick_replies {
+                field("quick reply payload", payload, BUTTON_ID_MAX)?;
+            }
+            Ok(())
+        }
         OutgoingMessage::Text { body } => {
             not_blank("text body", body)?;
             within("text body", body, TEXT_BODY_MAX)
@@ -215,6 +247,23 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::domain::ReplyButton;
+
+    #[test]
+    fn template_parameters_and_quick_replies_are_bounded() {
+        let template = |body: Vec<&str>, replies: usize| OutgoingMessage::Template {
+            template: crate::domain::TemplateRef::parse("answer_ready:en").unwrap(),
+            body: body.into_iter().map(Into::into).collect(),
+            quick_replies: (0..replies).map(|n| format!("wal:window:{n}")).collect(),
+        };
+        assert!(check(&template(vec!["k8s"], 1)).is_ok());
+        assert!(check(&template(Vec::new(), 0)).is_ok());
+        for bad in ["", "two\nlines", "tab\there", "wide     gap"] {
+            assert!(check(&template(vec![bad], 1)).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(TEMPLATE_PARAMETER_MAX + 1);
+        assert!(check(&template(vec![long.as_str()], 1)).is_err());
+        assert!(check(&template(Vec::new(), TEMPLATE_QUICK_REPLIES_MAX + 1)).is_err());
+    }
 
     fn button(title: &str) -> OutgoingMessage {
         OutgoingMessage::Buttons {
