@@ -31,10 +31,18 @@
 //! webhook call it, never the other way round. It gets its own README section and sample events
 //! in `events/`, and the README's code map lists it.
 //!
-//! **Errors.** One `thiserror` enum per module; `is_retryable()` where a caller must choose
-//! between retrying and telling the user. Foreign text (Meta's errors, agent bodies) enters an
-//! error only through `redact::scrub` or `redact::excerpt`. The webhook's HTTP answers are
-//! chosen in `webhook::answer` (the README's table).
+//! **Errors.** One `thiserror` enum per module, with typed variants (fields, not a formatted
+//! `String`), each converting into the crate's [`Error`] (`#[non_exhaustive]`, one `#[from]`
+//! variant per module error, `Display` and `source()` the module error's own);
+//! `is_retryable()` where a caller must choose between retrying and telling the user, and
+//! [`Error::is_retryable`] asks the module error. `Display` is the whole story on one line (log
+//! lines print `%error`); the cause is kept as `#[source]` (an adapter's SDK error boxed as
+//! [`error::BoxError`], so a port names no SDK type) unless it can carry a secret or personal
+//! data (serde's parse errors quote values, an AWS answer may quote what it refused or hold an
+//! item, a panic's message may quote anything): then only scrubbed text is kept and the
+//! variant's documentation says why. Foreign text (Meta's errors, agent bodies, AWS answers)
+//! enters an error only through `redact::scrub` or `redact::excerpt`. The webhook's HTTP answers
+//! are chosen in `webhook::answer` (the README's table).
 //!
 //! **Never logged at info:** a secret or token, a full phone number or BSUID (use
 //! `Sender::masked`), a message id (`MessageId` displays as its keyed hash: log it with `%id`,
@@ -56,6 +64,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod entry;
+pub mod error;
 pub mod graph;
 pub mod idempotency;
 pub mod pipeline;
@@ -65,6 +74,8 @@ pub mod reply;
 pub mod secrets;
 pub mod webhook;
 pub mod worker;
+
+pub use error::Error;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -41,15 +41,53 @@ enum Verdict {
 }
 
 /// Why a worker invocation failed as a whole (SQS batches never do: items fail one by one).
+/// The Lambda runtime logs it (`Display`) and hands it to the invoker.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     #[error("event is neither an SQS batch nor a deliver event")]
     UnknownEvent,
-    #[error("event is malformed: {0}")]
-    Malformed(String),
+    /// An event of a known `kind` whose shape is wrong. `reason` is serde's message without
+    /// the values it quotes ([`redact::serde_error`]); serde's error is not kept as the source,
+    /// since its `Display` quotes them and an event holds message ids and text.
+    #[error("{kind} event is malformed: {reason}")]
+    Malformed { kind: EventKind, reason: String },
+    /// The answer to an SQS batch could not be encoded. serde's error is kept: serializing
+    /// quotes no value (and the answer holds only SQS's record ids).
+    #[error("batch response not encodable: {0}")]
+    Response(#[source] serde_json::Error),
     /// `message_id` is the message's log id (a keyed hash): the Lambda runtime logs the error.
     #[error("reply for {message_id} not delivered yet ({reason}); retry")]
     DeliverLater { message_id: String, reason: String },
+}
+
+impl WorkerError {
+    /// Whether invoking again later may succeed: only a delivery that met the message still
+    /// in progress or failing transiently (Step Functions retries the task).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::DeliverLater { .. } => true,
+            Self::UnknownEvent | Self::Malformed { .. } | Self::Response(_) => false,
+        }
+    }
+}
+
+/// The kinds of event the worker takes, told apart by their top-level key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// `Records`: a batch from Lambda's SQS event source mapping.
+    Sqs,
+    /// `deliver`: a reply from a Step Functions execution.
+    Deliver,
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqs => "SQS batch",
+            Self::Deliver => "deliver",
+        })
+    }
 }
 
 /// The top-level key of an SQS batch event.
@@ -80,15 +118,21 @@ impl TryFrom<Value> for WorkerEvent {
                 .as_object()
                 .is_some_and(|fields| fields.contains_key(key))
         };
-        let decoded = if has(SQS_KEY) {
-            serde_json::from_value(event).map(Self::Sqs)
+        let (kind, decoded) = if has(SQS_KEY) {
+            (EventKind::Sqs, serde_json::from_value(event).map(Self::Sqs))
         } else if has(DELIVER_KEY) {
-            serde_json::from_value(event).map(Self::Deliver)
+            (
+                EventKind::Deliver,
+                serde_json::from_value(event).map(Self::Deliver),
+            )
         } else {
             return Err(WorkerError::UnknownEvent);
         };
         // serde quotes the values it refused, and an event holds message ids and text.
-        decoded.map_err(|e| WorkerError::Malformed(redact::serde_error(&e)))
+        decoded.map_err(|e| WorkerError::Malformed {
+            kind,
+            reason: redact::serde_error(&e),
+        })
     }
 }
 
@@ -135,8 +179,7 @@ impl Worker {
         match event {
             WorkerEvent::Sqs(batch) => {
                 let response = self.handle_sqs(batch).await;
-                serde_json::to_value(response)
-                    .map_err(|e| WorkerError::Malformed(redact::serde_error(&e)))
+                serde_json::to_value(response).map_err(WorkerError::Response)
             }
             WorkerEvent::Deliver(deliver) => self.handle_deliver(*deliver).await,
         }
@@ -368,11 +411,53 @@ mod tests {
             assert!(
                 matches!(
                     WorkerEvent::try_from(malformed.clone()),
-                    Err(WorkerError::Malformed(_))
+                    Err(WorkerError::Malformed { .. })
                 ),
                 "{malformed}"
             );
         }
+        // Which kind, and serde's reason without the values it quoted.
+        let Err(WorkerError::Malformed { kind, reason }) = WorkerEvent::try_from(
+            json!({"deliver": {"request": "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQ="}}),
+        ) else {
+            panic!("expected a malformed deliver event");
+        };
+        assert_eq!(kind, EventKind::Deliver);
+        assert!(!reason.contains("HBgL"), "{reason}");
+        assert!(matches!(
+            WorkerEvent::try_from(json!({"Records": 1})),
+            Err(WorkerError::Malformed {
+                kind: EventKind::Sqs,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn only_a_delivery_to_retry_is_retryable_and_encoding_keeps_serdes_error() {
+        use std::error::Error as _;
+        let later = WorkerError::DeliverLater {
+            message_id: "wamid#0123456789ab".into(),
+            reason: "InProgress".into(),
+        };
+        assert!(later.is_retryable());
+        assert!(!WorkerError::UnknownEvent.is_retryable());
+        let malformed = WorkerEvent::try_from(json!({"Records": null})).unwrap_err();
+        assert!(!malformed.is_retryable());
+        assert!(
+            malformed
+                .to_string()
+                .starts_with("SQS batch event is malformed: "),
+            "{malformed}"
+        );
+        assert!(malformed.source().is_none());
+        let response = WorkerError::Response(serde::ser::Error::custom("key must be a string"));
+        assert!(!response.is_retryable());
+        assert!(
+            response
+                .source()
+                .is_some_and(|s| s.downcast_ref::<serde_json::Error>().is_some())
+        );
     }
 
     #[test]

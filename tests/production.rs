@@ -4,6 +4,10 @@
 
 mod support;
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::SdkError;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -14,7 +18,7 @@ use support::moto::Moto;
 use support::net::free_port;
 use support::slow::CountingAgent;
 use whatsapp_agent_lambda::agent::{
-    Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
+    Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent, TransportError,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
@@ -23,10 +27,11 @@ use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::MessageId;
 use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
+use whatsapp_agent_lambda::idempotency::IdempotencyError;
 use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
 use whatsapp_agent_lambda::pipeline::Pipeline;
-use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::queue::SqsQueue;
+use whatsapp_agent_lambda::queue::{Job, JobQueue, QueueError};
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, format_reply};
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
@@ -317,6 +322,84 @@ async fn sqs_down_answers_500_and_nothing_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_and_store_errors_keep_the_sdk_error_unless_it_holds_an_answer() {
+    let aws = aws().await;
+    let job: Job =
+        serde_json::from_str(job_event("m1", 1)["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let jobs = std::slice::from_ref(&job);
+
+    // SQS answered (no such queue): its answer may quote what it refused, so only text is kept.
+    let missing = SqsQueue::new(&aws.config, aws.queue_url.replace(QUEUE, "down.fifo"));
+    let error = missing.enqueue(jobs).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            QueueError::NotSent {
+                refused: 0,
+                failed_calls: 1,
+                source: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+
+    // Nobody listens: no answer, so the SDK's error is kept as the source, typed.
+    let closed_port = free_port();
+    let unreachable_config =
+        sdk_config_for(&format!("http://127.0.0.1:{closed_port}"), "us-east-1").await;
+    let unreachable = SqsQueue::new(&unreachable_config, &aws.queue_url);
+    let error = unreachable.enqueue(jobs).await.unwrap_err();
+    let QueueError::NotSent { code, .. } = &error else {
+        panic!("expected NotSent, got {error:?}");
+    };
+    assert_eq!(code, "unreachable");
+    let sdk = std::error::Error::source(&error)
+        .and_then(|s| s.downcast_ref::<SdkError<SendMessageBatchError, HttpResponse>>())
+        .expect("the SDK's error, typed");
+    assert!(matches!(sdk, SdkError::DispatchFailure(_)), "{sdk:?}");
+    let crate_error = whatsapp_agent_lambda::Error::from(error);
+    assert!(crate_error.is_retryable());
+    assert!(
+        crate_error
+            .to_string()
+            .starts_with("job queue failed: unreachable: ")
+    );
+
+    // The same for the claim table.
+    let id = MessageId::from("wamid.SOURCE.1");
+    let error = DynamoIdempotency::new(&unreachable_config, TABLE)
+        .claim(&id, &ClaimToken::new(), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    let IdempotencyError::Store { operation, .. } = &error else {
+        panic!("expected Store, got {error:?}");
+    };
+    assert_eq!(*operation, "claim");
+    let sdk = std::error::Error::source(&error)
+        .and_then(|s| s.downcast_ref::<SdkError<PutItemError, HttpResponse>>())
+        .expect("the SDK's error, typed");
+    assert!(matches!(sdk, SdkError::DispatchFailure(_)), "{sdk:?}");
+    assert!(whatsapp_agent_lambda::Error::from(error).is_retryable());
+
+    // DynamoDB's own refusal names the table, never the item: kept, with its code.
+    let error = DynamoIdempotency::new(&aws.config, "no-such-table")
+        .claim(&id, &ClaimToken::new(), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, IdempotencyError::Store { code, .. } if code == "ResourceNotFoundException"),
+        "{error:?}"
+    );
+    assert!(
+        std::error::Error::source(&error)
+            .and_then(|s| s.downcast_ref::<SdkError<PutItemError, HttpResponse>>())
+            .is_some_and(|sdk| matches!(sdk, SdkError::ServiceError(_)))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
     let aws = aws().await;
     let webhook = queue_webhook(&aws.config, &aws.queue_url);
@@ -504,7 +587,7 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
     // Worker-level FIFO ordering with in-memory stores: no AWS needed.
     let agent = Arc::new(ScriptedAgent::new(|request| {
         if request.event.text == "first" {
-            Err(AgentError::Transport("agent down".into()))
+            Err(agent_down())
         } else {
             Ok(None)
         }
@@ -559,9 +642,7 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
     let queued = receive(&aws).await;
     assert_eq!(queued.len(), 1);
 
-    let failing = Arc::new(ScriptedAgent::new(|_| {
-        Err(AgentError::Transport("agent restarting".into()))
-    }));
+    let failing = Arc::new(ScriptedAgent::new(|_| Err(agent_down())));
     let messenger = Arc::new(RecordingMessenger::new());
     let worker = worker(&aws, failing, messenger.clone(), Duration::from_secs(60))
         .with_redelivery(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url)))
@@ -965,4 +1046,11 @@ async fn the_local_poller_hands_lambda_batches_over_and_deletes_all_but_the_fail
     );
     // The handled job is gone; the failed one waits out its visibility timeout, still queued.
     assert_eq!(queue_depth(&aws).await, (0, 1));
+}
+
+/// What an HTTP agent that is down answers: no connection (retryable).
+fn agent_down() -> AgentError {
+    AgentError::Transport(TransportError::Http {
+        source: ureq::Error::ConnectionFailed,
+    })
 }

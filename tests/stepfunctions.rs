@@ -5,6 +5,9 @@ mod support;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+use aws_sdk_sfn::config::http::HttpResponse;
+use aws_sdk_sfn::error::SdkError;
+use aws_sdk_sfn::operation::start_sync_execution::StartSyncExecutionError;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::moto::Moto;
@@ -12,7 +15,7 @@ use support::net::free_port;
 use support::sfn_sync::{CONTENT_TYPE, SfnSync, SyncAnswer, TARGET};
 use whatsapp_agent_lambda::agent::{
     Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, StepFunctionsAgent,
-    StepFunctionsMode, execution_name,
+    StepFunctionsMode, TransportError, execution_name,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 
@@ -216,9 +219,14 @@ async fn sync_throttling_and_server_errors_are_retryable_transport_errors() {
             sync_agent(SyncAnswer::service_error(status, kind, "slow down")).await;
         let error = agent.ask(&request()).await.unwrap_err();
         assert!(
-            matches!(&error, AgentError::Transport(message) if message.contains(kind)),
+            matches!(
+                &error,
+                AgentError::Transport(TransportError::Busy { status: s, code, .. })
+                    if *s == status && code == kind
+            ),
             "{error:?}"
         );
+        assert!(error.to_string().contains(kind), "{error}");
         assert!(error.is_retryable());
         assert_eq!(
             stand_in.calls().len(),
@@ -237,6 +245,17 @@ async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
     let error = agent.ask(&request()).await.unwrap_err();
     assert!(matches!(error, AgentError::Transport(_)), "{error:?}");
     assert!(error.is_retryable());
+    // No answer: the SDK's error is kept as the source, typed.
+    let AgentError::Transport(TransportError::Aws { source }) = &error else {
+        panic!("expected an unanswered call, got {error:?}");
+    };
+    assert!(
+        source
+            .downcast_ref::<SdkError<StartSyncExecutionError, HttpResponse>>()
+            .is_some_and(|sdk| matches!(sdk, SdkError::DispatchFailure(_))),
+        "{source:?}"
+    );
+    assert!(std::error::Error::source(&error).is_some());
 }
 
 // ---------------------------------------------------------------- async (Standard)

@@ -76,7 +76,7 @@ async fn unknown_and_malformed_events_are_refused_clearly() {
         worker
             .handle(serde_json::json!({"deliver": {"request": 1}}))
             .await,
-        Err(WorkerError::Malformed(_))
+        Err(WorkerError::Malformed { .. })
     ));
     // A record whose body is not a job stays in the queue for the dead-letter queue.
     let response = worker

@@ -1,7 +1,7 @@
 //! `AGENT_BACKEND=http`: POST the contract request to `AGENT_URL` with ureq, off the async
 //! runtime, and read the contract reply back.
 
-use super::{Agent, AgentError, AgentReply, AgentRequest};
+use super::{Agent, AgentError, AgentReply, AgentRequest, TransportError};
 use crate::BoxFuture;
 use crate::domain::log_id;
 use crate::redact::excerpt_bytes;
@@ -64,11 +64,7 @@ impl Agent for HttpAgent {
             let id = message_id.clone();
             let result = tokio::task::spawn_blocking(move || inner.call(&id, &body))
                 .await
-                .unwrap_or_else(|error| {
-                    Err(AgentError::Transport(format!(
-                        "agent call aborted: {error}"
-                    )))
-                });
+                .unwrap_or_else(|error| Err(aborted(&error)));
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &result {
                 Ok((status, reply)) => tracing::info!(
@@ -132,16 +128,37 @@ impl Inner {
     }
 
     fn transport_error(&self, error: ureq::Error) -> AgentError {
-        match error {
-            ureq::Error::Timeout(_) => AgentError::Timeout(self.timeout),
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                AgentError::Timeout(self.timeout)
-            }
-            ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_) => {
-                AgentError::Config(error.to_string())
-            }
-            other => AgentError::Transport(other.to_string()),
+        transport_error(error, self.timeout)
+    }
+}
+
+/// The blocking call's task ended without an answer. Not the `JoinError` itself: a panic's
+/// message may quote the request (the user's message).
+fn aborted(error: &tokio::task::JoinError) -> AgentError {
+    AgentError::Transport(TransportError::Aborted {
+        panicked: error.is_panic(),
+    })
+}
+
+/// A failed ureq call as an agent error: a timeout, a URL ureq cannot use (`Config`), or no
+/// answer (`Transport`, ureq's error kept).
+fn transport_error(error: ureq::Error, timeout: Duration) -> AgentError {
+    match error {
+        ureq::Error::Timeout(_) => AgentError::Timeout(timeout),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            AgentError::Timeout(timeout)
         }
+        // These quote the URL, and `AGENT_URL` may hold a token in its query: named, not
+        // quoted.
+        ureq::Error::BadUri(_) => {
+            AgentError::Config("AGENT_URL is not a usable URL (no scheme or host)".to_owned())
+        }
+        ureq::Error::RequireHttpsOnly(_) => {
+            AgentError::Config("AGENT_URL must be https".to_owned())
+        }
+        // The http crate's errors name what is wrong, not the value.
+        ureq::Error::Http(_) => AgentError::Config(error.to_string()),
+        source => AgentError::Transport(TransportError::Http { source }),
     }
 }
 
@@ -200,6 +217,63 @@ fn log_failure(message_id: &str, elapsed_ms: u64, error: &AgentError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_failed_connection_keeps_ureqs_error_as_the_source() {
+        let error = transport_error(ureq::Error::ConnectionFailed, TIMEOUT);
+        assert!(error.is_retryable());
+        assert_eq!(error.to_string(), "agent unreachable: connection failed");
+        let transport = error.source().expect("the transport error");
+        let ureq = transport
+            .source()
+            .and_then(|source| source.downcast_ref::<ureq::Error>())
+            .expect("ureq's error, typed");
+        assert!(matches!(ureq, ureq::Error::ConnectionFailed));
+        assert!(matches!(
+            transport_error(ureq::Error::Timeout(ureq::Timeout::Global), TIMEOUT),
+            AgentError::Timeout(TIMEOUT)
+        ));
+    }
+
+    #[test]
+    fn errors_that_quote_the_url_are_configuration_errors_without_it() {
+        // A token in AGENT_URL's query must not reach a log through an error.
+        let url = "https://agent.example/run?code=s3cr3t-token";
+        for error in [
+            ureq::Error::BadUri(format!("{url} is missing host")),
+            ureq::Error::RequireHttpsOnly(url.to_owned()),
+        ] {
+            let error = transport_error(error, TIMEOUT);
+            assert!(matches!(error, AgentError::Config(_)), "{error:?}");
+            assert!(!error.is_retryable());
+            assert!(
+                !format!("{error} {error:?}").contains("s3cr3t"),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aborted_call_says_how_without_the_tasks_error() {
+        let task = tokio::spawn(std::future::pending::<()>());
+        task.abort();
+        let cancelled = aborted(&task.await.unwrap_err());
+        assert!(cancelled.is_retryable());
+        assert_eq!(
+            cancelled.to_string(),
+            "agent unreachable: agent call aborted: the call was cancelled"
+        );
+        let panicked = AgentError::Transport(TransportError::Aborted { panicked: true });
+        assert_eq!(
+            panicked.to_string(),
+            "agent unreachable: agent call aborted: the call panicked"
+        );
+        // Nothing behind it: the panic's message is not kept.
+        assert!(panicked.source().and_then(|s| s.source()).is_none());
+    }
 
     #[test]
     fn empty_whitespace_and_null_bodies_mean_no_reply() {

@@ -44,8 +44,10 @@ pub trait Agent: Send + Sync {
 pub enum AgentError {
     #[error("agent timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// No answer from the agent, or Step Functions asked to be tried later: see
+    /// [`TransportError`].
     #[error("agent unreachable: {0}")]
-    Transport(String),
+    Transport(#[source] TransportError),
     #[error("agent answered HTTP {status}")]
     Status { status: u16, body: String },
     #[error("agent answer is not a valid reply: {error}")]
@@ -65,6 +67,49 @@ pub enum AgentError {
         status: String,
         error: Option<String>,
         cause: Option<String>,
+    },
+}
+
+/// Why the agent gave no answer (retryable). `Display` is the whole story, as logged;
+/// `source()` keeps the typed cause where it holds nothing of the request or the answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// [`HttpAgent`]: connection, TLS, I/O or protocol failure. ureq's error is kept: for
+    /// these it names neither the URL (`AGENT_URL` may hold a token in its query) nor the
+    /// body; the errors that quote the URL become [`AgentError::Config`] without it.
+    #[error("{source}")]
+    Http {
+        #[source]
+        source: ureq::Error,
+    },
+    /// [`HttpAgent`]: the call's task ended without an answer. A panic's message is not kept:
+    /// it may quote the request (the user's message); the panic hook printed it already.
+    #[error(
+        "agent call aborted: the call {}",
+        if *.panicked { "panicked" } else { "was cancelled" }
+    )]
+    Aborted { panicked: bool },
+    /// [`StepFunctionsAgent`]: Step Functions could not be reached or did not answer in time.
+    /// The SDK's error (boxed) is kept: without an answer it holds nothing of the execution.
+    #[error("{}", crate::error::sdk_context(.source))]
+    Aws {
+        #[source]
+        source: crate::error::BoxError,
+    },
+    /// [`StepFunctionsAgent`]: Step Functions answered, but the answer could not be read. The
+    /// SDK's error is not kept: it holds the raw answer, which for a sync execution carries
+    /// its input and output (the user's message and the reply). `reason` is the reading
+    /// error's text without that answer, scrubbed.
+    #[error("Step Functions answer could not be read: {reason}")]
+    Unreadable { reason: String },
+    /// [`StepFunctionsAgent`]: Step Functions is throttling (whatever the HTTP status) or
+    /// answered 5xx. `code` and `message` are its own, scrubbed.
+    #[error("Step Functions answered HTTP {status}: {code}: {message}")]
+    Busy {
+        status: u16,
+        code: String,
+        message: String,
     },
 }
 

@@ -9,7 +9,7 @@
 //! machine then refuses a second execution for a message Meta delivered twice.
 //! The `aws_sdk_sfn` types stay inside this file.
 
-use super::{Agent, AgentError, AgentReply, AgentRequest};
+use super::{Agent, AgentError, AgentReply, AgentRequest, TransportError};
 use crate::BoxFuture;
 use crate::domain::log_id;
 use crate::redact;
@@ -311,9 +311,9 @@ fn decode(output: Option<&str>, message_id: &str) -> Result<Option<AgentReply>, 
 
 /// An SDK failure as an agent error. Throttling and 5xx answers, and failures to reach Step
 /// Functions at all, may pass: `Transport` (retryable). A request the SDK could not build will
-/// not: `Config`. Nor will other service errors
-/// (`StateMachineDoesNotExist`, `AccessDeniedException`, `StateMachineTypeNotSupported`, …) will
-/// not: `Status` with the HTTP status and `code: message`.
+/// not: `Config`. Nor will other service errors (`StateMachineDoesNotExist`,
+/// `AccessDeniedException`, `StateMachineTypeNotSupported`, …): `Status` with the HTTP status
+/// and `code: message`.
 fn sdk_error<E>(error: SdkError<E, HttpResponse>) -> AgentError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -324,21 +324,35 @@ where
         SdkError::ConstructionFailure(_) => {
             return AgentError::Config(DisplayErrorContext(&error).to_string());
         }
-        // Credentials, endpoint, connection, timeouts, an unreadable answer.
-        _ => return AgentError::Transport(DisplayErrorContext(&error).to_string()),
+        // Credentials, endpoint, connection, timeouts: no answer, so nothing of the execution
+        // in the error. Kept.
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            return AgentError::Transport(TransportError::Aws {
+                source: Box::new(error),
+            });
+        }
+        // An answer that could not be read (or a kind of failure newer than this code): its
+        // raw body may be a sync execution's input and output, so only the reading error.
+        _ => {
+            return AgentError::Transport(TransportError::Unreadable {
+                reason: redact::scrub(&crate::error::sources(&error)),
+            });
+        }
     };
     let status = service.raw().status().as_u16();
     let code = service.err().code().unwrap_or("UnknownError");
     let message = service.err().message().unwrap_or_default();
-    let described = format!("{code}: {message}");
     if status == 429 || status >= 500 || THROTTLING_CODES.contains(&code) {
-        AgentError::Transport(format!(
-            "Step Functions answered HTTP {status}: {described}"
-        ))
+        // Step Functions' words: scrubbed like any foreign text.
+        AgentError::Transport(TransportError::Busy {
+            status,
+            code: redact::scrub(code),
+            message: redact::scrub(message),
+        })
     } else {
         AgentError::Status {
             status,
-            body: described,
+            body: format!("{code}: {message}"),
         }
     }
 }

@@ -7,8 +7,9 @@
 use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
 use crate::BoxFuture;
 use crate::domain::MessageId;
+use crate::redact;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,7 +66,7 @@ impl DynamoIdempotency {
             {
                 self.state_of(id).await
             }
-            Err(error) => Err(failure("claim", id, &error)),
+            Err(error) => Err(failure("claim", id, error)),
         }
     }
 
@@ -79,7 +80,7 @@ impl DynamoIdempotency {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|error| failure("read", id, &error))?;
+            .map_err(|error| failure("read", id, error))?;
         let state = item
             .item()
             .and_then(|item| item.get("state"))
@@ -121,7 +122,7 @@ impl DynamoIdempotency {
             {
                 Ok(Renewal::Lost)
             }
-            Err(error) => Err(failure("renew", id, &error)),
+            Err(error) => Err(failure("renew", id, error)),
         }
     }
 
@@ -158,7 +159,7 @@ impl DynamoIdempotency {
                 tracing::warn!(message_id = %id, "claim no longer ours when completing: left to its holder");
                 Ok(())
             }
-            Err(error) => Err(failure("complete", id, &error)),
+            Err(error) => Err(failure("complete", id, error)),
         }
     }
 
@@ -187,7 +188,7 @@ impl DynamoIdempotency {
             {
                 Ok(())
             }
-            Err(error) => Err(failure("release", id, &error)),
+            Err(error) => Err(failure("release", id, error)),
         }
     }
 }
@@ -238,15 +239,117 @@ fn number(value: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn failure<E, R>(operation: &str, id: &MessageId, error: &SdkError<E, R>) -> IdempotencyError
+/// A failed DynamoDB call as the store's error (`R`: the raw answer, `HttpResponse`).
+fn failure<E, R>(operation: &'static str, id: &MessageId, error: SdkError<E, R>) -> IdempotencyError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = error.code().unwrap_or("unknown");
+    let code = error.code().unwrap_or("unknown").to_owned();
     tracing::warn!(message_id = %id, operation, code, "DynamoDB idempotency call failed");
-    IdempotencyError(format!(
-        "DynamoDB {operation} failed ({code}): {}",
-        DisplayErrorContext(error)
-    ))
+    match error {
+        // The raw answer (for a read, the item with the message id) stays out: only what
+        // went wrong reading it, scrubbed.
+        SdkError::ResponseError(_) => IdempotencyError::Unreadable {
+            operation,
+            reason: redact::scrub(&crate::error::sources(&error)),
+        },
+        error => IdempotencyError::Store {
+            operation,
+            code,
+            source: Box::new(error),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use std::error::Error as _;
+
+    const WAMID: &str = "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=";
+
+    #[test]
+    fn a_failed_call_keeps_the_sdk_error_as_its_source() {
+        let id = MessageId::from(WAMID);
+        let error = failure(
+            "claim",
+            &id,
+            SdkError::<PutItemError, String>::dispatch_failure(ConnectorError::io(
+                "connection refused".into(),
+            )),
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "idempotency store failed: DynamoDB claim failed (unknown): dispatch failure"
+            ),
+            "{text}"
+        );
+        assert!(error.is_retryable());
+        let IdempotencyError::Store {
+            operation, code, ..
+        } = &error
+        else {
+            panic!("expected Store, got {error:?}");
+        };
+        assert_eq!((*operation, code.as_str()), ("claim", "unknown"));
+        let sdk = error
+            .source()
+            .and_then(|s| s.downcast_ref::<SdkError<PutItemError, String>>())
+            .expect("the SDK's error, typed");
+        assert!(matches!(sdk, SdkError::DispatchFailure(_)));
+
+        let throttled = failure(
+            "renew",
+            &id,
+            SdkError::<PutItemError, String>::service_error(
+                PutItemError::generic(
+                    ErrorMetadata::builder()
+                        .code("ProvisionedThroughputExceededException")
+                        .build(),
+                ),
+                String::new(),
+            ),
+        );
+        assert!(
+            matches!(&throttled, IdempotencyError::Store { code, .. } if code == "ProvisionedThroughputExceededException"),
+            "{throttled:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_not_kept_it_may_hold_the_item() {
+        let id = MessageId::from(WAMID);
+        let raw = format!(r#"{{"Item":{{"id":{{"S":"{WAMID}"}},"state":{{"S":"compl"#);
+        let error = failure(
+            "read",
+            &id,
+            SdkError::<GetItemError, String>::response_error(
+                format!("unexpected end of input reading {WAMID}"),
+                raw,
+            ),
+        );
+        assert!(
+            matches!(
+                &error,
+                IdempotencyError::Unreadable {
+                    operation: "read",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.source().is_none());
+        assert!(error.is_retryable());
+        let text = error.to_string();
+        assert!(!text.contains("HBgL"), "{text}");
+        assert!(
+            text.contains("response error: unexpected end of input"),
+            "{text}"
+        );
+    }
 }

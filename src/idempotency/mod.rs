@@ -15,6 +15,7 @@ pub use memory::MemoryIdempotency;
 
 use crate::BoxFuture;
 use crate::domain::MessageId;
+use crate::error::BoxError;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -76,9 +77,46 @@ impl Default for ClaimToken {
     }
 }
 
+/// Why the store could not answer. The pipeline answers it with a retry; `Display` is the
+/// whole story on one line, as logged; `source()` keeps the typed cause where it holds nothing
+/// of a message (see each variant).
 #[derive(Debug, thiserror::Error)]
-#[error("idempotency store failed: {0}")]
-pub struct IdempotencyError(pub String);
+#[non_exhaustive]
+pub enum IdempotencyError {
+    /// A DynamoDB call (`operation`: claim, read, renew, complete, release) failed with the
+    /// service's error `code` (`unknown` without one). `source`: the SDK's error (boxed), kept:
+    /// DynamoDB's errors name the operation, the table and the condition, never an item's
+    /// values, and requests are not part of them.
+    #[error(
+        "idempotency store failed: DynamoDB {operation} failed ({code}): {}",
+        crate::error::sdk_context(.source)
+    )]
+    Store {
+        operation: &'static str,
+        code: String,
+        #[source]
+        source: BoxError,
+    },
+    /// DynamoDB answered, but its answer could not be read. The SDK's error is not kept: it
+    /// holds the raw answer, which for a read is the item, and an item's key is the message
+    /// id (whose base64 holds the sender's phone number). `reason` is the reading error's text
+    /// without that answer, scrubbed.
+    #[error("idempotency store failed: DynamoDB {operation} failed (unreadable answer): {reason}")]
+    Unreadable {
+        operation: &'static str,
+        reason: String,
+    },
+}
+
+impl IdempotencyError {
+    /// Whether trying again later may succeed. Always: the pipeline does not handle a message
+    /// it could not claim, and answers a retry (the webhook's 500, the worker's redelivery).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store { .. } | Self::Unreadable { .. } => true,
+        }
+    }
+}
 
 /// Claims ids with a lease, renews the lease while working, marks ids completed, or releases
 /// them so a retry can run. Every call but `claim` succeeds only for the claim's owner.

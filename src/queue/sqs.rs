@@ -11,11 +11,13 @@
 
 use super::{JobQueue, QueueError};
 use crate::BoxFuture;
+use crate::error::BoxError;
 use crate::queue::Job;
 use crate::redact;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
@@ -29,6 +31,10 @@ use std::time::Duration;
 const BATCH_MAX: usize = 10;
 /// Longest error text kept from a failed send (every entry's SQS message, joined).
 const MAX_FAILURE_CHARS: usize = 1000;
+/// Longest SQS error code kept (SQS's are at most ~40 characters).
+const MAX_CODE_CHARS: usize = 100;
+/// The code of a failed call that got no answer from SQS.
+const UNREACHABLE: &str = "unreachable";
 /// SQS's largest visibility timeout (12 hours).
 const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 /// Group and deduplication ids: at most 128 characters of ASCII letters, digits, punctuation.
@@ -143,7 +149,7 @@ impl SqsQueue {
             let client = self.client.clone();
             let url = self.url.clone();
             sends.spawn(async move {
-                let mut failures = Vec::new();
+                let mut failures = Failures::default();
                 for entries in chain {
                     let sent = client
                         .send_message_batch()
@@ -152,14 +158,12 @@ impl SqsQueue {
                         .send()
                         .await;
                     match sent {
-                        Ok(output) => failures.extend(output.failed().iter().map(|f| {
-                            format!("{} ({})", f.code(), f.message().unwrap_or_default())
-                        })),
-                        Err(error) => failures.push(format!(
-                            "{}: {}",
-                            error.code().unwrap_or("unreachable"),
-                            DisplayErrorContext(&error)
-                        )),
+                        Ok(output) => {
+                            for refused in output.failed() {
+                                failures.refused(refused.code(), refused.message());
+                            }
+                        }
+                        Err(error) => failures.call_failed(error),
                     }
                     if !failures.is_empty() {
                         break;
@@ -168,22 +172,93 @@ impl SqsQueue {
                 failures
             });
         }
-        let mut failures = Vec::new();
+        let mut failures = Failures::default();
         while let Some(joined) = sends.join_next().await {
             match joined {
-                Ok(failed) => failures.extend(failed),
-                Err(error) => failures.push(format!("send task failed: {error}")),
+                Ok(failed) => failures.merge(failed),
+                // A panic's message may quote anything the task held: scrubbed with the rest.
+                Err(error) => failures.other("task", format!("send task failed: {error}")),
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            // SQS may quote what it refused (a deduplication id is a wamid, a group id a number).
-            Err(QueueError(redact::scrub_within(
-                &failures.join("; "),
-                MAX_FAILURE_CHARS,
-            )))
+        failures.into_result()
+    }
+}
+
+/// What went wrong while sending jobs: counts, texts and the first unanswered call, made into
+/// [`QueueError::NotSent`].
+#[derive(Debug, Default)]
+struct Failures {
+    refused: usize,
+    failed_calls: usize,
+    /// SQS's error code of each failure, in order.
+    codes: Vec<String>,
+    /// Each failure's text, unscrubbed until the end (scrubbing cuts at a length).
+    texts: Vec<String>,
+    /// The first call that never got an answer: nothing of the jobs in it.
+    unanswered: Option<BoxError>,
+}
+
+impl Failures {
+    fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// An entry SQS refused in an accepted call.
+    fn refused(&mut self, code: &str, message: Option<&str>) {
+        self.refused += 1;
+        self.codes.push(code.to_owned());
+        self.texts
+            .push(format!("{code} ({})", message.unwrap_or_default()));
+    }
+
+    /// A `SendMessageBatch` call that failed as a whole (`R`: the raw answer, `HttpResponse`).
+    fn call_failed<R>(&mut self, error: SdkError<SendMessageBatchError, R>)
+    where
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let code = error.code().unwrap_or(UNREACHABLE).to_owned();
+        self.other(&code, format!("{code}: {}", DisplayErrorContext(&error)));
+        // Only an error without SQS's answer in it is kept: the answer may quote what SQS
+        // refused (a deduplication id is a message id, a group id a phone number).
+        let unanswered = matches!(
+            error,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        );
+        if unanswered && self.unanswered.is_none() {
+            self.unanswered = Some(Box::new(error));
         }
+    }
+
+    /// A call that failed for another reason (the sending task ended).
+    fn other(&mut self, code: &str, text: String) {
+        self.failed_calls += 1;
+        self.codes.push(code.to_owned());
+        self.texts.push(text);
+    }
+
+    fn merge(&mut self, other: Failures) {
+        self.refused += other.refused;
+        self.failed_calls += other.failed_calls;
+        self.codes.extend(other.codes);
+        self.texts.extend(other.texts);
+        if self.unanswered.is_none() {
+            self.unanswered = other.unanswered;
+        }
+    }
+
+    fn into_result(self) -> Result<(), QueueError> {
+        let Some(code) = self.codes.first() else {
+            return Ok(());
+        };
+        Err(QueueError::NotSent {
+            refused: self.refused,
+            failed_calls: self.failed_calls,
+            // SQS's codes are names (`AWS.SimpleQueueService.NonExistentQueue`), but foreign.
+            code: redact::scrub_within(code, MAX_CODE_CHARS),
+            // SQS may quote what it refused (a deduplication id is a wamid, a group id a number).
+            detail: redact::scrub_within(&self.texts.join("; "), MAX_FAILURE_CHARS),
+            source: self.unanswered,
+        })
     }
 }
 
@@ -226,7 +301,10 @@ impl super::Redelivery for SqsQueue {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|error| QueueError(format!("{}", DisplayErrorContext(&error))))
+                // Its answer may quote the receipt handle (an opaque SQS token), never a job.
+                .map_err(|error| QueueError::Redeliver {
+                    source: Box::new(error),
+                })
         })
     }
 }
@@ -259,14 +337,14 @@ pub fn batch_entries(jobs: &[Job]) -> Result<Vec<Vec<SendMessageBatchRequestEntr
 }
 
 fn entry(index: usize, job: &Job) -> Result<SendMessageBatchRequestEntry, QueueError> {
-    let body = job_body(job).map_err(|e| QueueError(format!("job not encodable: {e}")))?;
+    let body = job_body(job).map_err(QueueError::Encode)?;
     SendMessageBatchRequestEntry::builder()
         .id(index.to_string())
         .message_body(body)
         .message_group_id(fifo_id(job.message.sender.id()))
         .message_deduplication_id(deduplication_id(job.message.id.as_str()))
         .build()
-        .map_err(|e| QueueError(format!("job entry invalid: {e}")))
+        .map_err(|e| QueueError::Entry(Box::new(e)))
 }
 
 /// Largest serialization buffer kept between calls (a job is a few KB; a 4096-character text
@@ -281,10 +359,10 @@ thread_local! {
 }
 
 /// `serde_json::to_string(job)`, allocating only the body's own length.
-fn job_body(job: &Job) -> Result<String, String> {
+fn job_body(job: &Job) -> Result<String, serde_json::Error> {
     SCRATCH.with(|scratch| {
         let Ok(mut buffer) = scratch.try_borrow_mut() else {
-            return serde_json::to_string(job).map_err(|e| e.to_string());
+            return serde_json::to_string(job);
         };
         buffer.clear();
         let body = match serde_json::to_writer(&mut *buffer, job) {
@@ -292,8 +370,8 @@ fn job_body(job: &Job) -> Result<String, String> {
             // serialization).
             Ok(()) => std::str::from_utf8(&buffer)
                 .map(str::to_owned)
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
+                .map_err(serde::ser::Error::custom),
+            Err(error) => Err(error),
         };
         if buffer.capacity() > SCRATCH_KEEP {
             *buffer = Vec::new();
@@ -355,6 +433,140 @@ pub fn lambda_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sqs::error::{ConnectorError, ErrorMetadata};
+    use std::error::Error as _;
+
+    const WAMID: &str = "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA=";
+
+    #[test]
+    fn refused_entries_are_counted_and_their_text_scrubbed() {
+        let mut failures = Failures::default();
+        failures.refused(
+            "InvalidParameterValue",
+            Some(&format!(
+                "Value {WAMID} for parameter MessageDeduplicationId is invalid"
+            )),
+        );
+        failures.refused("InternalError", None);
+        let Err(error) = failures.into_result() else {
+            panic!("refusals are an error");
+        };
+        assert!(error.is_retryable());
+        let QueueError::NotSent {
+            refused,
+            failed_calls,
+            code,
+            detail,
+            source,
+        } = &error
+        else {
+            panic!("expected NotSent, got {error:?}");
+        };
+        assert_eq!((*refused, *failed_calls), (2, 0));
+        assert_eq!(code, "InvalidParameterValue");
+        assert!(
+            detail.starts_with("InvalidParameterValue (Value wamid#"),
+            "{detail}"
+        );
+        assert!(detail.ends_with("; InternalError ()"), "{detail}");
+        assert!(!error.to_string().contains("HBgL"), "{error}");
+        assert!(source.is_none());
+        assert!(Failures::default().into_result().is_ok());
+    }
+
+    #[test]
+    fn an_unanswered_call_is_kept_as_the_source_and_an_answer_is_not() {
+        let unanswered = SdkError::<SendMessageBatchError, String>::dispatch_failure(
+            ConnectorError::io("connection refused".into()),
+        );
+        // SQS's answer quotes the group id it refused: a phone number.
+        let answered = SdkError::service_error(
+            SendMessageBatchError::generic(
+                ErrorMetadata::builder()
+                    .code("InvalidParameterValue")
+                    .message("Value 14155551234 for parameter MessageGroupId is invalid")
+                    .build(),
+            ),
+            "raw answer naming 14155551234".to_owned(),
+        );
+        let mut first = Failures::default();
+        first.call_failed(answered);
+        let mut second = Failures::default();
+        second.call_failed(unanswered);
+        first.merge(second);
+        let Err(error) = first.into_result() else {
+            panic!("failed calls are an error");
+        };
+        let QueueError::NotSent {
+            refused,
+            failed_calls,
+            code,
+            ..
+        } = &error
+        else {
+            panic!("expected NotSent, got {error:?}");
+        };
+        assert_eq!((*refused, *failed_calls), (0, 2));
+        assert_eq!(code, "InvalidParameterValue");
+        let text = error.to_string();
+        assert!(!text.contains("14155551234"), "{text}");
+        assert!(text.contains("unreachable: dispatch failure"), "{text}");
+        let source = error.source().expect("the unanswered call");
+        let sdk = source
+            .downcast_ref::<SdkError<SendMessageBatchError, String>>()
+            .expect("the SDK's error, typed");
+        assert!(matches!(sdk, SdkError::DispatchFailure(_)));
+    }
+
+    #[test]
+    fn an_answered_call_alone_leaves_no_source() {
+        let mut failures = Failures::default();
+        failures.call_failed(SdkError::<SendMessageBatchError, String>::service_error(
+            SendMessageBatchError::generic(ErrorMetadata::builder().code("AccessDenied").build()),
+            String::new(),
+        ));
+        let error = failures.into_result().unwrap_err();
+        assert!(error.source().is_none(), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("job queue failed: AccessDenied: ")
+        );
+    }
+
+    #[test]
+    fn encoding_and_entry_errors_keep_their_typed_source() {
+        let encode = QueueError::Encode(serde::ser::Error::custom("key must be a string"));
+        assert_eq!(
+            encode.to_string(),
+            "job queue failed: job not encodable: key must be a string"
+        );
+        assert!(
+            encode
+                .source()
+                .is_some_and(|s| s.downcast_ref::<serde_json::Error>().is_some())
+        );
+        assert!(!encode.is_retryable());
+        let built = SendMessageBatchRequestEntry::builder()
+            .message_body("{}")
+            .build()
+            .map_err(|e| QueueError::Entry(Box::new(e)));
+        let Err(entry) = built else {
+            panic!("an entry without an id is refused");
+        };
+        assert!(
+            entry
+                .to_string()
+                .starts_with("job queue failed: job entry invalid: ")
+        );
+        assert!(
+            entry
+                .source()
+                .is_some_and(|s| s.downcast_ref::<aws_sdk_sqs::error::BuildError>().is_some()),
+            "{entry:?}"
+        );
+        assert!(!entry.is_retryable());
+    }
 
     #[test]
     fn message_ids_are_used_as_deduplication_ids_when_valid() {
