@@ -1,6 +1,8 @@
 //! The ureq adapters (HTTP agent, Graph API client) against loopback fakes: what they send, and
 //! how every kind of answer or failure comes back.
 
+mod support;
+
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -940,4 +942,80 @@ async fn graph_call_logs_in_one_span_with_metas_codes_per_attempt_and_its_text_o
 
 fn lines_containing<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|line| line.contains(needle)).collect()
+}
+
+/// An agent that streams three NDJSON lines, each after `pause`.
+fn streaming_agent(pause: Duration) -> support::stream_agent::StreamingAgent {
+    support::stream_agent::StreamingAgent::start(vec![
+        (Duration::ZERO, r#"{"text":"Checking pods…"}"#.to_owned()),
+        (pause, r#"{"status":"warning","text":"api-7f9 restarted twice"}"#.to_owned()),
+        (pause, r#"{"status":"success","text":"All pods running","actions":[{"id":"logs","label":"View Logs"}]}"#.to_owned()),
+    ])
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_handed_on_line_by_line_as_it_arrives() {
+    let pause = Duration::from_millis(400);
+    let server = streaming_agent(pause);
+    let agent = agent_at(&server.url(), None, TIMEOUT);
+    let request = request();
+    let mut stream = agent.ask_stream(&request);
+    let started = std::time::Instant::now();
+    let mut arrived = Vec::new();
+    while let Some(part) = stream.next().await {
+        let part = part.expect("a readable part");
+        arrived.push((started.elapsed(), part.text.unwrap_or_default()));
+    }
+    let texts: Vec<&str> = arrived.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Checking pods…",
+            "api-7f9 restarted twice",
+            "All pods running"
+        ]
+    );
+    // The first line was there long before the last was written.
+    assert!(arrived[0].0 + pause < arrived[2].0, "{arrived:?}");
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_asked_whole_is_gathered_into_one_reply() {
+    let server = streaming_agent(Duration::from_millis(10));
+    let reply = agent_at(&server.url(), None, TIMEOUT)
+        .ask(&request())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reply.text.as_deref(),
+        Some("Checking pods…\n\napi-7f9 restarted twice\n\nAll pods running")
+    );
+    assert_eq!(reply.status, Some(ReplyStatus::Success));
+    assert_eq!(reply.actions.len(), 1);
+}
+
+#[tokio::test]
+async fn each_streamed_part_reaches_the_user_as_its_own_message() {
+    let server = streaming_agent(Duration::from_millis(50));
+    let messenger = Arc::new(RecordingMessenger::new());
+    let pipeline = Pipeline::new(
+        Arc::new(agent_at(&server.url(), None, TIMEOUT)),
+        messenger.clone(),
+        Arc::new(MemoryIdempotency::default()),
+    );
+    let outcome = pipeline
+        .handle(&inbound("wamid.IN.stream"), Attempt::Retryable)
+        .await;
+    assert_eq!(outcome, Outcome::Replied { messages: 3 });
+    let sent = messenger.sent();
+    assert_eq!(sent[0].message.text_body(), Some("Checking pods…"));
+    assert_eq!(
+        sent[1].message.text_body(),
+        Some("⚠️ api-7f9 restarted twice")
+    );
+    assert!(
+        matches!(&sent[2].message, OutgoingMessage::Buttons { body, .. } if body == "✅ All pods running")
+    );
 }

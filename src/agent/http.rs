@@ -1,7 +1,9 @@
 //! `AGENT_BACKEND=http`: POST the contract request to `AGENT_URL` with ureq, off the async
-//! runtime, and read the contract reply back.
+//! runtime, and read the contract reply back: one JSON reply, or (`Content-Type:
+//! application/x-ndjson`) one reply per line, each handed on as soon as its line arrives.
 
-use super::{Agent, AgentError, AgentReply, AgentRequest, TransportError};
+use super::stream::{NDJSON, read_ndjson};
+use super::{Agent, AgentError, AgentReply, AgentRequest, Part, ReplyStream, TransportError};
 use crate::BoxFuture;
 use crate::domain::log_id;
 use crate::redact::excerpt_bytes;
@@ -55,50 +57,116 @@ impl Agent for HttpAgent {
         request: &'a AgentRequest,
     ) -> BoxFuture<'a, Result<Option<AgentReply>, AgentError>> {
         Box::pin(async move {
-            let message_id = request.event.id.clone();
-            let body = serde_json::to_vec(request)
-                .map_err(|error| AgentError::Config(format!("request not encodable: {error}")))?;
-            let inner = self.inner.clone();
+            // The whole answer: a streamed one is gathered into one reply.
+            let mut stream = self.ask_stream(request);
+            let mut parts = Vec::new();
+            while let Some(part) = stream.next().await {
+                parts.push(part?);
+            }
+            Ok(merge(parts))
+        })
+    }
+
+    fn ask_stream<'a>(&'a self, request: &'a AgentRequest) -> ReplyStream<'a> {
+        let (sender, stream) = ReplyStream::channel();
+        let message_id = request.event.id.clone();
+        let body = match serde_json::to_vec(request) {
+            Ok(body) => body,
+            Err(error) => {
+                let failed = AgentError::Config(format!("request not encodable: {error}"));
+                return ReplyStream::whole(Box::pin(async move { Err(failed) }));
+            }
+        };
+        let inner = self.inner.clone();
+        let on_abort = sender.clone();
+        tracing::debug!(message_id = %log_id(&message_id), bytes = body.len(), "asking the agent");
+        let call = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            tracing::debug!(message_id = %log_id(&message_id), bytes = body.len(), "asking the agent");
-            let id = message_id.clone();
-            let result = tokio::task::spawn_blocking(move || inner.call(&id, &body))
-                .await
-                .unwrap_or_else(|error| Err(aborted(&error)));
-            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            match &result {
-                Ok((status, reply)) => tracing::info!(
+            let mut failed = None;
+            let mut parts = 0;
+            let status = inner.call(&message_id, &body, &mut |part: Part| {
+                match &part {
+                    Ok(_) => parts += 1,
+                    Err(error) => failed = Some(error.to_string()),
+                }
+                if let Err(error) = &part {
+                    log_failure(&message_id, elapsed_ms(started), error);
+                }
+                sender.send_blocking(part)
+            });
+            if failed.is_none() {
+                tracing::info!(
                     message_id = %log_id(&message_id),
                     status,
-                    elapsed_ms,
-                    replied = reply.is_some(),
+                    elapsed_ms = elapsed_ms(started),
+                    parts,
+                    replied = parts > 0,
                     "agent answered"
-                ),
-                Err(error) => log_failure(&message_id, elapsed_ms, error),
+                );
             }
-            result.map(|(_, reply)| reply)
-        })
+        });
+        // A call whose task panicked (or was cancelled) ends the stream with that failure.
+        tokio::spawn(async move {
+            if let Err(error) = call.await {
+                let error = aborted(&error);
+                tracing::error!(%error, "agent call aborted");
+                on_abort.send(Err(error)).await;
+            }
+        });
+        stream
     }
 }
 
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Several parts of a streamed answer as one reply (for callers that want it whole): the texts
+/// joined by blank lines, every attachment and left-out part, the last status, buttons and list.
+fn merge(parts: Vec<AgentReply>) -> Option<AgentReply> {
+    let mut parts = parts.into_iter();
+    let mut merged = parts.next()?;
+    for part in parts {
+        merged.text = match (merged.text.take(), part.text) {
+            (Some(before), Some(after)) => Some(format!("{before}\n\n{after}")),
+            (before, after) => before.or(after),
+        };
+        merged.status = part.status.or(merged.status);
+        if !part.actions.is_empty() {
+            merged.actions = part.actions;
+        }
+        if part.list.is_some() {
+            merged.list = part.list;
+        }
+        merged.attachments.extend(part.attachments);
+        merged.dropped.extend(part.dropped);
+    }
+    Some(merged)
+}
+
 impl Inner {
-    /// The blocking call: returns the HTTP status with the reply.
-    fn call(&self, message_id: &str, body: &[u8]) -> Result<(u16, Option<AgentReply>), AgentError> {
+    /// The blocking call: hands each part of the answer to `emit` (an error ends it) and returns
+    /// the HTTP status (0 when there was no answer).
+    fn call(&self, message_id: &str, body: &[u8], emit: &mut dyn FnMut(Part) -> bool) -> u16 {
         let mut builder = self
             .http
             .post(&self.url)
             .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
+            .header("Accept", "application/json, application/x-ndjson")
             .header("Idempotency-Key", message_id);
         if let Some(token) = &self.token {
             builder = builder.header("Authorization", format!("Bearer {}", token.expose()));
         }
-        let mut response = builder
-            .send(body)
-            .map_err(|error| self.transport_error(error))?;
+        let mut response = match builder.send(body) {
+            Ok(response) => response,
+            Err(error) => {
+                emit(Err(self.transport_error(error)));
+                return 0;
+            }
+        };
         let status = response.status().as_u16();
         if status == 204 {
-            return Ok((status, None));
+            return status;
         }
         if !(200..300).contains(&status) {
             let mut bytes = Vec::new();
@@ -108,10 +176,27 @@ impl Inner {
                 .as_reader()
                 .take(MAX_ERROR_BODY_BYTES)
                 .read_to_end(&mut bytes);
-            return Err(AgentError::Status {
+            emit(Err(AgentError::Status {
                 status,
                 body: excerpt_bytes(&bytes),
-            });
+            }));
+            return status;
+        }
+        let streamed = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().to_ascii_lowercase().starts_with(NDJSON));
+        if streamed {
+            let reader = std::io::BufReader::new(response.body_mut().as_reader());
+            read_ndjson(
+                reader,
+                MAX_REPLY_BYTES,
+                decode,
+                |error| self.read_error(error),
+                emit,
+            );
+            return status;
         }
         let bytes = response
             .body_mut()
@@ -123,8 +208,28 @@ impl Inner {
                     limit: MAX_REPLY_BYTES,
                 },
                 other => self.transport_error(other),
-            })?;
-        decode(&bytes).map(|reply| (status, reply))
+            });
+        match bytes.and_then(|bytes| decode(&bytes)) {
+            Ok(Some(reply)) => {
+                emit(Ok(reply));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                emit(Err(error));
+            }
+        }
+        status
+    }
+
+    /// A failure reading a streamed answer: ureq wraps its own errors (a timeout) in I/O errors.
+    fn read_error(&self, error: std::io::Error) -> AgentError {
+        match error.downcast::<ureq::Error>() {
+            Ok(error) => self.transport_error(error),
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                AgentError::Timeout(self.timeout)
+            }
+            Err(error) => self.transport_error(ureq::Error::Io(error)),
+        }
     }
 
     fn transport_error(&self, error: ureq::Error) -> AgentError {

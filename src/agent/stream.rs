@@ -57,7 +57,8 @@ impl<'a> ReplyStream<'a> {
     }
 }
 
-/// The writing end of [`ReplyStream::channel`].
+/// The writing end of [`ReplyStream::channel`]; the stream ends when every clone is dropped.
+#[derive(Clone)]
 pub struct PartSender(mpsc::Sender<Part>);
 
 impl PartSender {

@@ -9,3 +9,4 @@ pub mod moto;
 pub mod net;
 pub mod sfn_sync;
 pub mod slow;
+pub mod stream_agent;
