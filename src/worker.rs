@@ -228,7 +228,9 @@ impl Worker {
                     Some(delay)
                 }
                 None => {
-                    let span = tracing::info_span!("job", sqs_message_id = %id);
+                    // An ERROR-level span: its fields stay on the WARN and ERROR lines inside it whatever the
+                    // log level (an INFO span is off at `AWS_LAMBDA_LOG_LEVEL=warn`).
+                    let span = tracing::error_span!("job", sqs_message_id = %id);
                     match self.handle_record(record).instrument(span).await {
                         Verdict::Done => None,
                         Verdict::Retry => {
@@ -308,7 +310,8 @@ impl Worker {
     pub async fn handle_deliver(&self, event: DeliverEvent) -> Result<Value, WorkerError> {
         // Only the log id: the answer and the error end up in logs and execution histories.
         let message_id = log_id(&event.deliver.request.event.id).to_string();
-        let span = tracing::info_span!("deliver", message_id = %message_id);
+        // ERROR level: kept at every log level, like the job span.
+        let span = tracing::error_span!("deliver", message_id = %message_id);
         let outcome = self
             .pipeline
             .deliver(&event.deliver, Attempt::Retryable)
