@@ -1,7 +1,11 @@
 //! Configuration from environment variables (README.md, "Configuration"), read once at cold start.
 
 pub use crate::agent::StepFunctionsMode;
+use crate::agent::contract::DEFAULT_AGENT_NAME;
 use crate::domain::{Allowlist, AllowlistError};
+use crate::reply::sanitize::{is_control, is_visible};
+use crate::sessions::{DEFAULT_HISTORY_TURNS, DEFAULT_SESSION_TTL_DAYS, ttl_days};
+use serde_json::{Map, Value};
 use std::ops::RangeBounds;
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +32,24 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// SQS receives before a job goes to the dead-letter queue (the template's `maxReceiveCount`).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 3;
 
+/// Agents in `AGENTS`: one WhatsApp list holds 10 rows.
+pub const MAX_AGENTS: usize = crate::reply::limits::LIST_ROWS_MAX;
+/// Environments in `ENVIRONMENTS`: one WhatsApp list.
+pub const MAX_ENVIRONMENTS: usize = crate::reply::limits::LIST_ROWS_MAX;
+/// An agent or environment name is a list row title.
+pub const NAME_MAX_CHARS: usize = crate::reply::limits::ROW_TITLE_MAX;
+/// An agent's description is a list row description.
+pub const DESCRIPTION_MAX_CHARS: usize = crate::reply::limits::ROW_DESCRIPTION_MAX;
+/// `HISTORY_TURNS`' range: 0 (no history) to 50.
+pub const HISTORY_TURNS_RANGE: std::ops::RangeInclusive<usize> = 0..=50;
+/// `SESSION_TTL_DAYS`' range.
+pub const SESSION_TTL_DAYS_RANGE: std::ops::RangeInclusive<u64> = 1..=365;
+/// Lambda's limit on a function's environment variables, keys and values together.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>
+pub const LAMBDA_ENVIRONMENT_MAX_BYTES: usize = 4096;
+/// Variables named in the size error, largest first.
+const LARGEST_NAMED: usize = 3;
+
 /// Which agent backend answers messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentBackend {
@@ -39,6 +61,85 @@ pub enum AgentBackend {
         state_machine_arn: String,
         mode: StepFunctionsMode,
     },
+}
+
+/// One agent a sender can choose (`AGENTS`, or the one-agent shorthand named `default`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// Unique (ignoring case), 1-24 characters: the `/agents` list row title, and what the
+    /// session and the request's `session.agent` hold.
+    pub name: String,
+    /// At most 72 characters: the row's description.
+    pub description: Option<String>,
+    pub backend: AgentBackend,
+}
+
+/// An approved message template: `name:language` (`answer_ready:en_US`), as
+/// `REENGAGE_TEMPLATE` and later template variables name one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplateRef {
+    /// Lower-case letters, digits and underscores, at most 512 (Meta's rule for names).
+    pub name: String,
+    /// A language code such as `en` or `en_US`.
+    pub language: String,
+}
+
+/// Why a `name:language` template reference is unusable.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateRefError {
+    #[error("must be name:language, e.g. answer_ready:en_US")]
+    Shape,
+    #[error("the name must be 1-512 lower-case letters, digits or underscores")]
+    Name,
+    #[error("the language must be a code like en or en_US")]
+    Language,
+}
+
+impl TemplateRef {
+    /// Longest template name Meta accepts.
+    pub const NAME_MAX: usize = 512;
+
+    /// Reads `name:language`.
+    pub fn parse(spec: &str) -> Result<Self, TemplateRefError> {
+        let (name, language) = spec.trim().split_once(':').ok_or(TemplateRefError::Shape)?;
+        let name_ok = !name.is_empty()
+            && name.len() <= Self::NAME_MAX
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            return Err(TemplateRefError::Name);
+        }
+        let (code, region) = match language.split_once('_') {
+            Some((code, region)) => (code, Some(region)),
+            None => (language, None),
+        };
+        let code_ok = (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase());
+        let region_ok = region.is_none_or(|region| {
+            region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())
+        });
+        if !code_ok || !region_ok {
+            return Err(TemplateRefError::Language);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            language: language.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for TemplateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.language)
+    }
+}
+
+impl FromStr for TemplateRef {
+    type Err = TemplateRefError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        Self::parse(spec)
+    }
 }
 
 /// Where the webhook runs the agent: inside the webhook invocation, or in a queue worker.
@@ -53,7 +154,22 @@ pub enum Dispatch {
 pub struct Config {
     pub secret_id: Option<String>,
     pub allowlist: Allowlist,
+    /// The default agent's backend (with the one-agent shorthand, the only agent's).
     pub agent: AgentBackend,
+    /// Every agent a sender can choose, in `AGENTS` order (the shorthand: one, `default`).
+    pub agents: Vec<AgentSpec>,
+    /// The name of the agent a sender has until they choose one (`DEFAULT_AGENT`).
+    pub default_agent: String,
+    /// `ENVIRONMENTS`, in order; the first is the default. Empty: no environments.
+    pub environments: Vec<String>,
+    /// Turns of history kept per session and sent to the agent (`HISTORY_TURNS`).
+    pub history_turns: usize,
+    /// How long an idle session is kept (`SESSION_TTL_DAYS`).
+    pub session_ttl: Duration,
+    /// DynamoDB table of sessions; `None`: in memory (one warm process).
+    pub sessions_table: Option<String>,
+    /// The template sent when a reply finds the 24-hour window closed (`REENGAGE_TEMPLATE`).
+    pub reengage_template: Option<TemplateRef>,
     pub dispatch: Dispatch,
     /// DynamoDB table for durable idempotency; `None`: in memory (one warm process).
     pub idempotency_table: Option<String>,
@@ -80,6 +196,17 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
     #[error(transparent)]
     Allowlist(#[from] AllowlistError),
+    #[error(
+        "the environment has {total} bytes of variables, over Lambda's {limit}; the largest: \
+         {largest}. {advice}"
+    )]
+    EnvironmentTooLarge {
+        total: usize,
+        limit: usize,
+        /// `NAME (N bytes)`, largest first.
+        largest: String,
+        advice: String,
+    },
 }
 
 impl Config {
@@ -107,45 +234,73 @@ impl Config {
             DEFAULT_AGENT_TIMEOUT.as_secs(),
             "must be 1-900 seconds",
         )?);
-        let agent = match get("AGENT_BACKEND").as_deref().unwrap_or("http") {
-            "http" => {
-                let url = get("AGENT_URL").ok_or(ConfigError::Missing("AGENT_URL"))?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid("AGENT_URL", "must start with http:// or https://"));
+        let agents = match get("AGENTS") {
+            None => vec![AgentSpec {
+                name: DEFAULT_AGENT_NAME.to_owned(),
+                description: None,
+                backend: shorthand_agent(&get, agent_timeout)?,
+            }],
+            Some(spec) => {
+                if let Some(var) = SHORTHAND_VARS.iter().find(|var| get(var).is_some()) {
+                    return Err(invalid(
+                        "AGENTS",
+                        &format!(
+                            "replaces the one-agent shorthand: unset {var} (AGENT_BACKEND, \
+                             AGENT_URL, STATE_MACHINE_ARN and STEP_FUNCTIONS_MODE go with it)"
+                        ),
+                    ));
                 }
-                AgentBackend::Http {
-                    url,
-                    timeout: agent_timeout,
-                }
-            }
-            "stepfunctions" => {
-                let state_machine_arn =
-                    get("STATE_MACHINE_ARN").ok_or(ConfigError::Missing("STATE_MACHINE_ARN"))?;
-                if !state_machine_arn.starts_with("arn:") {
-                    return Err(invalid("STATE_MACHINE_ARN", "must be a state machine ARN"));
-                }
-                let mode = match get("STEP_FUNCTIONS_MODE").as_deref().unwrap_or("sync") {
-                    "sync" => StepFunctionsMode::Sync,
-                    "async" => StepFunctionsMode::Async,
-                    other => {
-                        return Err(invalid(
-                            "STEP_FUNCTIONS_MODE",
-                            &format!("{other:?} is neither sync nor async"),
-                        ));
-                    }
-                };
-                AgentBackend::StepFunctions {
-                    state_machine_arn,
-                    mode,
-                }
-            }
-            other => {
-                return Err(invalid(
-                    "AGENT_BACKEND",
-                    &format!("unknown backend {other:?}: use http or stepfunctions"),
-                ));
+                parse_agents(&spec, agent_timeout)?
             }
         };
+        // `agents` has at least one agent: the shorthand's, or AGENTS' (never an empty list).
+        let default_index = match get("DEFAULT_AGENT") {
+            None => 0,
+            Some(wanted) => agents
+                .iter()
+                .position(|agent| agent.name.eq_ignore_ascii_case(&wanted))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+                    invalid(
+                        "DEFAULT_AGENT",
+                        &format!("names no agent ({wanted:?}); the agents are {names:?}"),
+                    )
+                })?,
+        };
+        let default_agent = agents[default_index].name.clone();
+        let agent = agents[default_index].backend.clone();
+        // The lease covers the slowest agent's call.
+        let longest_agent = agents
+            .iter()
+            .filter_map(|agent| match agent.backend {
+                AgentBackend::Http { timeout, .. } => Some(timeout),
+                AgentBackend::StepFunctions { .. } => None,
+            })
+            .fold(agent_timeout, Duration::max);
+
+        let environments = match get("ENVIRONMENTS") {
+            None => Vec::new(),
+            Some(list) => parse_environments(&list)?,
+        };
+        let history_turns = number(
+            get("HISTORY_TURNS"),
+            "HISTORY_TURNS",
+            HISTORY_TURNS_RANGE,
+            DEFAULT_HISTORY_TURNS,
+            "must be a count of turns, 0-50",
+        )?;
+        let session_ttl = ttl_days(number(
+            get("SESSION_TTL_DAYS"),
+            "SESSION_TTL_DAYS",
+            SESSION_TTL_DAYS_RANGE,
+            DEFAULT_SESSION_TTL_DAYS,
+            "must be a number of days, 1-365",
+        )?);
+        let reengage_template = get("REENGAGE_TEMPLATE")
+            .map(|spec| {
+                TemplateRef::parse(&spec).map_err(|e| invalid("REENGAGE_TEMPLATE", &e.to_string()))
+            })
+            .transpose()?;
 
         let dispatch = match get("DISPATCH").as_deref().unwrap_or("inline") {
             "inline" => Dispatch::Inline,
@@ -164,7 +319,7 @@ impl Config {
             get("IDEMPOTENCY_LEASE_SECS"),
             "IDEMPOTENCY_LEASE_SECS",
             1..,
-            (agent_timeout + LEASE_MARGIN).as_secs(),
+            (longest_agent + LEASE_MARGIN).as_secs(),
             "must be a number of seconds",
         )?);
         let max_receive_count = number(
@@ -214,6 +369,13 @@ impl Config {
             secret_id: get("WHATSAPP_SECRET_ID"),
             allowlist,
             agent,
+            agents,
+            default_agent,
+            environments,
+            history_turns,
+            session_ttl,
+            sessions_table: get("SESSIONS_TABLE"),
+            reengage_template,
             dispatch,
             idempotency_table: get("IDEMPOTENCY_TABLE"),
             lease,
@@ -226,6 +388,401 @@ impl Config {
             local_max_connections,
             local_body_budget_bytes,
         })
+    }
+}
+
+/// The variables of the one-agent shorthand, which `AGENTS` replaces.
+const SHORTHAND_VARS: [&str; 4] = [
+    "AGENT_BACKEND",
+    "AGENT_URL",
+    "STATE_MACHINE_ARN",
+    "STEP_FUNCTIONS_MODE",
+];
+/// The fields an `AGENTS` entry may have.
+const AGENT_FIELDS: [&str; 6] = [
+    "name",
+    "description",
+    "url",
+    "timeout_secs",
+    "state_machine_arn",
+    "mode",
+];
+
+/// `AGENTS`: a JSON list of `{"name", "url"}` (HTTP, optional `"timeout_secs"`, default
+/// `timeout`) or `{"name", "state_machine_arn", "mode": "sync" | "async"}` (Step Functions,
+/// mode `sync` by default), each with an optional `"description"`. At most
+/// [`MAX_AGENTS`], names unique ignoring case.
+fn parse_agents(spec: &str, timeout: Duration) -> Result<Vec<AgentSpec>, ConfigError> {
+    let bad = |reason: String| invalid("AGENTS", &reason);
+    let value: Value = serde_json::from_str(spec).map_err(|error| {
+        bad(format!(
+            "not JSON (line {} column {}): write a list such as \
+             [{{\"name\": \"k8s\", \"url\": \"https://…\"}}]",
+            error.line(),
+            error.column()
+        ))
+    })?;
+    let Value::Array(entries) = value else {
+        return Err(bad("must be a JSON list of agents".to_owned()));
+    };
+    if entries.is_empty() {
+        return Err(bad("is an empty list: name at least one agent".to_owned()));
+    }
+    if entries.len() > MAX_AGENTS {
+        return Err(bad(format!(
+            "lists {} agents; at most {MAX_AGENTS} fit the /agents list",
+            entries.len()
+        )));
+    }
+    let mut agents: Vec<AgentSpec> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let Value::Object(mut entry) = entry else {
+            return Err(bad(format!("agent #{} is not an object", index + 1)));
+        };
+        let name = match entry.remove("name") {
+            Some(Value::String(name)) => name,
+            _ => {
+                return Err(bad(format!(
+                    "agent #{} needs a \"name\" (a string)",
+                    index + 1
+                )));
+            }
+        };
+        let agent = parse_agent(name, entry, timeout).map_err(bad)?;
+        if let Some(twin) = agents
+            .iter()
+            .find(|other| other.name.eq_ignore_ascii_case(&agent.name))
+        {
+            return Err(bad(format!(
+                "agent names must differ (ignoring case): {:?} and {:?}",
+                twin.name, agent.name
+            )));
+        }
+        agents.push(agent);
+    }
+    Ok(agents)
+}
+
+/// One `AGENTS` entry without its name (already taken out); errors say which agent.
+fn parse_agent(
+    name: String,
+    mut entry: Map<String, Value>,
+    timeout: Duration,
+) -> Result<AgentSpec, String> {
+    check_name(&name).map_err(|reason| format!("agent name {name:?} {reason}"))?;
+    let which = format!("agent {name:?}");
+    if let Some(field) = entry
+        .keys()
+        .find(|field| !AGENT_FIELDS.contains(&field.as_str()))
+    {
+        return Err(format!(
+            "{which} has an unknown field {field:?} (known: {})",
+            AGENT_FIELDS.join(", ")
+        ));
+    }
+    let mut text = |field: &str| match entry.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.trim().to_owned())),
+        Some(_) => Err(format!("{which}: \"{field}\" must be a string")),
+    };
+    let description = text("description")?.filter(|d| !d.is_empty());
+    let url = text("url")?;
+    let arn = text("state_machine_arn")?;
+    let mode = text("mode")?;
+    if let Some(description) = &description {
+        let chars = description.chars().count();
+        if chars > DESCRIPTION_MAX_CHARS {
+            return Err(format!(
+                "{which}: the description has {chars} characters; at most \
+                 {DESCRIPTION_MAX_CHARS} fit a WhatsApp list row"
+            ));
+        }
+        if description.chars().any(is_control) {
+            return Err(format!("{which}: the description has a control character"));
+        }
+    }
+    let timeout_secs = match entry.remove("timeout_secs") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(secs)) => Some(
+            secs.as_u64()
+                .filter(|secs| (1..=900).contains(secs))
+                .ok_or_else(|| format!("{which}: \"timeout_secs\" must be 1-900 seconds"))?,
+        ),
+        Some(_) => return Err(format!("{which}: \"timeout_secs\" must be a number")),
+    };
+    let backend = match (url, arn) {
+        (Some(url), None) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "{which}: \"url\" must start with http:// or https://"
+                ));
+            }
+            if mode.is_some() {
+                return Err(format!(
+                    "{which}: \"mode\" is for Step Functions agents (state_machine_arn)"
+                ));
+            }
+            AgentBackend::Http {
+                url,
+                timeout: timeout_secs.map_or(timeout, Duration::from_secs),
+            }
+        }
+        (None, Some(state_machine_arn)) => {
+            if !state_machine_arn.starts_with("arn:") {
+                return Err(format!(
+                    "{which}: \"state_machine_arn\" must be a state machine ARN"
+                ));
+            }
+            if timeout_secs.is_some() {
+                return Err(format!(
+                    "{which}: \"timeout_secs\" is for HTTP agents; a state machine's time \
+                     is its own (AGENT_TIMEOUT_SECS sizes the claim lease)"
+                ));
+            }
+            let mode = match mode.as_deref().unwrap_or("sync") {
+                "sync" => StepFunctionsMode::Sync,
+                "async" => StepFunctionsMode::Async,
+                other => {
+                    return Err(format!(
+                        "{which}: \"mode\" {other:?} is neither sync nor async"
+                    ));
+                }
+            };
+            AgentBackend::StepFunctions {
+                state_machine_arn,
+                mode,
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{which} has both \"url\" and \"state_machine_arn\": give one"
+            ));
+        }
+        (None, None) => {
+            return Err(format!(
+                "{which} needs \"url\" (HTTP) or \"state_machine_arn\" (Step Functions)"
+            ));
+        }
+    };
+    Ok(AgentSpec {
+        name,
+        description,
+        backend,
+    })
+}
+
+/// `ENVIRONMENTS`: a comma list (empty entries skipped), names as agent names.
+fn parse_environments(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut environments: Vec<String> = Vec::new();
+    for name in list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        check_name(name)
+            .map_err(|reason| invalid("ENVIRONMENTS", &format!("{name:?} {reason}")))?;
+        if let Some(twin) = environments
+            .iter()
+            .find(|other| other.eq_ignore_ascii_case(name))
+        {
+            return Err(invalid(
+                "ENVIRONMENTS",
+                &format!("names must differ (ignoring case): {twin:?} and {name:?}"),
+            ));
+        }
+        environments.push(name.to_owned());
+    }
+    if environments.len() > MAX_ENVIRONMENTS {
+        return Err(invalid(
+            "ENVIRONMENTS",
+            &format!(
+                "lists {} environments; at most {MAX_ENVIRONMENTS} fit the /env list",
+                environments.len()
+            ),
+        ));
+    }
+    Ok(environments)
+}
+
+/// Whether `name` can be a list row title and a stored choice: 1-24 characters, something
+/// visible, no control character, no surrounding spaces. The reason completes "name … ".
+fn check_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > NAME_MAX_CHARS {
+        return Err(format!(
+            "must have 1-{NAME_MAX_CHARS} characters (a WhatsApp list row title), not {chars}"
+        ));
+    }
+    if name.chars().any(is_control) || !is_visible(name) || name.trim() != name {
+        return Err(
+            "must be visible text without control characters or surrounding spaces".to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// How big the function's own variables are (see [`check_environment_size`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentSize {
+    /// Bytes of keys and values of the variables Lambda counts.
+    pub bytes: usize,
+    pub limit: usize,
+}
+
+impl EnvironmentSize {
+    /// At 80% of the limit or more: worth a warning at cold start.
+    pub fn is_near_limit(&self) -> bool {
+        self.bytes * 5 >= self.limit * 4
+    }
+}
+
+/// Whether Lambda sets `name` itself (it is not part of the function's configuration and
+/// does not count towards the 4 KB): the reserved `_HANDLER`, `_X_AMZN_TRACE_ID`, `AWS_*`
+/// (region, credentials, `AWS_LAMBDA_*`, `AWS_EXECUTION_ENV`, X-Ray), `LAMBDA_TASK_ROOT`,
+/// `LAMBDA_RUNTIME_DIR` and `TZ`, and the runtime's `LANG`, `PATH`, `LD_LIBRARY_PATH`.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>
+pub fn set_by_lambda(name: &str) -> bool {
+    name.starts_with('_')
+        || name.starts_with("AWS_")
+        || name.starts_with("LAMBDA_")
+        || matches!(name, "TZ" | "LANG" | "PATH" | "LD_LIBRARY_PATH")
+}
+
+/// Checks that the function's own environment variables (every one but those Lambda sets,
+/// [`set_by_lambda`]) fit Lambda's 4 KB, keys and values counted in bytes. Lambda refuses to
+/// deploy a larger set, so this matters where nothing checked it before: local runs, a
+/// container, a configuration copied from elsewhere. Over the limit the error names the
+/// largest variables and what to do about them.
+pub fn check_environment_size<K, V>(
+    vars: impl IntoIterator<Item = (K, V)>,
+) -> Result<EnvironmentSize, ConfigError>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut sizes: Vec<(String, usize)> = vars
+        .into_iter()
+        .filter(|(name, _)| !set_by_lambda(name.as_ref()))
+        .map(|(name, value)| {
+            let size = name.as_ref().len() + value.as_ref().len();
+            (name.as_ref().to_owned(), size)
+        })
+        .collect();
+    let bytes = sizes.iter().map(|(_, size)| size).sum();
+    let size = EnvironmentSize {
+        bytes,
+        limit: LAMBDA_ENVIRONMENT_MAX_BYTES,
+    };
+    if bytes <= LAMBDA_ENVIRONMENT_MAX_BYTES {
+        return Ok(size);
+    }
+    sizes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sizes.truncate(LARGEST_NAMED);
+    let largest = sizes
+        .iter()
+        .map(|(name, size)| format!("{name} ({size} bytes)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let advice = match sizes.first().map(|(name, _)| name.as_str()) {
+        Some("AGENTS") => {
+            "Shorten AGENTS: drop the descriptions (only the /agents list shows them) and \
+             timeout_secs where AGENT_TIMEOUT_SECS serves, use shorter names and URLs; keep \
+             agent tokens in the secret's agent_tokens, never in AGENTS."
+        }
+        Some("ALLOWED_SENDERS") => {
+            "Shorten ALLOWED_SENDERS: write numbers as bare digits, or allow everyone with `*` \
+             behind another gate."
+        }
+        Some(name) if name.starts_with("WHATSAPP_") || name == "AGENT_TOKEN" => {
+            "Move the credentials into a Secrets Manager secret (WHATSAPP_SECRET_ID) instead of \
+             the environment."
+        }
+        _ => "Shorten or remove the largest variables.",
+    };
+    Err(ConfigError::EnvironmentTooLarge {
+        total: bytes,
+        limit: LAMBDA_ENVIRONMENT_MAX_BYTES,
+        largest,
+        advice: advice.to_owned(),
+    })
+}
+
+/// [`check_environment_size`] of this process's environment (names or values that are not
+/// UTF-8 counted by their bytes as well).
+pub fn check_process_environment_size() -> Result<EnvironmentSize, ConfigError> {
+    check_environment_size(std::env::vars_os().map(|(name, value)| {
+        (
+            name.to_string_lossy().into_owned(),
+            value.to_string_lossy().into_owned(),
+        )
+    }))
+}
+
+/// The one-agent shorthand: `AGENT_BACKEND` with `AGENT_URL`, or `STATE_MACHINE_ARN` and
+/// `STEP_FUNCTIONS_MODE`.
+fn shorthand_agent(
+    get: &dyn Fn(&str) -> Option<String>,
+    timeout: Duration,
+) -> Result<AgentBackend, ConfigError> {
+    Ok(match get("AGENT_BACKEND").as_deref().unwrap_or("http") {
+        "http" => {
+            let url = get("AGENT_URL").ok_or(ConfigError::Missing("AGENT_URL"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("AGENT_URL", "must start with http:// or https://"));
+            }
+            AgentBackend::Http { url, timeout }
+        }
+        "stepfunctions" => {
+            let state_machine_arn =
+                get("STATE_MACHINE_ARN").ok_or(ConfigError::Missing("STATE_MACHINE_ARN"))?;
+            if !state_machine_arn.starts_with("arn:") {
+                return Err(invalid("STATE_MACHINE_ARN", "must be a state machine ARN"));
+            }
+            let mode = match get("STEP_FUNCTIONS_MODE").as_deref().unwrap_or("sync") {
+                "sync" => StepFunctionsMode::Sync,
+                "async" => StepFunctionsMode::Async,
+                other => {
+                    return Err(invalid(
+                        "STEP_FUNCTIONS_MODE",
+                        &format!("{other:?} is neither sync nor async"),
+                    ));
+                }
+            };
+            AgentBackend::StepFunctions {
+                state_machine_arn,
+                mode,
+            }
+        }
+        other => {
+            return Err(invalid(
+                "AGENT_BACKEND",
+                &format!("unknown backend {other:?}: use http or stepfunctions"),
+            ));
+        }
+    })
+}
+
+impl Config {
+    /// The agent named `name` (as configured, exactly).
+    pub fn agent_named(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|agent| agent.name == name)
+    }
+
+    /// The agent a sender has: the one they chose if it is still configured, else the default.
+    pub fn selected_agent(&self, chosen: Option<&str>) -> &AgentSpec {
+        chosen
+            .and_then(|name| self.agent_named(name))
+            .or_else(|| self.agent_named(&self.default_agent))
+            .unwrap_or(&self.agents[0])
+    }
+
+    /// The environment a sender has: the one they chose if it is still configured, else the
+    /// first; `None` without `ENVIRONMENTS`.
+    pub fn selected_environment(&self, chosen: Option<&str>) -> Option<&str> {
+        chosen
+            .and_then(|name| self.environments.iter().find(|e| e.as_str() == name))
+            .or_else(|| self.environments.first())
+            .map(String::as_str)
     }
 }
 
@@ -443,5 +1000,396 @@ mod tests {
                 "{var}={value}"
             );
         }
+    }
+
+    fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut vars = vec![("ALLOWED_SENDERS", "*")];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    /// The reason of an `Invalid` error for `var`; fails on anything else.
+    fn reason(vars: &[(&str, &str)], var: &str) -> String {
+        match config(vars) {
+            Err(ConfigError::Invalid { var: named, reason }) if named == var => reason,
+            other => panic!("expected {var} to be invalid, got {other:?}"),
+        }
+    }
+
+    const TWO_AGENTS: &str = r#"[
+        {"name": "k8s", "url": "https://k8s.example.com/agent", "description": "Kubernetes"},
+        {"name": "cost", "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:cost",
+         "mode": "async", "description": "AWS cost"}
+    ]"#;
+
+    #[test]
+    fn the_shorthand_is_one_agent_named_default_with_session_defaults() {
+        let config = config(&MINIMAL).unwrap();
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(config.agents[0].name, "default");
+        assert_eq!(config.agents[0].description, None);
+        assert_eq!(config.agents[0].backend, config.agent);
+        assert_eq!(config.default_agent, "default");
+        assert!(config.environments.is_empty());
+        assert_eq!(config.history_turns, 10);
+        assert_eq!(config.session_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.sessions_table, None);
+        assert_eq!(config.reengage_template, None);
+        assert_eq!(config.selected_agent(Some("anything")).name, "default");
+        assert_eq!(config.selected_environment(None), None);
+    }
+
+    #[test]
+    fn agents_are_read_with_their_backends_and_the_first_is_the_default() {
+        let config = config(&with(&[
+            ("AGENTS", TWO_AGENTS),
+            ("AGENT_TIMEOUT_SECS", "30"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.agents,
+            vec![
+                AgentSpec {
+                    name: "k8s".into(),
+                    description: Some("Kubernetes".into()),
+                    backend: AgentBackend::Http {
+                        url: "https://k8s.example.com/agent".into(),
+                        timeout: Duration::from_secs(30),
+                    },
+                },
+                AgentSpec {
+                    name: "cost".into(),
+                    description: Some("AWS cost".into()),
+                    backend: AgentBackend::StepFunctions {
+                        state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:cost".into(),
+                        mode: StepFunctionsMode::Async,
+                    },
+                },
+            ]
+        );
+        assert_eq!(config.default_agent, "k8s");
+        assert_eq!(config.agent, config.agents[0].backend);
+        assert_eq!(config.selected_agent(None).name, "k8s");
+        assert_eq!(config.selected_agent(Some("cost")).name, "cost");
+        assert_eq!(
+            config.selected_agent(Some("removed")).name,
+            "k8s",
+            "a choice no longer configured falls back to the default"
+        );
+    }
+
+    #[test]
+    fn default_agent_picks_one_in_any_case_or_names_the_agents() {
+        let config = config(&with(&[("AGENTS", TWO_AGENTS), ("DEFAULT_AGENT", "COST")])).unwrap();
+        assert_eq!(config.default_agent, "cost");
+        assert!(matches!(config.agent, AgentBackend::StepFunctions { .. }));
+        let reason = reason(
+            &with(&[("AGENTS", TWO_AGENTS), ("DEFAULT_AGENT", "billing")]),
+            "DEFAULT_AGENT",
+        );
+        assert!(
+            reason.contains("\"billing\"") && reason.contains("\"k8s\""),
+            "{reason}"
+        );
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("DEFAULT_AGENT", "k8s"));
+        assert!(reason_of(&vars, "DEFAULT_AGENT"));
+    }
+
+    fn reason_of(vars: &[(&str, &str)], var: &str) -> bool {
+        matches!(config(vars), Err(ConfigError::Invalid { var: named, .. }) if named == var)
+    }
+
+    #[test]
+    fn agents_and_the_shorthand_exclude_each_other() {
+        for shorthand in [
+            ("AGENT_URL", "https://a.example.com"),
+            (
+                "STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:1:stateMachine:a",
+            ),
+            ("AGENT_BACKEND", "http"),
+            ("STEP_FUNCTIONS_MODE", "sync"),
+        ] {
+            let reason = reason(&with(&[("AGENTS", TWO_AGENTS), shorthand]), "AGENTS");
+            assert!(reason.contains(shorthand.0), "{reason}");
+        }
+    }
+
+    #[test]
+    fn every_agents_mistake_is_named() {
+        let cases: &[(&str, &str)] = &[
+            ("not json", "not JSON"),
+            (r#"{"name":"k8s"}"#, "list"),
+            ("[]", "at least one"),
+            (r#"["k8s"]"#, "#1 is not an object"),
+            (r#"[{"url":"https://a"}]"#, "needs a \"name\""),
+            (r#"[{"name":"","url":"https://a"}]"#, "1-24 characters"),
+            (
+                r#"[{"name":"abcdefghijklmnopqrstuvwxy","url":"https://a"}]"#,
+                "not 25",
+            ),
+            (
+                r#"[{"name":" k8s","url":"https://a"}]"#,
+                "surrounding spaces",
+            ),
+            (r#"[{"name":"k\n8s","url":"https://a"}]"#, "control"),
+            (r#"[{"name":"\u200b","url":"https://a"}]"#, "visible"),
+            (
+                r#"[{"name":"k8s","url":"https://a"},{"name":"K8S","url":"https://b"}]"#,
+                "must differ",
+            ),
+            (r#"[{"name":"k8s"}]"#, "needs \"url\""),
+            (
+                r#"[{"name":"k8s","url":"https://a","state_machine_arn":"arn:x"}]"#,
+                "both",
+            ),
+            (r#"[{"name":"k8s","url":"ftp://a"}]"#, "http:// or https://"),
+            (
+                r#"[{"name":"k8s","url":"https://a","mode":"sync"}]"#,
+                "Step Functions agents",
+            ),
+            (
+                r#"[{"name":"k8s","state_machine_arn":"x"}]"#,
+                "state machine ARN",
+            ),
+            (
+                r#"[{"name":"k8s","state_machine_arn":"arn:x","mode":"later"}]"#,
+                "neither",
+            ),
+            (
+                r#"[{"name":"k8s","state_machine_arn":"arn:x","timeout_secs":5}]"#,
+                "for HTTP agents",
+            ),
+            (
+                r#"[{"name":"k8s","url":"https://a","timeout_secs":0}]"#,
+                "1-900",
+            ),
+            (
+                r#"[{"name":"k8s","url":"https://a","timeout_secs":"5"}]"#,
+                "a number",
+            ),
+            (
+                r#"[{"name":"k8s","url":"https://a","descripton":"typo"}]"#,
+                "unknown field",
+            ),
+            (r#"[{"name":"k8s","url":5}]"#, "must be a string"),
+            (
+                r#"[{"name":"k8s","url":"https://a","description":"a\u0007b"}]"#,
+                "control",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let reason = reason(&with(&[("AGENTS", spec)]), "AGENTS");
+            assert!(reason.contains(expected), "{spec}: {reason}");
+        }
+        let long = format!(
+            r#"[{{"name":"k8s","url":"https://a","description":"{}"}}]"#,
+            "d".repeat(73)
+        );
+        assert!(reason(&with(&[("AGENTS", &long)]), "AGENTS").contains("73 characters"));
+        let eleven = format!(
+            "[{}]",
+            (0..11)
+                .map(|n| format!(r#"{{"name":"a{n}","url":"https://a"}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(reason(&with(&[("AGENTS", &eleven)]), "AGENTS").contains("11 agents"));
+    }
+
+    #[test]
+    fn an_agent_may_have_its_own_timeout_and_the_lease_covers_the_slowest() {
+        let config = config(&with(&[(
+            "AGENTS",
+            r#"[{"name":"quick","url":"https://a"},
+                {"name":"slow","url":"https://b","timeout_secs":600,"description":""}]"#,
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.agents[0].backend,
+            AgentBackend::Http {
+                url: "https://a".into(),
+                timeout: DEFAULT_AGENT_TIMEOUT
+            }
+        );
+        assert!(
+            matches!(config.agents[1].backend, AgentBackend::Http { timeout, .. } if timeout == Duration::from_secs(600))
+        );
+        assert_eq!(
+            config.agents[1].description, None,
+            "an empty description is none"
+        );
+        assert_eq!(config.lease, Duration::from_secs(600) + LEASE_MARGIN);
+    }
+
+    #[test]
+    fn environments_are_a_bounded_comma_list_whose_first_is_the_default() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("ENVIRONMENTS", " prod, staging ,,dev "));
+        let config = config(&vars).unwrap();
+        assert_eq!(config.environments, ["prod", "staging", "dev"]);
+        assert_eq!(config.selected_environment(None), Some("prod"));
+        assert_eq!(config.selected_environment(Some("dev")), Some("dev"));
+        assert_eq!(config.selected_environment(Some("qa")), Some("prod"));
+
+        let eleven = (0..11)
+            .map(|n| format!("e{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (list, expected) in [
+            ("prod,PROD", "must differ"),
+            ("a-very-long-environment-name", "1-24"),
+            (eleven.as_str(), "11 environments"),
+        ] {
+            let mut vars = MINIMAL.to_vec();
+            vars.push(("ENVIRONMENTS", list));
+            let reason = reason(&vars, "ENVIRONMENTS");
+            assert!(reason.contains(expected), "{list}: {reason}");
+        }
+    }
+
+    #[test]
+    fn history_ttl_table_and_template_are_read_and_bounded() {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("HISTORY_TURNS", "0"),
+            ("SESSION_TTL_DAYS", "365"),
+            ("SESSIONS_TABLE", "sessions"),
+            ("REENGAGE_TEMPLATE", "answer_ready:en_US"),
+        ]);
+        let config = config(&vars).unwrap();
+        assert_eq!(config.history_turns, 0);
+        assert_eq!(config.session_ttl, Duration::from_secs(365 * 86_400));
+        assert_eq!(config.sessions_table.as_deref(), Some("sessions"));
+        assert_eq!(
+            config.reengage_template,
+            Some(TemplateRef {
+                name: "answer_ready".into(),
+                language: "en_US".into()
+            })
+        );
+        for (var, value) in [
+            ("HISTORY_TURNS", "51"),
+            ("HISTORY_TURNS", "-1"),
+            ("SESSION_TTL_DAYS", "0"),
+            ("SESSION_TTL_DAYS", "366"),
+            ("SESSION_TTL_DAYS", "a month"),
+            ("REENGAGE_TEMPLATE", "answer_ready"),
+        ] {
+            let mut vars = MINIMAL.to_vec();
+            vars.push((var, value));
+            assert!(reason_of(&vars, var), "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn template_references_are_name_colon_language() {
+        let template = TemplateRef::parse(" answer_ready:en ").unwrap();
+        assert_eq!(template.to_string(), "answer_ready:en");
+        assert_eq!(
+            "x1_2:pt_BR".parse::<TemplateRef>().unwrap().language,
+            "pt_BR"
+        );
+        assert!(TemplateRef::parse(&format!("{}:en", "a".repeat(512))).is_ok());
+        for (spec, error) in [
+            ("answer_ready", TemplateRefError::Shape),
+            (":en", TemplateRefError::Name),
+            ("Answer:en", TemplateRefError::Name),
+            ("answer-ready:en", TemplateRefError::Name),
+            (&format!("{}:en", "a".repeat(513)), TemplateRefError::Name),
+            ("answer:", TemplateRefError::Language),
+            ("answer:EN", TemplateRefError::Language),
+            ("answer:en_us", TemplateRefError::Language),
+            ("answer:en_USA", TemplateRefError::Language),
+            ("answer:english", TemplateRefError::Language),
+            ("answer:en:US", TemplateRefError::Language),
+        ] {
+            assert_eq!(TemplateRef::parse(spec), Err(error), "{spec}");
+        }
+    }
+
+    #[test]
+    fn the_environment_size_counts_only_the_functions_own_variables() {
+        let lambda_own = [
+            ("AWS_SESSION_TOKEN", "x".repeat(3000)),
+            ("AWS_LAMBDA_FUNCTION_NAME", "worker".to_owned()),
+            ("_HANDLER", "bootstrap".to_owned()),
+            ("_X_AMZN_TRACE_ID", "Root=1".to_owned()),
+            ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
+            ("TZ", ":UTC".to_owned()),
+            ("PATH", "/usr/bin".repeat(100)),
+        ];
+        let own = [
+            ("ALLOWED_SENDERS", "*".to_owned()),
+            ("AGENTS", "a".repeat(1000)),
+        ];
+        let size =
+            check_environment_size(lambda_own.iter().chain(own.iter()).map(|(k, v)| (*k, v)))
+                .unwrap();
+        assert_eq!(size.bytes, "ALLOWED_SENDERS*".len() + "AGENTS".len() + 1000);
+        assert!(!size.is_near_limit());
+        let near = check_environment_size([("AGENTS", "a".repeat(3500))]).unwrap();
+        assert!(near.is_near_limit());
+        assert!(
+            check_environment_size([("AGENTS", "a".repeat(4090))]).is_ok(),
+            "exactly 4096"
+        );
+    }
+
+    #[test]
+    fn an_oversized_environment_names_the_largest_variables_and_the_way_out() {
+        let vars = [
+            ("AGENTS", "a".repeat(3000)),
+            ("ALLOWED_SENDERS", "1".repeat(1100)),
+            ("ENVIRONMENTS", "prod".to_owned()),
+            ("DISPATCH", "queue".to_owned()),
+            ("AWS_SESSION_TOKEN", "t".repeat(3000)),
+        ];
+        let error = check_environment_size(vars.iter().map(|(k, v)| (*k, v))).unwrap_err();
+        let ConfigError::EnvironmentTooLarge {
+            total,
+            limit,
+            largest,
+            advice,
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*limit, 4096);
+        assert_eq!(*total, 3006 + 1115 + 16 + 13);
+        assert_eq!(
+            largest,
+            "AGENTS (3006 bytes), ALLOWED_SENDERS (1115 bytes), ENVIRONMENTS (16 bytes)"
+        );
+        assert!(
+            advice.contains("descriptions") && advice.contains("agent_tokens"),
+            "{advice}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("4096") && message.contains("AGENTS (3006 bytes)"),
+            "{message}"
+        );
+
+        let error =
+            check_environment_size([("WHATSAPP_ACCESS_TOKEN", "t".repeat(5000))]).unwrap_err();
+        assert!(error.to_string().contains("Secrets Manager"), "{error}");
+        let error = check_environment_size([("ALLOWED_SENDERS", "1".repeat(5000))]).unwrap_err();
+        assert!(
+            error.to_string().contains("Shorten ALLOWED_SENDERS"),
+            "{error}"
+        );
+        let error = check_environment_size([("LOCAL_ADDR", "1".repeat(5000))]).unwrap_err();
+        assert!(error.to_string().contains("Shorten or remove"), "{error}");
+    }
+
+    #[test]
+    fn this_process_environment_is_measured() {
+        // The test runner's environment is the developer's: only that the check runs.
+        let measured = check_process_environment_size();
+        assert!(
+            measured.is_ok() || matches!(measured, Err(ConfigError::EnvironmentTooLarge { .. }))
+        );
     }
 }

@@ -72,6 +72,7 @@ pub mod queue;
 pub mod redact;
 pub mod reply;
 pub mod secrets;
+pub mod sessions;
 pub mod webhook;
 pub mod worker;
 

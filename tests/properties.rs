@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use whatsapp_agent_lambda::agent::contract::{
-    AgentEvent, ChannelRef, InteractiveRef, LocationRef, MediaRef, UserRef,
+    AgentEvent, ChannelRef, InteractiveRef, LocationRef, MediaRef, Role, SessionInfo, Turn, UserRef,
 };
 use whatsapp_agent_lambda::agent::{
     Action, AgentReply, AgentRequest, Attachment, AttachmentKind, ListRow, ListSection, ListSpec,
@@ -228,16 +228,38 @@ fn agent_request() -> BoxedStrategy<AgentRequest> {
                 }
             },
         );
+    let turn = (
+        select(vec![Role::User, Role::Assistant]),
+        any_text(),
+        any_text(),
+    )
+        .prop_map(|(role, text, timestamp)| Turn {
+            role,
+            text,
+            timestamp,
+        });
+    let history = prop::collection::vec(turn, 0..4).boxed();
+    let session = (any_text(), opt_text())
+        .prop_map(|(agent, environment)| SessionInfo { agent, environment })
+        .boxed();
     prop_oneof![
-        (any_text(), any_text(), any_text(), event).prop_map(
-            |(version, platform, session_id, event)| AgentRequest {
-                version,
-                platform,
-                session_id,
-                event,
-            }
-        ),
-        inbound_message().prop_map(|message| AgentRequest::from_message(&message)),
+        (
+            (any_text(), any_text(), any_text(), event),
+            (history.clone(), session.clone())
+        )
+            .prop_map(
+                |((version, platform, session_id, event), (history, session))| AgentRequest {
+                    version,
+                    platform,
+                    session_id,
+                    event,
+                    history,
+                    session,
+                }
+            ),
+        (inbound_message(), history, session).prop_map(|(message, history, session)| {
+            AgentRequest::from_message(&message).with_session(history, session)
+        }),
     ]
     .boxed()
 }

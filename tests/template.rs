@@ -26,6 +26,7 @@ use whatsapp_agent_lambda::config::{
     AgentBackend, Config, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_RECEIVE_COUNT, Dispatch, LEASE_MARGIN,
     StepFunctionsMode,
 };
+use whatsapp_agent_lambda::sessions::{DEFAULT_HISTORY_TURNS, DEFAULT_SESSION_TTL_DAYS};
 
 /// A tool that takes longer is killed and the test fails (a hang must not stall CI).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -357,6 +358,11 @@ fn webhook_may_only_queue_jobs_and_read_the_secret() {
             "IDEMPOTENCY_TABLE",
             "MAX_RECEIVE_COUNT",
             "AGENT_TIMEOUT_SECS",
+            "SESSIONS_TABLE",
+            "ENVIRONMENTS",
+            "HISTORY_TURNS",
+            "SESSION_TTL_DAYS",
+            "REENGAGE_TEMPLATE",
         ] {
             assert!(
                 environment.get(unused).is_none(),
@@ -438,12 +444,15 @@ fn worker_may_start_only_the_state_machine_its_mode_uses() {
 
 #[test]
 fn roles_grant_no_wildcard_beyond_log_delivery() {
-    for stack in Stack::every_backend() {
+    let listed = stack_with_agents("http", &[("AgentStateMachineArns", LISTED_MACHINES)]);
+    for stack in Stack::every_backend().into_iter().chain([listed]) {
         for (name, role) in stack.resources_of_type("AWS::IAM::Role") {
             for statement in stack.statements_of_role(&role) {
-                let wildcard = list(&statement["Resource"])
+                // Evaluated: a parameter or a substitution could hide one.
+                let wildcard = stack
+                    .values(&statement["Resource"])
                     .iter()
-                    .any(|r| r.as_str().is_some_and(|r| r.contains('*')))
+                    .any(|r| r.contains('*'))
                     || strings(&statement["Action"])
                         .iter()
                         .any(|a| a.contains('*'));
@@ -675,6 +684,20 @@ fn both_functions_start_with_the_template_configuration_for_every_backend() {
             Some(stack.reference("IdempotencyTable"))
         );
         assert_eq!(
+            worker.sessions_table,
+            Some(stack.reference("SessionsTable"))
+        );
+        assert_eq!(
+            worker.history_turns.to_string(),
+            stack.param("HistoryTurns")
+        );
+        assert_eq!(
+            (worker.session_ttl.as_secs() / 86_400).to_string(),
+            stack.param("SessionTtlDays")
+        );
+        assert_eq!(worker.agents.len(), 1, "the shorthand: one agent");
+        assert!(worker.environments.is_empty() && worker.reengage_template.is_none());
+        assert_eq!(
             worker.max_receive_count.to_string(),
             stack.param("MaxReceiveCount")
         );
@@ -717,6 +740,181 @@ fn template_sets_only_variables_the_configuration_reads() {
             );
         }
     }
+}
+
+#[test]
+fn sessions_table_expires_sessions_on_expires_at_and_only_the_worker_uses_it() {
+    let stack = Stack::deployed(&[]);
+    let table = stack.properties("SessionsTable");
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": "id", "KeyType": "HASH"}])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([{"AttributeName": "id", "AttributeType": "S"}])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({"AttributeName": "expires_at", "Enabled": true})
+    );
+    assert_eq!(table["BillingMode"], json!("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        json!(true)
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], json!(true));
+
+    assert_eq!(
+        stack.raw_environment("WorkerFunction")["SESSIONS_TABLE"],
+        json!({"Ref": "SessionsTable"})
+    );
+    let table_arn = json!({"Fn::GetAtt": ["SessionsTable", "Arn"]});
+    let actions_on_table = |function: &str| {
+        let mut actions: Vec<String> = stack
+            .role_statements(function)
+            .iter()
+            .filter(|statement| list(&statement["Resource"]).contains(&table_arn))
+            .flat_map(|statement| strings(&statement["Action"]))
+            .collect();
+        actions.sort();
+        actions
+    };
+    assert_eq!(
+        actions_on_table("WorkerFunction"),
+        ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "sessions: a consistent read and a conditional whole-item write, nothing else"
+    );
+    assert!(actions_on_table("WebhookFunction").is_empty());
+    assert_eq!(
+        stack.parameter_default("HistoryTurns"),
+        DEFAULT_HISTORY_TURNS.to_string(),
+        "HistoryTurns' default must be the configuration's"
+    );
+    assert_eq!(
+        stack.parameter_default("SessionTtlDays"),
+        DEFAULT_SESSION_TTL_DAYS.to_string(),
+        "SessionTtlDays' default must be the configuration's"
+    );
+}
+
+const AGENTS: &str = r#"[{"name": "k8s", "url": "https://k8s.example.com/agent", "description": "Kubernetes"}, {"name": "cost", "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:cost", "mode": "sync"}, {"name": "audit", "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:audit", "mode": "async"}]"#;
+const LISTED_MACHINES: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:cost,arn:aws:states:us-east-1:123456789012:stateMachine:audit";
+
+/// A stack with `Agents` set (and the shorthand's parameters empty, as its rule wants).
+fn stack_with_agents(backend: &str, extra: &[(&str, &str)]) -> Stack {
+    let mut overrides = vec![
+        ("Agents", AGENTS),
+        ("AgentBackend", backend),
+        ("AgentUrl", ""),
+        ("AgentFunctionName", ""),
+    ];
+    overrides.extend_from_slice(extra);
+    Stack::deployed(&overrides)
+}
+
+#[test]
+fn agents_replace_the_shorthand_in_both_functions() {
+    for backend in ["http", "stepfunctions"] {
+        let stack = stack_with_agents(
+            backend,
+            &[
+                ("AgentStateMachineArns", LISTED_MACHINES),
+                ("DefaultAgent", "cost"),
+                ("Environments", "prod,staging"),
+                ("ReengageTemplate", "answer_ready:en_US"),
+            ],
+        );
+        assert!(
+            stack.broken_rules().is_empty(),
+            "{backend}: {:?}",
+            stack.broken_rules()
+        );
+        for machine in ["AgentSyncStateMachine", "AgentAsyncStateMachine"] {
+            assert!(
+                !stack.exists(machine),
+                "{backend}: Agents names its own state machines; {machine} is not created"
+            );
+        }
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let environment = stack.environment(function);
+            for shorthand in [
+                "AGENT_BACKEND",
+                "AGENT_URL",
+                "STATE_MACHINE_ARN",
+                "STEP_FUNCTIONS_MODE",
+            ] {
+                assert!(
+                    !environment.contains_key(shorthand),
+                    "{backend}: {function} sets {shorthand} beside AGENTS"
+                );
+            }
+            let config = Config::from_lookup(|name| environment.get(name).cloned())
+                .unwrap_or_else(|e| panic!("{backend}: {function} would not start: {e}"));
+            let names: Vec<&str> = config.agents.iter().map(|a| a.name.as_str()).collect();
+            assert_eq!(names, ["k8s", "cost", "audit"], "{function}");
+            assert_eq!(config.default_agent, "cost", "{function}");
+        }
+        let worker = stack.environment("WorkerFunction");
+        let worker = Config::from_lookup(|name| worker.get(name).cloned()).expect("checked");
+        assert_eq!(worker.environments, ["prod", "staging"]);
+        assert_eq!(
+            worker.reengage_template.map(|t| t.to_string()).as_deref(),
+            Some("answer_ready:en_US")
+        );
+    }
+    // The shorthand's parameters beside Agents: refused before anything is deployed.
+    let both = Stack::deployed(&[("Agents", AGENTS)]);
+    assert_eq!(both.broken_rules(), ["AgentsReplaceTheShorthand"]);
+}
+
+#[test]
+fn worker_may_start_exactly_the_listed_agent_state_machines() {
+    let granted = |stack: &Stack| -> Vec<(String, String)> {
+        let mut granted: Vec<(String, String)> = stack
+            .role_statements("WorkerFunction")
+            .iter()
+            .flat_map(|statement| {
+                let resources = stack.values(&statement["Resource"]);
+                strings(&statement["Action"])
+                    .into_iter()
+                    .filter(|action| action.starts_with("states:"))
+                    .flat_map(move |action| {
+                        resources
+                            .clone()
+                            .into_iter()
+                            .map(move |resource| (action.clone(), resource))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        granted.sort();
+        granted
+    };
+    let listed = stack_with_agents("http", &[("AgentStateMachineArns", LISTED_MACHINES)]);
+    let mut expected: Vec<(String, String)> = LISTED_MACHINES
+        .split(',')
+        .flat_map(|arn| {
+            ["states:StartExecution", "states:StartSyncExecution"]
+                .map(|action| (action.to_owned(), arn.to_owned()))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(granted(&listed), expected);
+    assert!(
+        granted(&stack_with_agents("http", &[])).is_empty(),
+        "no ARNs listed, no Step Functions access"
+    );
+    // Beside the stack's own example machine.
+    let both = Stack::deployed(&[
+        ("AgentBackend", "stepfunctions"),
+        ("StepFunctionsMode", "sync"),
+        ("AgentStateMachineArns", LISTED_MACHINES),
+    ]);
+    let own = both.reference("AgentSyncStateMachine");
+    let granted = granted(&both);
+    assert!(granted.contains(&("states:StartSyncExecution".to_owned(), own)));
+    assert_eq!(granted.len(), expected.len() + 1, "{granted:?}");
 }
 
 /// The managed policy SAM gives every function it makes a role for: CloudWatch Logs.
@@ -1020,6 +1218,9 @@ impl Stack {
                 )
             }
             Some(("Fn::Sub", Value::String(text))) => self.substitute(text),
+            Some(("Fn::Join", Value::Array(parts))) => {
+                self.values(&parts[1]).join(&scalar(&parts[0]))
+            }
             Some(_) => {
                 let resolved = self.resolve(value).expect("a value");
                 assert_ne!(&resolved, value, "cannot evaluate {value}");
@@ -1027,6 +1228,26 @@ impl Stack {
             }
             None => scalar(value),
         }
+    }
+
+    /// What a list evaluates to: each item of a list, or a `CommaDelimitedList` parameter's
+    /// values (none for an empty one).
+    fn values(&self, value: &Value) -> Vec<String> {
+        match (intrinsic(value), value) {
+            (Some(("Ref", Value::String(name))), _) if self.is_list_parameter(name) => self
+                .reference(name)
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            (_, Value::Array(items)) => items.iter().map(|item| self.value(item)).collect(),
+            _ => vec![self.value(value)],
+        }
+    }
+
+    fn is_list_parameter(&self, name: &str) -> bool {
+        self.template["Parameters"][name]["Type"] == json!("CommaDelimitedList")
     }
 
     /// `Ref`: a parameter's value, a pseudo parameter, or what AWS returns for the resource.

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 
 /// Contract version sent in every request.
 pub const CONTRACT_VERSION: &str = "1";
+/// The name of the one agent configured by the shorthand (`AGENT_URL` or `STATE_MACHINE_ARN`
+/// without `AGENTS`), and the agent a request names when nobody said otherwise.
+pub const DEFAULT_AGENT_NAME: &str = "default";
 
 /// `POST AGENT_URL` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +21,74 @@ pub struct AgentRequest {
     /// `whatsapp:<phone_number_id>:<sender id>`: one conversation per user and business number.
     pub session_id: String,
     pub event: AgentEvent,
+    /// The conversation before this message, oldest first: each user message and the text we
+    /// answered (bounded: `HISTORY_TURNS` turns, 16 KB of text). Empty without a session, after
+    /// `/reset`, or with `HISTORY_TURNS=0`. Read as empty when absent (an older producer).
+    #[serde(default)]
+    pub history: Vec<Turn>,
+    /// The sender's selections: the agent this request goes to and the environment chosen
+    /// with `/env`. Read as agent `default`, no environment, when absent.
+    #[serde(default)]
+    pub session: SessionInfo,
+}
+
+/// Who said a [`Turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The WhatsApp user (the text of their message, as `event.text` had it).
+    User,
+    /// Us: the text we answered with.
+    Assistant,
+}
+
+/// One turn of the conversation: `{"role": "user", "text": "…", "timestamp": "RFC 3339"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+    /// RFC 3339, UTC, as `event.timestamp` ([`rfc3339`]).
+    pub timestamp: String,
+}
+
+impl Turn {
+    /// A turn said by `role` at `unix_seconds`.
+    pub fn new(role: Role, text: impl Into<String>, unix_seconds: i64) -> Self {
+        Self {
+            role,
+            text: text.into(),
+            timestamp: rfc3339(unix_seconds),
+        }
+    }
+
+    /// The user's message at `unix_seconds`.
+    pub fn user(text: impl Into<String>, unix_seconds: i64) -> Self {
+        Self::new(Role::User, text, unix_seconds)
+    }
+
+    /// Our answer at `unix_seconds`.
+    pub fn assistant(text: impl Into<String>, unix_seconds: i64) -> Self {
+        Self::new(Role::Assistant, text, unix_seconds)
+    }
+}
+
+/// `session` of the request: what the sender selected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The agent's name (`AGENTS[].name`; `default` for the one-agent shorthand).
+    pub agent: String,
+    /// The environment chosen with `/env` (or the first of `ENVIRONMENTS`); `null` when
+    /// `ENVIRONMENTS` is unset.
+    pub environment: Option<String>,
+}
+
+impl Default for SessionInfo {
+    fn default() -> Self {
+        Self {
+            agent: DEFAULT_AGENT_NAME.to_owned(),
+            environment: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,7 +241,16 @@ impl AgentRequest {
                     business_account_id: message.channel.business_account_id.clone(),
                 },
             },
+            history: Vec::new(),
+            session: SessionInfo::default(),
         }
+    }
+
+    /// The same request with the conversation so far and the sender's selections.
+    pub fn with_session(mut self, history: Vec<Turn>, session: SessionInfo) -> Self {
+        self.history = history;
+        self.session = session;
+        self
     }
 }
 
@@ -672,6 +752,91 @@ mod tests {
                 reason: "unsupported type"
             }]
         );
+    }
+
+    fn message() -> InboundMessage {
+        use crate::domain::{Channel, MessageId, PhoneNumberId, Sender};
+        InboundMessage {
+            id: MessageId::from("wamid.1"),
+            timestamp: 1_795_514_400,
+            sender: Sender {
+                phone: Some("14155551234".into()),
+                ..Sender::default()
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId::from("106540352242922"),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: None,
+            kind: MessageKind::Text {
+                body: "and in staging?".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_request_carries_the_history_and_the_session() {
+        let history = vec![
+            Turn::user("pods crashing in prod", 1_795_514_400),
+            Turn::assistant("2 pods in CrashLoopBackOff", 1_795_514_460),
+        ];
+        let request = AgentRequest::from_message(&message()).with_session(
+            history,
+            SessionInfo {
+                agent: "k8s".into(),
+                environment: Some("prod".into()),
+            },
+        );
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["version"], "1", "additive: the version stays");
+        assert_eq!(
+            json["history"],
+            serde_json::json!([
+                {"role": "user", "text": "pods crashing in prod", "timestamp": "2026-11-24T10:00:00Z"},
+                {"role": "assistant", "text": "2 pods in CrashLoopBackOff", "timestamp": "2026-11-24T10:01:00Z"}
+            ])
+        );
+        assert_eq!(
+            json["session"],
+            serde_json::json!({"agent": "k8s", "environment": "prod"})
+        );
+        let back: AgentRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn a_request_without_a_session_names_the_default_agent_and_no_environment() {
+        let json = serde_json::to_value(AgentRequest::from_message(&message())).unwrap();
+        assert_eq!(json["history"], serde_json::json!([]));
+        assert_eq!(
+            json["session"],
+            serde_json::json!({"agent": "default", "environment": null})
+        );
+    }
+
+    #[test]
+    fn a_request_from_an_older_producer_reads_without_history_or_session() {
+        // A Step Functions "deliver" event started before the upgrade has neither field.
+        let mut json = serde_json::to_value(AgentRequest::from_message(&message())).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("history");
+        object.remove("session");
+        let request: AgentRequest = serde_json::from_value(json).unwrap();
+        assert!(request.history.is_empty());
+        assert_eq!(request.session, SessionInfo::default());
+        assert_eq!(request.session.agent, DEFAULT_AGENT_NAME);
+    }
+
+    #[test]
+    fn a_turn_role_is_user_or_assistant_and_nothing_else() {
+        assert!(
+            serde_json::from_str::<Turn>(r#"{"role":"system","text":"x","timestamp":"t"}"#)
+                .is_err()
+        );
+        let turn: Turn =
+            serde_json::from_str(r#"{"role":"assistant","text":"x","timestamp":"t"}"#).unwrap();
+        assert_eq!(turn.role, Role::Assistant);
     }
 
     #[test]

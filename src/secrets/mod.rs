@@ -12,6 +12,7 @@ pub use manager::{
 pub use token::{StaticToken, TokenSource};
 
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Environment variable holding the app secret when no secret id is configured.
@@ -28,6 +29,7 @@ pub const KEY_APP_SECRET: &str = "app_secret";
 pub const KEY_ACCESS_TOKEN: &str = "access_token";
 pub const KEY_VERIFY_TOKEN: &str = "verify_token";
 pub const KEY_AGENT_TOKEN: &str = "agent_token";
+pub const KEY_AGENT_TOKENS: &str = "agent_tokens";
 
 /// A secret string. Prints as `[redacted]` in `Debug` and `Display`, so it can sit in structs
 /// that get logged; the value is only reachable through [`Secret::expose`].
@@ -82,8 +84,12 @@ pub struct Secrets {
     pub access_token: Secret,
     /// The token Meta echoes in the webhook verification GET.
     pub verify_token: Secret,
-    /// Bearer token for the HTTP agent, if it wants one.
+    /// Bearer token for the HTTP agent, if it wants one: the default for every agent
+    /// without its own in `agent_tokens`.
     pub agent_token: Option<Secret>,
+    /// Each agent's own bearer token, by agent name (`agent_tokens` in the secret JSON), so
+    /// that no agent sees another's. An empty token: that agent gets none, not the default.
+    pub agent_tokens: BTreeMap<String, Secret>,
 }
 
 /// Why the secrets could not be loaded. Messages name secret ids and JSON keys, never values.
@@ -128,6 +134,8 @@ pub enum SecretsError {
         key: &'static str,
         found: &'static str,
     },
+    #[error("secret JSON key `agent_tokens` must map agent names to strings; `{agent}` is {found}")]
+    WrongAgentTokenType { agent: String, found: &'static str },
 }
 
 impl Secrets {
@@ -141,13 +149,25 @@ impl Secrets {
             access_token: get(ENV_ACCESS_TOKEN),
             verify_token: get(ENV_VERIFY_TOKEN),
             agent_token: (!agent_token.is_empty()).then_some(agent_token),
+            agent_tokens: BTreeMap::new(),
         };
         secrets.log_gaps("environment");
         secrets
     }
 
+    /// The bearer token to send to the agent named `agent`: its own from `agent_tokens`
+    /// (none if that one is empty), else the default `agent_token`.
+    pub fn agent_token_for(&self, agent: &str) -> Option<&Secret> {
+        match self.agent_tokens.get(agent) {
+            Some(own) if own.is_empty() => None,
+            Some(own) => Some(own),
+            None => self.agent_token.as_ref(),
+        }
+    }
+
     /// Parses the Secrets Manager document: `app_secret`, `access_token` and `verify_token` are
-    /// required strings (empty allowed), `agent_token` an optional string (empty or null = none).
+    /// required strings (empty allowed), `agent_token` an optional string (empty or null = none),
+    /// `agent_tokens` an optional object of agent name → token string (null entries skipped).
     pub fn from_json(text: &str) -> Result<Self, SecretsError> {
         // Parse into a `Value` first: serde's syntax errors carry a position, never the input.
         let value: Value = serde_json::from_str(text).map_err(|error| {
@@ -169,6 +189,7 @@ impl Secrets {
             access_token: required_string(&object, KEY_ACCESS_TOKEN)?.into(),
             verify_token: required_string(&object, KEY_VERIFY_TOKEN)?.into(),
             agent_token: agent_token.map(Secret::from),
+            agent_tokens: agent_tokens(&object)?,
         })
     }
 
@@ -213,6 +234,37 @@ fn optional_string(
             found: type_name(other),
         }),
     }
+}
+
+/// `agent_tokens`: absent or null = none; otherwise an object of strings (a null entry is
+/// skipped). Errors name the agent (scrubbed), never a token.
+fn agent_tokens(object: &Map<String, Value>) -> Result<BTreeMap<String, Secret>, SecretsError> {
+    let tokens = match object.get(KEY_AGENT_TOKENS) {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(tokens)) => tokens,
+        Some(other) => {
+            return Err(SecretsError::WrongType {
+                key: KEY_AGENT_TOKENS,
+                found: type_name(other),
+            });
+        }
+    };
+    let mut read = BTreeMap::new();
+    for (agent, token) in tokens {
+        match token {
+            Value::Null => {}
+            Value::String(token) => {
+                read.insert(agent.clone(), Secret::from(token.as_str()));
+            }
+            other => {
+                return Err(SecretsError::WrongAgentTokenType {
+                    agent: crate::redact::scrub_within(agent, 40),
+                    found: type_name(other),
+                });
+            }
+        }
+    }
+    Ok(read)
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -368,6 +420,67 @@ mod tests {
             assert!(!printed.contains(value), "{printed}");
         }
         assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn each_agent_gets_its_own_token_else_the_default() {
+        let secrets = Secrets::from_json(
+            r#"{"app_secret":"a","access_token":"b","verify_token":"c","agent_token":"shared-token",
+                "agent_tokens":{"k8s":"k8s-token","cost":"","gone":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            secrets.agent_token_for("k8s").map(Secret::expose),
+            Some("k8s-token")
+        );
+        assert!(
+            secrets.agent_token_for("cost").is_none(),
+            "empty: no token at all"
+        );
+        assert_eq!(
+            secrets.agent_token_for("gone").map(Secret::expose),
+            Some("shared-token"),
+            "a null entry is no entry"
+        );
+        assert_eq!(
+            secrets.agent_token_for("other").map(Secret::expose),
+            Some("shared-token")
+        );
+        let printed = format!("{secrets:?}");
+        assert!(!printed.contains("k8s-token") && !printed.contains("shared-token"));
+        assert!(
+            printed.contains("k8s"),
+            "agent names are no secret: {printed}"
+        );
+
+        let without = Secrets::from_json(FULL).unwrap();
+        assert!(without.agent_tokens.is_empty());
+        assert_eq!(
+            without.agent_token_for("default").map(Secret::expose),
+            Some("agent-bearer")
+        );
+    }
+
+    #[test]
+    fn agent_tokens_of_the_wrong_type_are_named_without_their_value() {
+        let base = r#""app_secret":"a","access_token":"b","verify_token":"c""#;
+        let error =
+            Secrets::from_json(&format!(r#"{{{base},"agent_tokens":"tok-123"}}"#)).unwrap_err();
+        assert!(matches!(
+            error,
+            SecretsError::WrongType {
+                key: "agent_tokens",
+                found: "a string"
+            }
+        ));
+        assert!(!error.to_string().contains("tok-123"));
+        let error = Secrets::from_json(&format!(r#"{{{base},"agent_tokens":{{"k8s":12345}}}}"#))
+            .unwrap_err();
+        assert!(
+            matches!(&error, SecretsError::WrongAgentTokenType { agent, found: "a number" } if agent == "k8s"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("12345"));
     }
 
     #[test]
