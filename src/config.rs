@@ -3,6 +3,7 @@
 pub use crate::agent::StepFunctionsMode;
 use crate::agent::contract::DEFAULT_AGENT_NAME;
 use crate::domain::{Allowlist, AllowlistError};
+pub use crate::domain::{TemplateRef, TemplateRefError};
 use crate::reply::sanitize::{is_control, is_visible};
 use crate::sessions::{DEFAULT_HISTORY_TURNS, DEFAULT_SESSION_TTL_DAYS, ttl_days};
 use serde_json::{Map, Value};
@@ -72,74 +73,6 @@ pub struct AgentSpec {
     /// At most 72 characters: the row's description.
     pub description: Option<String>,
     pub backend: AgentBackend,
-}
-
-/// An approved message template: `name:language` (`answer_ready:en_US`), as
-/// `REENGAGE_TEMPLATE` and later template variables name one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TemplateRef {
-    /// Lower-case letters, digits and underscores, at most 512 (Meta's rule for names).
-    pub name: String,
-    /// A language code such as `en` or `en_US`.
-    pub language: String,
-}
-
-/// Why a `name:language` template reference is unusable.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum TemplateRefError {
-    #[error("must be name:language, e.g. answer_ready:en_US")]
-    Shape,
-    #[error("the name must be 1-512 lower-case letters, digits or underscores")]
-    Name,
-    #[error("the language must be a code like en or en_US")]
-    Language,
-}
-
-impl TemplateRef {
-    /// Longest template name Meta accepts.
-    pub const NAME_MAX: usize = 512;
-
-    /// Reads `name:language`.
-    pub fn parse(spec: &str) -> Result<Self, TemplateRefError> {
-        let (name, language) = spec.trim().split_once(':').ok_or(TemplateRefError::Shape)?;
-        let name_ok = !name.is_empty()
-            && name.len() <= Self::NAME_MAX
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !name_ok {
-            return Err(TemplateRefError::Name);
-        }
-        let (code, region) = match language.split_once('_') {
-            Some((code, region)) => (code, Some(region)),
-            None => (language, None),
-        };
-        let code_ok = (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase());
-        let region_ok = region.is_none_or(|region| {
-            region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())
-        });
-        if !code_ok || !region_ok {
-            return Err(TemplateRefError::Language);
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            language: language.to_owned(),
-        })
-    }
-}
-
-impl std::fmt::Display for TemplateRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.name, self.language)
-    }
-}
-
-impl FromStr for TemplateRef {
-    type Err = TemplateRefError;
-
-    fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        Self::parse(spec)
-    }
 }
 
 /// Where the webhook runs the agent: inside the webhook invocation, or in a queue worker.
@@ -1280,32 +1213,6 @@ mod tests {
             let mut vars = MINIMAL.to_vec();
             vars.push((var, value));
             assert!(reason_of(&vars, var), "{var}={value}");
-        }
-    }
-
-    #[test]
-    fn template_references_are_name_colon_language() {
-        let template = TemplateRef::parse(" answer_ready:en ").unwrap();
-        assert_eq!(template.to_string(), "answer_ready:en");
-        assert_eq!(
-            "x1_2:pt_BR".parse::<TemplateRef>().unwrap().language,
-            "pt_BR"
-        );
-        assert!(TemplateRef::parse(&format!("{}:en", "a".repeat(512))).is_ok());
-        for (spec, error) in [
-            ("answer_ready", TemplateRefError::Shape),
-            (":en", TemplateRefError::Name),
-            ("Answer:en", TemplateRefError::Name),
-            ("answer-ready:en", TemplateRefError::Name),
-            (&format!("{}:en", "a".repeat(513)), TemplateRefError::Name),
-            ("answer:", TemplateRefError::Language),
-            ("answer:EN", TemplateRefError::Language),
-            ("answer:en_us", TemplateRefError::Language),
-            ("answer:en_USA", TemplateRefError::Language),
-            ("answer:english", TemplateRefError::Language),
-            ("answer:en:US", TemplateRefError::Language),
-        ] {
-            assert_eq!(TemplateRef::parse(spec), Err(error), "{spec}");
         }
     }
 

@@ -17,7 +17,7 @@ pub use contract::{
 pub use deliver::{Deliver, DeliverEvent};
 pub use http::HttpAgent;
 pub use memory::ScriptedAgent;
-pub use registry::{Agents, DEFAULT_AGENT_NAME, NamedAgent};
+pub use registry::{Agents, NamedAgent};
 pub use stepfunctions::{StepFunctionsAgent, StepFunctionsMode, execution_name};
 pub use stream::{Part, PartSender, ReplyStream};
 

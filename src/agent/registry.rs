@@ -3,10 +3,8 @@
 //! else to the default one. `/agents` lists them.
 
 use super::Agent;
+use super::contract::DEFAULT_AGENT_NAME;
 use std::sync::Arc;
-
-/// The name of the only agent of a deployment configured with the one-agent shorthand.
-pub const DEFAULT_AGENT_NAME: &str = "default";
 
 /// One agent: how users see it in the `/agents` list, and the port that asks it.
 #[derive(Clone)]

@@ -3,6 +3,7 @@
 
 use super::sender::{Sender, normalize_phone};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// One message to send. The formatter ([`crate::reply`]) guarantees WhatsApp's limits.
 /// Serializable so that a reply that could not be sent yet can be kept (in the session) and
@@ -62,47 +63,52 @@ pub enum OutgoingMessage {
     },
 }
 
-/// A template as configured: `name:language`, e.g. `answer_ready:en_US`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An approved message template: `name:language` (`answer_ready:en_US`), as
+/// `REENGAGE_TEMPLATE` and later template variables name one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TemplateRef {
+    /// Lower-case letters, digits and underscores, at most 512 (Meta's rule for names).
     pub name: String,
+    /// A language code such as `en` or `en_US`.
     pub language: String,
 }
 
-/// Why a `name:language` template setting cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not a template as `name:language` (name: lowercase letters, digits and `_`; language: a code such as `en` or `en_US`)"
-)]
-pub struct TemplateRefError(pub String);
+/// Why a `name:language` template reference is unusable.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateRefError {
+    #[error("must be name:language, e.g. answer_ready:en_US")]
+    Shape,
+    #[error("the name must be 1-512 lower-case letters, digits or underscores")]
+    Name,
+    #[error("the language must be a code like en or en_US")]
+    Language,
+}
 
 impl TemplateRef {
     /// Longest template name Meta accepts.
-    pub const MAX_NAME: usize = 512;
+    pub const NAME_MAX: usize = 512;
 
     /// Reads `name:language`.
     pub fn parse(spec: &str) -> Result<Self, TemplateRefError> {
-        let invalid = || TemplateRefError(spec.chars().take(80).collect());
-        let (name, language) = spec.trim().split_once(':').ok_or_else(invalid)?;
+        let (name, language) = spec.trim().split_once(':').ok_or(TemplateRefError::Shape)?;
         let name_ok = !name.is_empty()
-            && name.len() <= Self::MAX_NAME
+            && name.len() <= Self::NAME_MAX
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        let language_ok = match language.split_once('_') {
-            None => {
-                (2..=3).contains(&language.len())
-                    && language.bytes().all(|b| b.is_ascii_lowercase())
-            }
-            Some((lang, region)) => {
-                (2..=3).contains(&lang.len())
-                    && lang.bytes().all(|b| b.is_ascii_lowercase())
-                    && (2..=4).contains(&region.len())
-                    && region.bytes().all(|b| b.is_ascii_alphanumeric())
-            }
+        if !name_ok {
+            return Err(TemplateRefError::Name);
+        }
+        let (code, region) = match language.split_once('_') {
+            Some((code, region)) => (code, Some(region)),
+            None => (language, None),
         };
-        if !(name_ok && language_ok) {
-            return Err(invalid());
+        let code_ok = (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase());
+        let region_ok = region.is_none_or(|region| {
+            region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())
+        });
+        if !code_ok || !region_ok {
+            return Err(TemplateRefError::Language);
         }
         Ok(Self {
             name: name.to_owned(),
@@ -114,6 +120,14 @@ impl TemplateRef {
 impl std::fmt::Display for TemplateRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.name, self.language)
+    }
+}
+
+impl FromStr for TemplateRef {
+    type Err = TemplateRefError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        Self::parse(spec)
     }
 }
 
@@ -226,22 +240,28 @@ mod tests {
     }
 
     #[test]
-    fn templates_are_configured_as_name_and_language() {
-        let template = TemplateRef::parse(" answer_ready:en_US ").unwrap();
-        assert_eq!(template.name, "answer_ready");
-        assert_eq!(template.language, "en_US");
-        assert_eq!(template.to_string(), "answer_ready:en_US");
-        assert_eq!(TemplateRef::parse("page_v2:pt").unwrap().language, "pt");
-        for bad in [
-            "answer_ready",
-            "Answer:en",
-            ":en",
-            "ready:",
-            "ready:english",
-            "ready:en-US",
-            "a b:en",
+    fn template_references_are_name_colon_language() {
+        let template = TemplateRef::parse(" answer_ready:en ").unwrap();
+        assert_eq!(template.to_string(), "answer_ready:en");
+        assert_eq!(
+            "x1_2:pt_BR".parse::<TemplateRef>().unwrap().language,
+            "pt_BR"
+        );
+        assert!(TemplateRef::parse(&format!("{}:en", "a".repeat(512))).is_ok());
+        for (spec, error) in [
+            ("answer_ready", TemplateRefError::Shape),
+            (":en", TemplateRefError::Name),
+            ("Answer:en", TemplateRefError::Name),
+            ("answer-ready:en", TemplateRefError::Name),
+            (&format!("{}:en", "a".repeat(513)), TemplateRefError::Name),
+            ("answer:", TemplateRefError::Language),
+            ("answer:EN", TemplateRefError::Language),
+            ("answer:en_us", TemplateRefError::Language),
+            ("answer:en_USA", TemplateRefError::Language),
+            ("answer:english", TemplateRefError::Language),
+            ("answer:en:US", TemplateRefError::Language),
         ] {
-            assert!(TemplateRef::parse(bad).is_err(), "{bad}");
+            assert_eq!(TemplateRef::parse(spec), Err(error), "{spec}");
         }
     }
 
