@@ -9,7 +9,6 @@
 //! selects nothing.
 
 use super::Session;
-use crate::config::AgentSpec;
 use crate::domain::{ListRowOut, ListSectionOut, OutgoingMessage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,6 +79,10 @@ pub struct Menu {
     pub choices: Vec<String>,
     /// Unix seconds when the list was sent.
     pub sent_at: i64,
+    /// The id WhatsApp gave the list message: a tap counts only when it replies to it (taps
+    /// carry the tapped message as their context). Unknown until the list was sent.
+    #[serde(default)]
+    pub sent_id: Option<String>,
 }
 
 impl Menu {
@@ -90,6 +93,7 @@ impl Menu {
             kind,
             choices,
             sent_at,
+            sent_id: None,
         }
     }
 
@@ -136,9 +140,15 @@ pub struct Selection {
 }
 
 /// The selection a tapped id makes: only a row of the session's current menu (same nonce,
-/// an index within its choices); `None` for anything else.
-pub fn resolve_tap(session: &Session, id: &str) -> Option<Selection> {
+/// an index within its choices) tapped on that very list message (`reply_to`, the tap's
+/// context, is the list we sent, when we know its id); `None` for anything else.
+pub fn resolve_tap(session: &Session, id: &str, reply_to: Option<&str>) -> Option<Selection> {
     let menu = session.menu.as_ref()?;
+    if let Some(sent) = &menu.sent_id
+        && reply_to != Some(sent.as_str())
+    {
+        return None;
+    }
     let (nonce, index) = id.strip_prefix(COMMAND_TAP_PREFIX)?.split_once(':')?;
     if nonce != menu.nonce || index.starts_with('+') {
         return None;
@@ -181,14 +191,10 @@ impl CommandReply {
 /// `/agents`: a list of `agents` (name as row title, description below, `current` marked
 /// [`CURRENT_MARK`]), sent at `now`. `config` allows at most 10 agents, names of at most 24
 /// characters and descriptions of at most 72: one WhatsApp list.
-pub fn agents_reply(agents: &[AgentSpec], current: &str, now: i64) -> CommandReply {
-    let rows: Vec<(&str, Option<&str>)> = agents
-        .iter()
-        .map(|agent| (agent.name.as_str(), agent.description.as_deref()))
-        .collect();
+pub fn agents_reply(agents: &[(&str, Option<&str>)], current: &str, now: i64) -> CommandReply {
     list_reply(
         MenuKind::Agents,
-        &rows,
+        agents,
         Some(current),
         format!("*{current}* answers your messages. Tap an agent to switch."),
         "Choose agent",
@@ -289,15 +295,20 @@ fn fit(text: &str, max: usize) -> String {
 
 /// `/help`: the commands (`/env` only when environments are configured), then the current
 /// agent (with its description) and environment.
-pub fn help_text(agent: &AgentSpec, environment: Option<&str>, has_environments: bool) -> String {
+pub fn help_text(
+    agent: (&str, Option<&str>),
+    environment: Option<&str>,
+    has_environments: bool,
+) -> String {
+    let (name, description) = agent;
     let mut text = String::from("*Commands*\n/agents: choose the agent that answers you\n");
     if has_environments {
         text.push_str("/env: choose the environment it works in\n");
     }
     text.push_str("/reset: start the conversation afresh (the agent forgets it)\n");
     text.push_str("/help: this list\n\n");
-    text.push_str(&format!("Agent: *{}*", agent.name));
-    if let Some(description) = &agent.description {
+    text.push_str(&format!("Agent: *{name}*"));
+    if let Some(description) = description {
         text.push_str(&format!(" ({description})"));
     }
     if let Some(environment) = environment {
@@ -336,19 +347,18 @@ pub fn stale_tap_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AgentBackend;
     use crate::reply::limits::check;
-    use std::time::Duration;
 
-    fn agent(name: &str, description: Option<&str>) -> AgentSpec {
-        AgentSpec {
-            name: name.into(),
-            description: description.map(str::to_owned),
-            backend: AgentBackend::Http {
-                url: format!("https://{name}.example.com"),
-                timeout: Duration::from_secs(60),
-            },
-        }
+    /// An agent as the `/agents` list shows it: its name and description.
+    fn agent(name: &str, description: Option<&str>) -> (String, Option<String>) {
+        (name.to_owned(), description.map(str::to_owned))
+    }
+
+    fn as_rows(agents: &[(String, Option<String>)]) -> Vec<(&str, Option<&str>)> {
+        agents
+            .iter()
+            .map(|(name, description)| (name.as_str(), description.as_deref()))
+            .collect()
     }
 
     #[test]
@@ -392,7 +402,7 @@ mod tests {
             agent("x".repeat(24).as_str(), Some(&"d".repeat(72))),
             agent("plain", None),
         ];
-        let reply = agents_reply(&agents, "cost", 1_000);
+        let reply = agents_reply(&as_rows(&agents), "cost", 1_000);
         check(&reply.message).unwrap();
         let menu = reply.menu.expect("a list keeps its menu");
         assert_eq!(menu.kind, MenuKind::Agents);
@@ -414,16 +424,16 @@ mod tests {
         assert!(rows.iter().all(|row| row.id.starts_with(RESERVED_PREFIX)));
 
         // The current one with the longest description: cut to fit.
-        let reply = agents_reply(&agents, &"x".repeat(24), 1_000);
+        let reply = agents_reply(&as_rows(&agents), &"x".repeat(24), 1_000);
         check(&reply.message).unwrap();
     }
 
     #[test]
     fn ten_agents_fit_one_list() {
-        let agents: Vec<AgentSpec> = (0..10)
+        let agents: Vec<(String, Option<String>)> = (0..10)
             .map(|n| agent(&format!("agent-{n}"), Some(&"é".repeat(72))))
             .collect();
-        let reply = agents_reply(&agents, "agent-9", 0);
+        let reply = agents_reply(&as_rows(&agents), "agent-9", 0);
         check(&reply.message).unwrap();
     }
 
@@ -457,7 +467,7 @@ mod tests {
         let menu = environments_reply(&environments, None, 2).menu.unwrap();
         session.menu = Some(menu.clone());
 
-        let selection = resolve_tap(&session, &menu.tap_id(1)).unwrap();
+        let selection = resolve_tap(&session, &menu.tap_id(1), None).unwrap();
         assert_eq!(
             selection,
             Selection {
@@ -480,23 +490,39 @@ mod tests {
             format!("env_prod:{nonce}:1"),
             "wal:cmd:".to_owned(),
         ] {
-            assert_eq!(resolve_tap(&session, &stale), None, "{stale}");
+            assert_eq!(resolve_tap(&session, &stale, None), None, "{stale}");
         }
         assert!(is_reserved(&old.tap_id(1)), "ours, though stale");
         assert!(!is_reserved("env_prod"));
         assert_eq!(
-            resolve_tap(&Session::default(), &menu.tap_id(0)),
+            resolve_tap(&Session::default(), &menu.tap_id(0), None),
             None,
             "no menu kept"
         );
     }
 
     #[test]
+    fn a_tap_counts_only_on_the_list_message_we_sent() {
+        let mut session = Session::default();
+        let mut menu = environments_reply(&["prod".to_owned()], None, 1)
+            .menu
+            .unwrap();
+        menu.sent_id = Some("wamid.LIST".to_owned());
+        session.menu = Some(menu.clone());
+        assert!(resolve_tap(&session, &menu.tap_id(0), Some("wamid.LIST")).is_some());
+        assert_eq!(
+            resolve_tap(&session, &menu.tap_id(0), Some("wamid.OTHER")),
+            None
+        );
+        assert_eq!(resolve_tap(&session, &menu.tap_id(0), None), None);
+    }
+
+    #[test]
     fn selecting_an_agent_keeps_it() {
         let mut session = Session::default();
-        let reply = agents_reply(&[agent("k8s", None), agent("cost", None)], "k8s", 0);
+        let reply = agents_reply(&[("k8s", None), ("cost", None)], "k8s", 0);
         session.menu = reply.menu.clone();
-        let selection = resolve_tap(&session, &reply.menu.unwrap().tap_id(1)).unwrap();
+        let selection = resolve_tap(&session, &reply.menu.unwrap().tap_id(1), None).unwrap();
         session.apply(&selection);
         assert_eq!(session.agent.as_deref(), Some("cost"));
         assert_eq!(session.environment, None);
@@ -506,7 +532,7 @@ mod tests {
     #[test]
     fn help_lists_the_commands_and_the_current_selection() {
         let k8s = agent("k8s", Some("Kubernetes"));
-        let help = help_text(&k8s, Some("prod"), true);
+        let help = help_text((&k8s.0, k8s.1.as_deref()), Some("prod"), true);
         for part in [
             "/agents",
             "/env",
@@ -517,7 +543,7 @@ mod tests {
         ] {
             assert!(help.contains(part), "{part}: {help}");
         }
-        let help = help_text(&agent("default", None), None, false);
+        let help = help_text(("default", None), None, false);
         assert!(
             !help.contains("/env") && !help.contains("Environment"),
             "{help}"
