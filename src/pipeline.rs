@@ -14,13 +14,18 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::Deliver;
-use crate::agent::{Agent, AgentError, AgentRequest, ReplyStream};
+use crate::agent::{Agent, AgentError, ReplyStream};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
 use crate::domain::{OutgoingMessage, Recipient};
 use crate::graph::{GraphError, Messenger};
 use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
 use crate::reply::{agent_cut_off, agent_failed, format_reply};
+use crate::sessions::SessionKey;
+use crate::sessions::commands::new_nonce;
+use crate::sessions::conversation::{
+    Conversations, KeptBecause, KeptReply, OwnAnswer, WINDOW_TAP_PREFIX, kept, take_kept, unix_now,
+};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +80,9 @@ pub enum Outcome {
     ClaimLost { sent: usize },
     /// Nothing was sent and the failure is transient: the claim was released; retry later.
     Retry { reason: String },
+    /// The user's 24-hour window was closed: the reply (`parts` messages) is kept in the
+    /// conversation until they write again (the re-engagement template invites them to).
+    Kept { parts: usize },
 }
 
 impl Outcome {
@@ -149,7 +157,7 @@ enum SendStop {
 /// The ports one message needs; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
-    agent: Arc<dyn Agent>,
+    conversations: Arc<Conversations>,
     messenger: Arc<dyn Messenger>,
     idempotency: Arc<dyn IdempotencyStore>,
     /// How long a claim holds before a redelivery may take over (crash recovery).
@@ -160,19 +168,31 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline over these ports, with the lease production uses by default
-    /// ([`DEFAULT_LEASE`]).
+    /// ([`DEFAULT_LEASE`]): one agent, conversations in memory ([`Conversations::single`]).
     pub fn new(
         agent: Arc<dyn Agent>,
         messenger: Arc<dyn Messenger>,
         idempotency: Arc<dyn IdempotencyStore>,
     ) -> Self {
         Self {
-            agent,
+            conversations: Arc::new(Conversations::single(agent)),
             messenger,
             idempotency,
             lease: DEFAULT_LEASE,
             typing_interval: TYPING_INTERVAL,
         }
+    }
+
+    /// The same pipeline with these conversations (the configured agents, environments,
+    /// history and session store).
+    pub fn with_conversations(mut self, conversations: Conversations) -> Self {
+        self.conversations = Arc::new(conversations);
+        self
+    }
+
+    /// The conversations this pipeline keeps.
+    pub fn conversations(&self) -> &Conversations {
+        &self.conversations
     }
 
     /// The same pipeline with claims held for `lease` instead (the configured
@@ -241,44 +261,78 @@ impl Pipeline {
         attempt: Attempt,
         held: &Held<'_>,
     ) -> Outcome {
-        match Recipient::of(&deliver.sender()) {
-            None => {
-                tracing::error!(message_id = %message_id, "deliver event has no recipient: cannot answer");
-                Outcome::Undeliverable
-            }
-            Some(to) => {
-                let (messages, failure) = match (&deliver.error, &deliver.reply) {
-                    (Some(error), _) => {
-                        tracing::error!(message_id = %message_id, error = %error, "state machine reports the agent failed; telling the user");
-                        // The state machine does not say whether it was transient, and it has
-                        // given up retrying: counted as final, and the user is not told to retry.
-                        (
-                            vec![agent_failed(false)],
-                            Some(AgentFailure { retryable: false }),
-                        )
-                    }
-                    (None, Some(reply)) if reply.is_unreadable() => {
-                        tracing::error!(message_id = %message_id, dropped = reply.dropped.len(), "delivered reply has no readable part; telling the user");
-                        (
-                            vec![agent_failed(false)],
-                            Some(AgentFailure { retryable: false }),
-                        )
-                    }
-                    (None, Some(reply)) => (format_reply(reply), None),
-                    (None, None) => (Vec::new(), None),
-                };
-                self.send_outcome(
-                    &deliver.phone_number_id(),
-                    &to,
-                    &messages,
-                    message_id,
-                    attempt,
-                    failure,
-                    held,
+        let from = deliver.phone_number_id();
+        let sender = deliver.sender();
+        let Some(to) = Recipient::of(&sender) else {
+            tracing::error!(message_id = %message_id, "deliver event has no recipient: cannot answer");
+            return Outcome::Undeliverable;
+        };
+        let route = Route {
+            from: &from,
+            to,
+            id: message_id,
+            key: SessionKey::new(&from, &sender),
+            held,
+        };
+        let (messages, failure) = match (&deliver.error, &deliver.reply) {
+            (Some(error), _) => {
+                tracing::error!(message_id = %message_id, error = %error, "state machine reports the agent failed; telling the user");
+                // The state machine does not say whether it was transient, and it has given up
+                // retrying: counted as final, and the user is not told to retry.
+                (
+                    vec![agent_failed(false)],
+                    Some(AgentFailure { retryable: false }),
                 )
-                .await
             }
+            (None, Some(reply)) if reply.is_unreadable() => {
+                tracing::error!(message_id = %message_id, dropped = reply.dropped.len(), "delivered reply has no readable part; telling the user");
+                (
+                    vec![agent_failed(false)],
+                    Some(AgentFailure { retryable: false }),
+                )
+            }
+            (None, Some(reply)) => (format_reply(reply), None),
+            (None, None) => (Vec::new(), None),
+        };
+        if failure.is_some() || messages.is_empty() {
+            return self.send_outcome(&route, &messages, attempt, failure).await;
         }
+        // The answer of a long run: the user's window may have closed meanwhile.
+        let now = unix_now();
+        let session = match &route.key {
+            Some(key) => self.conversations.load(key).await,
+            None => None,
+        };
+        let answers: Vec<(i64, String)> = deliver
+            .reply
+            .iter()
+            .map(|reply| (now, turn_text(reply)))
+            .collect();
+        if let Some(key) = &route.key {
+            let user_text = deliver.request.event.text.clone();
+            self.conversations
+                .update(key, |session| {
+                    self.conversations
+                        .record_exchange(session, user_text.clone(), now, &answers)
+                })
+                .await;
+        }
+        // Only a window we saw open can be known closed (a conversation store that was empty
+        // when the execution started knows nothing of it).
+        if session.is_some_and(|session| {
+            session.last_user_message_at.is_some() && !session.window_open(now)
+        }) {
+            return self.keep_for_window(&route, messages, now).await;
+        }
+        let sent = match self.send_all(&route, &messages, true).await {
+            Ok(sent) => sent,
+            Err((sent, stop)) => {
+                return self
+                    .keep_unsent(&route, messages[sent..].to_vec(), sent, stop, attempt, now)
+                    .await;
+            }
+        };
+        Outcome::Replied { messages: sent }
     }
 
     /// Claims `id` for a fresh owner; `Err(outcome)` when the caller must stop here.
@@ -367,14 +421,55 @@ impl Pipeline {
             tracing::error!(message_id = %id, "sender has neither a phone number nor a BSUID: cannot answer");
             return Outcome::Undeliverable;
         };
-        let request = AgentRequest::from_message(message);
+        let route = Route {
+            from,
+            to,
+            id,
+            key: SessionKey::of(message),
+            held,
+        };
+        let now = unix_now();
+        // The user's message opens (or keeps open) their 24-hour window. Counted from now, not
+        // from the message's own timestamp: a sender's clock, a replayed sample event or a
+        // queue's delay must not make us think the window closed while it is open. A message
+        // answered more than a day late (a job redriven from the dead-letter queue) is caught
+        // by Meta's refusal instead (131047): the reply is then kept like any other.
+        let session = match &route.key {
+            Some(key) => {
+                self.conversations
+                    .update(key, |session| session.record_user_message(now))
+                    .await
+            }
+            None => None,
+        };
+        let session = session.unwrap_or_default();
+
+        // A retry of a message whose answer stopped part-way: the rest, not a second answer.
+        let own: Vec<KeptReply> = kept(&session)
+            .into_iter()
+            .filter(|kept| kept.answers == id.as_str())
+            .collect();
+        if !own.is_empty() {
+            return self.resume(&route, own, attempt, now).await;
+        }
+        // Replies kept for this user (their window was closed, or an earlier answer could not
+        // be sent): they wrote, so they go out first.
+        if !session.pending.is_empty() {
+            self.deliver_kept(&route, now).await;
+        }
+        if let Some(own) = self.conversations.own_answer(message, &session, now) {
+            return self.own_answer(&route, own, attempt).await;
+        }
+
+        let named = self.conversations.agent_of(&session);
+        let request = self.conversations.request(message, &session);
         let asked = Instant::now();
-        let mut stream = self.agent.ask_stream(&request);
+        let mut stream = named.agent.ask_stream(&request);
         let first = self.while_typing(from, id, true, stream.next()).await;
         let agent_ms = asked.elapsed().as_millis() as u64;
         let reply = match first {
             None => {
-                tracing::info!(message_id = %id, agent_ms, parts = 0, "agent answered");
+                tracing::info!(message_id = %id, agent = %named.name, agent_ms, parts = 0, "agent answered");
                 return Outcome::NoReply;
             }
             // The HTTP and Step Functions adapters refuse these already; any agent's reply with
@@ -385,8 +480,8 @@ impl Pipeline {
             }),
             Some(answer) => answer,
         };
-        let messages = match reply {
-            Ok(reply) => format_reply(&reply),
+        let reply = match reply {
+            Ok(reply) => reply,
             Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
                 tracing::warn!(message_id = %id, %error, agent_ms, "agent failed transiently; will retry");
                 return Outcome::Retry {
@@ -400,59 +495,323 @@ impl Pipeline {
                 };
                 return self
                     .send_outcome(
-                        from,
-                        &to,
+                        &route,
                         &[agent_failed(failure.retryable)],
-                        id,
                         Attempt::Last,
                         Some(failure),
-                        held,
                     )
                     .await;
             }
         };
-        tracing::info!(message_id = %id, agent_ms, parts = messages.len(), "agent answered");
-        let sent = match self.send_all(from, &to, &messages, id, true, held).await {
-            Ok(sent) => sent,
-            Err(stop) => return stopped(stop, attempt),
+        let messages = format_reply(&reply);
+        tracing::info!(message_id = %id, agent = %named.name, agent_ms, parts = messages.len(), "agent answered");
+        let mut answers = vec![(now, turn_text(&reply))];
+        let outcome = match self.send_all(&route, &messages, true).await {
+            Ok(sent) => {
+                self.send_rest(&route, &mut stream, sent, attempt, &mut answers)
+                    .await
+            }
+            Err((sent, stop)) => {
+                let mut unsent = messages[sent..].to_vec();
+                unsent.extend(self.drain(&mut stream, &mut answers).await);
+                self.keep_unsent(&route, unsent, sent, stop, attempt, now)
+                    .await
+            }
         };
-        self.send_rest(from, &to, id, &mut stream, sent, held).await
+        if let Some(key) = &route.key {
+            self.conversations
+                .update(key, |session| {
+                    self.conversations.record(session, message, &answers)
+                })
+                .await;
+        }
+        outcome
     }
 
     /// Sends the parts a streaming agent writes after its first, each as soon as it arrives,
     /// showing the typing indicator while waiting for the next. An agent that fails after its
     /// first part has been shown cannot be asked again (a second answer would differ from the
-    /// first): the user is told the answer stopped, and the message counts as answered.
+    /// first): the user is told the answer stopped, and the message counts as answered. A send
+    /// that fails keeps what is left (this part's rest and the parts still to come).
     async fn send_rest(
         &self,
-        from: &PhoneNumberId,
-        to: &Recipient,
-        id: &MessageId,
+        route: &Route<'_>,
         stream: &mut ReplyStream<'_>,
         mut sent: usize,
-        held: &Held<'_>,
+        attempt: Attempt,
+        answers: &mut Vec<(i64, String)>,
     ) -> Outcome {
         let mut part = 1;
-        while let Some(next) = self.while_typing(from, id, false, stream.next()).await {
+        while let Some(next) = self
+            .while_typing(route.from, route.id, false, stream.next())
+            .await
+        {
             part += 1;
             let messages = match next {
-                Ok(reply) => format_reply(&reply),
+                Ok(reply) => {
+                    answers.push((unix_now(), turn_text(&reply)));
+                    format_reply(&reply)
+                }
                 Err(error) => {
-                    tracing::error!(message_id = %id, %error, part, "agent's streamed answer broke off; telling the user");
+                    tracing::error!(message_id = %route.id, %error, part, "agent's streamed answer broke off; telling the user");
                     vec![agent_cut_off()]
                 }
             };
-            tracing::info!(message_id = %id, part, messages = messages.len(), "agent sent another part");
-            match self.send_all(from, to, &messages, id, false, held).await {
+            tracing::info!(message_id = %route.id, part, messages = messages.len(), "agent sent another part");
+            match self.send_all(route, &messages, false).await {
                 Ok(count) => sent += count,
-                Err((count, SendStop::ClaimLost)) => {
-                    return Outcome::ClaimLost { sent: sent + count };
-                }
-                Err((count, SendStop::Graph(_))) => {
-                    return Outcome::SendFailed { sent: sent + count };
+                Err((count, stop)) => {
+                    let mut unsent = messages[count..].to_vec();
+                    unsent.extend(self.drain(stream, answers).await);
+                    return self
+                        .keep_unsent(route, unsent, sent + count, stop, attempt, unix_now())
+                        .await;
                 }
             }
         }
+        if sent == 0 {
+            Outcome::NoReply
+        } else {
+            Outcome::Replied { messages: sent }
+        }
+    }
+
+    /// The rest of a streamed answer, formatted, without sending it (the user is not to see
+    /// it now); a part that fails ends it, with the note that it stopped.
+    async fn drain(
+        &self,
+        stream: &mut ReplyStream<'_>,
+        answers: &mut Vec<(i64, String)>,
+    ) -> Vec<OutgoingMessage> {
+        let mut messages = Vec::new();
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(reply) => {
+                    answers.push((unix_now(), turn_text(&reply)));
+                    messages.extend(format_reply(&reply));
+                }
+                Err(_) => {
+                    messages.push(agent_cut_off());
+                    break;
+                }
+            }
+        }
+        messages
+    }
+
+    /// A send stopped part-way: the parts not sent are kept in the conversation, to be sent by
+    /// the retry (without asking the agent again) or, on the last attempt, when the user next
+    /// writes. Without a conversation to keep them in, a failure before the first part is
+    /// retried from the start.
+    async fn keep_unsent(
+        &self,
+        route: &Route<'_>,
+        unsent: Vec<OutgoingMessage>,
+        sent: usize,
+        stop: SendStop,
+        attempt: Attempt,
+        now: i64,
+    ) -> Outcome {
+        let error = match stop {
+            SendStop::ClaimLost => return Outcome::ClaimLost { sent },
+            SendStop::Graph(error) => error,
+        };
+        if error.is_reengagement() && !unsent.is_empty() {
+            // Meta says the window is closed (our record of it can be wrong): keep the reply
+            // for the user's next message.
+            return self.keep_for_window(route, unsent, now).await;
+        }
+        let reason = error.to_string();
+        let kept = match (&route.key, unsent.is_empty(), error.is_retryable()) {
+            (Some(key), false, true) => {
+                let reply = KeptReply {
+                    answers: route.id.as_str().to_owned(),
+                    parts: unsent,
+                    because: KeptBecause::SendFailed,
+                    kept_at: now,
+                };
+                let parts = reply.parts.len();
+                self.conversations
+                    .update(key, |session| {
+                        take_kept(session, |kept| kept.answers == reply.answers);
+                        self.conversations.keep(session, key, &reply);
+                    })
+                    .await
+                    .map(|_| parts)
+            }
+            _ => None,
+        };
+        match (kept, attempt) {
+            (Some(parts), Attempt::Retryable) => {
+                tracing::warn!(message_id = %route.id, sent, kept = parts, "sending stopped part-way; the rest is kept for the retry");
+                Outcome::Retry { reason }
+            }
+            (Some(parts), Attempt::Last) => {
+                tracing::error!(message_id = %route.id, sent, kept = parts, "sending stopped on the last attempt; the rest is kept until the user writes again");
+                Outcome::SendFailed { sent }
+            }
+            (None, _) => stopped((sent, SendStop::Graph(error)), attempt),
+        }
+    }
+
+    /// Sends the parts an earlier attempt kept for this message (a retry after a send failed
+    /// part-way); what still fails stays kept.
+    async fn resume(
+        &self,
+        route: &Route<'_>,
+        own: Vec<KeptReply>,
+        attempt: Attempt,
+        now: i64,
+    ) -> Outcome {
+        if let Err(error) = self.messenger.mark_read(route.from, route.id, false).await {
+            tracing::warn!(message_id = %route.id, %error, "could not mark the message read");
+        }
+        let parts: Vec<OutgoingMessage> = own.into_iter().flat_map(|kept| kept.parts).collect();
+        tracing::info!(message_id = %route.id, parts = parts.len(), "sending the rest of an answer kept by an earlier attempt");
+        match self.send_all(route, &parts, false).await {
+            Ok(sent) => {
+                if let Some(key) = &route.key {
+                    self.conversations
+                        .update(key, |session| {
+                            take_kept(session, |kept| kept.answers == route.id.as_str());
+                        })
+                        .await;
+                }
+                Outcome::Replied { messages: sent }
+            }
+            Err((sent, stop)) => {
+                self.keep_unsent(route, parts[sent..].to_vec(), sent, stop, attempt, now)
+                    .await
+            }
+        }
+    }
+
+    /// Sends the replies kept for this user by earlier messages (their window was closed, or
+    /// a last attempt failed), oldest first, now that they wrote. What fails stays kept.
+    async fn deliver_kept(&self, route: &Route<'_>, now: i64) {
+        let Some(key) = &route.key else { return };
+        let mut taken = Vec::new();
+        let updated = self
+            .conversations
+            .update(key, |session| {
+                taken = take_kept(session, |kept| kept.answers != route.id.as_str());
+            })
+            .await;
+        if updated.is_none() || taken.is_empty() {
+            return;
+        }
+        tracing::info!(message_id = %route.id, replies = taken.len(), "delivering replies kept for this user");
+        let mut failed = Vec::new();
+        for reply in taken {
+            if !failed.is_empty() {
+                failed.push(reply);
+                continue;
+            }
+            if let Err((sent, _)) = self.send_all(route, &reply.parts, false).await {
+                failed.push(KeptReply {
+                    parts: reply.parts[sent..].to_vec(),
+                    kept_at: now,
+                    ..reply
+                });
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(message_id = %route.id, replies = failed.len(), "kept replies could not all be sent; they stay kept");
+            self.conversations
+                .update(key, |session| {
+                    for reply in &failed {
+                        self.conversations.keep(session, key, reply);
+                    }
+                })
+                .await;
+        }
+    }
+
+    /// The user's 24-hour window is closed: the reply is kept, and the re-engagement template
+    /// (when configured) invites them back; their next message or tap delivers it.
+    async fn keep_for_window(
+        &self,
+        route: &Route<'_>,
+        messages: Vec<OutgoingMessage>,
+        now: i64,
+    ) -> Outcome {
+        let Some(key) = &route.key else {
+            return Outcome::Undeliverable;
+        };
+        let reply = KeptReply {
+            answers: route.id.as_str().to_owned(),
+            parts: messages,
+            because: KeptBecause::WindowClosed,
+            kept_at: now,
+        };
+        let parts = reply.parts.len();
+        let kept = self
+            .conversations
+            .update(key, |session| self.conversations.keep(session, key, &reply))
+            .await;
+        if kept.is_none() {
+            tracing::error!(message_id = %route.id, "the 24-hour window is closed and the reply could not be kept: it is lost");
+            return Outcome::SendFailed { sent: 0 };
+        }
+        let Some(template) = self.conversations.reengage_template() else {
+            tracing::error!(message_id = %route.id, parts, "the user's 24-hour window is closed: WhatsApp refuses free-form messages until they write again (set REENGAGE_TEMPLATE to invite them back); the reply is kept until then");
+            return Outcome::Kept { parts };
+        };
+        let invite = OutgoingMessage::Template {
+            template: template.clone(),
+            body: Vec::new(),
+            quick_replies: vec![format!("{WINDOW_TAP_PREFIX}{}", new_nonce())],
+        };
+        match self
+            .send_all(route, std::slice::from_ref(&invite), false)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(message_id = %route.id, parts, template = %template, "window closed: reply kept, template sent");
+            }
+            Err((_, _)) => {
+                tracing::error!(message_id = %route.id, parts, template = %template, "window closed: reply kept, but the template could not be sent");
+            }
+        }
+        Outcome::Kept { parts }
+    }
+
+    /// A built-in command or a tap on one of our lists: answered by the function, kept in the
+    /// conversation (a list's menu with the id WhatsApp gave it, a selection, a reset).
+    async fn own_answer(&self, route: &Route<'_>, own: OwnAnswer, attempt: Attempt) -> Outcome {
+        if let Err(error) = self.messenger.mark_read(route.from, route.id, false).await {
+            tracing::warn!(message_id = %route.id, %error, "could not mark the message read");
+        }
+        let mut sent_id = None;
+        let mut sent = 0;
+        if let Some(message) = &own.message {
+            if !route.held.is_held() {
+                return Outcome::ClaimLost { sent: 0 };
+            }
+            match self
+                .messenger
+                .send(route.from, &route.to, message, Some(route.id))
+                .await
+            {
+                Ok(id) => {
+                    sent_id = Some(id);
+                    sent = 1;
+                }
+                Err(error) => {
+                    tracing::error!(message_id = %route.id, %error, what = own.what, "sending the function's own answer failed");
+                    return stopped((0, SendStop::Graph(error)), attempt);
+                }
+            }
+        }
+        if let Some(key) = &route.key {
+            let sent_id = sent_id.as_ref().map(|id| id.as_str());
+            self.conversations
+                .update(key, |session| {
+                    self.conversations.apply(session, &own.change, sent_id)
+                })
+                .await;
+        }
+        tracing::info!(message_id = %route.id, what = own.what, "answered by the function");
         if sent == 0 {
             Outcome::NoReply
         } else {
@@ -500,21 +859,14 @@ impl Pipeline {
     }
 
     /// Sends `messages` in order, the first quoting the user's message, and says how it went.
-    #[allow(clippy::too_many_arguments)]
     async fn send_outcome(
         &self,
-        from: &PhoneNumberId,
-        to: &Recipient,
+        route: &Route<'_>,
         messages: &[OutgoingMessage],
-        quote: &MessageId,
         attempt: Attempt,
         agent_failure: Option<AgentFailure>,
-        held: &Held<'_>,
     ) -> Outcome {
-        match (
-            self.send_all(from, to, messages, quote, true, held).await,
-            agent_failure,
-        ) {
+        match (self.send_all(route, messages, true).await, agent_failure) {
             (Ok(_), Some(AgentFailure { retryable })) => Outcome::AgentFailed { retryable },
             (Ok(0), None) => Outcome::NoReply,
             (Ok(sent), None) => Outcome::Replied { messages: sent },
@@ -523,42 +875,66 @@ impl Pipeline {
     }
 
     /// Sends the parts in order while the claim is held: a part is never sent once the claim
-    /// may belong to someone else, who would send it too.
+    /// may belong to someone else, who would send it too. With `quote_first`, the first part
+    /// quotes the user's message, so that parallel questions stay readable.
     async fn send_all(
         &self,
-        from: &PhoneNumberId,
-        to: &Recipient,
+        route: &Route<'_>,
         messages: &[OutgoingMessage],
-        quote: &MessageId,
         quote_first: bool,
-        held: &Held<'_>,
     ) -> Result<usize, (usize, SendStop)> {
         for (index, outgoing) in messages.iter().enumerate() {
-            if !held.is_held() {
+            if !route.held.is_held() {
                 tracing::error!(
-                    message_id = %quote,
+                    message_id = %route.id,
                     part = index + 1,
                     of = messages.len(),
                     "claim lost before this part: not sending it or the rest"
                 );
                 return Err((index, SendStop::ClaimLost));
             }
-            // Quote the user's message on the first part so parallel questions stay readable.
-            let context = (quote_first && index == 0).then_some(quote);
-            if let Err(error) = self.messenger.send(from, to, outgoing, context).await {
+            let context = (quote_first && index == 0).then_some(route.id);
+            if let Err(error) = self
+                .messenger
+                .send(route.from, &route.to, outgoing, context)
+                .await
+            {
                 tracing::error!(
-                    message_id = %quote,
+                    message_id = %route.id,
                     %error,
                     retryable = error.is_retryable(),
                     part = index + 1,
                     of = messages.len(),
-                    to = %crate::domain::mask(to.as_str()),
+                    to = %crate::domain::mask(route.to.as_str()),
                     "sending the reply failed"
                 );
                 return Err((index, SendStop::Graph(error)));
             }
         }
         Ok(messages.len())
+    }
+}
+
+/// Where one answer goes: what its sends need.
+struct Route<'a> {
+    from: &'a PhoneNumberId,
+    to: Recipient,
+    /// The message answered: quoted by the first part, the key of what is kept for it.
+    id: &'a MessageId,
+    /// Its conversation (`None` only without a sender to key it by).
+    key: Option<SessionKey>,
+    held: &'a Held<'a>,
+}
+
+/// What the history keeps of a reply: its text, or what it showed when it had none.
+fn turn_text(reply: &crate::agent::AgentReply) -> String {
+    match &reply.text {
+        Some(text) if !text.trim().is_empty() => text.clone(),
+        _ if reply.list.is_some() => "[a list to choose from]".to_owned(),
+        _ if !reply.attachments.is_empty() => {
+            format!("[{} attachment(s)]", reply.attachments.len())
+        }
+        _ => "[no text]".to_owned(),
     }
 }
 

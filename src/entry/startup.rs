@@ -2,13 +2,14 @@
 //! webhook app or the worker out. The binaries call this once and keep the result for every
 //! invocation. AWS clients are only built when the configuration needs them.
 
-use crate::agent::{Agent, HttpAgent, StepFunctionsAgent};
-use crate::config::{AgentBackend, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
+use crate::agent::{Agent, Agents, HttpAgent, NamedAgent, StepFunctionsAgent};
+use crate::config::{AgentBackend, AgentSpec, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
 use crate::pipeline::Pipeline;
 use crate::queue::SqsQueue;
 use crate::secrets::{self, Secrets, SecretsError};
+use crate::sessions::{Conversations, DynamoSessions, MemorySessions, SessionStore};
 use crate::webhook::{Dispatcher, WebhookApp};
 use crate::worker::Worker;
 use std::sync::Arc;
@@ -39,6 +40,18 @@ impl Env {
     pub async fn load() -> Result<Self, StartupError> {
         let started = Instant::now();
         let config = Config::from_env()?;
+        // Lambda's 4 KB for environment variables: inside Lambda only (a developer's shell
+        // holds many more variables than a function's configuration).
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            let size = crate::config::check_process_environment_size()?;
+            if size.is_near_limit() {
+                tracing::warn!(
+                    bytes = size.bytes,
+                    limit = size.limit,
+                    "environment variables are close to Lambda's 4 KB limit"
+                );
+            }
+        }
         let aws = if needs_aws(&config) {
             Some(crate::aws::sdk_config().await)
         } else {
@@ -93,12 +106,12 @@ impl Env {
         })
     }
 
-    /// The ports one message needs, from configuration.
-    pub fn pipeline(&self) -> Result<Pipeline, StartupError> {
-        let agent: Arc<dyn Agent> = match &self.config.agent {
+    /// One agent's port: its own bearer token (`agent_tokens`), else `agent_token`.
+    fn agent(&self, spec: &AgentSpec) -> Result<Arc<dyn Agent>, StartupError> {
+        Ok(match &spec.backend {
             AgentBackend::Http { url, timeout } => Arc::new(HttpAgent::new(
                 url.clone(),
-                self.secrets.agent_token.clone(),
+                self.secrets.agent_token_for(&spec.name).cloned(),
                 *timeout,
             )),
             AgentBackend::StepFunctions {
@@ -109,7 +122,51 @@ impl Env {
                 state_machine_arn.clone(),
                 *mode,
             )),
+        })
+    }
+
+    /// Every conversation: the agents, the environments, the history and its store.
+    fn conversations(&self) -> Result<Conversations, StartupError> {
+        let agents = self
+            .config
+            .agents
+            .iter()
+            .map(|spec| {
+                Ok(NamedAgent {
+                    name: spec.name.clone(),
+                    description: spec.description.clone(),
+                    agent: self.agent(spec)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StartupError>>()?;
+        // The configuration refuses an empty list and an unknown default already.
+        let agents = Agents::new(agents, Some(&self.config.default_agent)).ok_or_else(|| {
+            ConfigError::Invalid {
+                var: "DEFAULT_AGENT",
+                reason: "names none of the agents".to_owned(),
+            }
+        })?;
+        let store: Arc<dyn SessionStore> = match &self.config.sessions_table {
+            Some(table) => Arc::new(DynamoSessions::new(
+                self.aws("SESSIONS_TABLE")?,
+                table,
+                self.config.session_ttl,
+            )),
+            None => Arc::new(MemorySessions::new(self.config.session_ttl)),
         };
+        Ok(Conversations::new(
+            store,
+            agents,
+            self.config.environments.clone(),
+            self.config.history_turns,
+            self.config.reengage_template.clone(),
+        ))
+    }
+
+    /// The ports one message needs, from configuration.
+    pub fn pipeline(&self) -> Result<Pipeline, StartupError> {
+        let conversations = self.conversations()?;
+        let agent = conversations.agents().default_agent().agent.clone();
         // The Graph API token: re-read from Secrets Manager when Meta refuses it (rotation).
         let tokens: Arc<dyn secrets::TokenSource> = match (&self.config.secret_id, &self.aws) {
             (Some(secret_id), Some(aws)) => Arc::new(secrets::SecretsManagerToken::new(
@@ -132,7 +189,9 @@ impl Env {
             )),
             None => Arc::new(MemoryIdempotency::default()),
         };
-        Ok(Pipeline::new(agent, messenger, idempotency).with_lease(self.config.lease))
+        Ok(Pipeline::new(agent, messenger, idempotency)
+            .with_conversations(conversations)
+            .with_lease(self.config.lease))
     }
 
     fn aws(&self, what: &'static str) -> Result<&aws_config::SdkConfig, StartupError> {
@@ -143,8 +202,12 @@ impl Env {
 fn needs_aws(config: &Config) -> bool {
     config.secret_id.is_some()
         || config.idempotency_table.is_some()
+        || config.sessions_table.is_some()
         || matches!(config.dispatch, Dispatch::Queue { .. })
-        || matches!(config.agent, AgentBackend::StepFunctions { .. })
+        || config
+            .agents
+            .iter()
+            .any(|agent| matches!(agent.backend, AgentBackend::StepFunctions { .. }))
 }
 
 /// Where a cold start's own time went, logged with the configuration (`make bench` reads it).

@@ -32,6 +32,8 @@ struct State {
 /// One recorded send, with the exact Graph API JSON the real client would have posted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentRecord {
+    /// The id the send returned (what WhatsApp would have given the message).
+    pub id: MessageId,
     pub from: PhoneNumberId,
     pub to: Recipient,
     pub message: OutgoingMessage,
@@ -137,14 +139,16 @@ impl Messenger for RecordingMessenger {
             if let Some(error) = next_failure(&mut state.failing_sends) {
                 return Err(error);
             }
+            let id = MessageId(format!("wamid.out.{}", state.sent.len() + 1));
             state.sent.push(SentRecord {
+                id: id.clone(),
                 from: from.clone(),
                 to: to.clone(),
                 message: message.clone(),
                 context: context.cloned(),
                 json: message.to_graph_json(to, context),
             });
-            Ok(MessageId(format!("wamid.out.{}", state.sent.len())))
+            Ok(id)
         })
     }
 

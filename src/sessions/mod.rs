@@ -15,11 +15,13 @@
 //! displays masked).
 
 pub mod commands;
+pub mod conversation;
 mod dynamodb;
 mod memory;
 
 pub use crate::agent::contract::{Role, SessionInfo, Turn};
 pub use commands::{Menu, MenuKind};
+pub use conversation::{Conversations, KeptBecause, KeptReply};
 pub use dynamodb::DynamoSessions;
 pub use memory::{MEMORY_CAPACITY, MemorySessions};
 
