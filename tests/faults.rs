@@ -489,8 +489,9 @@ async fn graph_131047_is_not_retried() {
     let outcome = pipeline
         .handle(&message("wamid.IN.graph.131047"), Attempt::Retryable)
         .await;
-    // Not `Retry`: a later attempt cannot succeed until the user writes again.
-    assert_eq!(outcome, Outcome::SendFailed { sent: 0 });
+    // Not `Retry`: a later attempt cannot succeed until the user writes again. The reply is
+    // kept in the conversation and goes out with the answer to their next message.
+    assert_eq!(outcome, Outcome::Kept { parts: 1 });
     assert_eq!(graph.sends().len(), 1);
 }
 
@@ -742,7 +743,8 @@ async fn graph_read_receipt_is_not_retried_and_does_not_block_the_answer() {
 }
 
 /// A two-part reply whose second part keeps failing: the first part is never sent again, not
-/// by the client and not by a queue retry.
+/// by the client and not by a queue retry, and the agent is not asked again: the retry sends
+/// only the part that was kept.
 #[tokio::test]
 async fn a_failing_second_part_never_resends_the_first() {
     let graph = FakeGraph::start(|_, n| match n {
@@ -756,8 +758,11 @@ async fn a_failing_second_part_never_resends_the_first() {
     let pipeline = pipeline(agent.clone(), Arc::new(graph.client(OLD_TOKEN)));
     let message = message("wamid.IN.graph.parts");
     let outcome = pipeline.handle(&message, Attempt::Retryable).await;
-    assert_eq!(outcome, Outcome::SendFailed { sent: 1 });
-    // Settled, not released: a redelivery is a duplicate and sends nothing.
+    assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+    // The redelivery tries the kept second part again (three more times), and on the last
+    // attempt gives up on it without resending the first.
+    let retried = pipeline.handle(&message, Attempt::Last).await;
+    assert_eq!(retried, Outcome::SendFailed { sent: 0 });
     assert_eq!(
         pipeline.handle(&message, Attempt::Retryable).await,
         Outcome::Duplicate
@@ -766,8 +771,8 @@ async fn a_failing_second_part_never_resends_the_first() {
     let sends = graph.sends();
     assert_eq!(
         sends.len(),
-        1 + 3,
-        "first part sent, second tried three times"
+        1 + 3 + 3,
+        "first part sent, second tried three times on each attempt"
     );
     let first_part = &sends[0].body;
     assert!(

@@ -68,6 +68,24 @@ pub fn resign(envelope: &mut Value, forged: bool) -> Result<bool, String> {
     Ok(true)
 }
 
+/// A copy of `envelope` (a signed POST of one message) carrying `message` instead of its
+/// first message, signed again: how the demo and tests write a conversation from one sample.
+pub fn with_message(envelope: &Value, message: Value) -> Result<Value, String> {
+    let body = body_bytes(envelope)?.ok_or("envelope has no body")?;
+    let mut payload: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let messages = payload
+        .pointer_mut("/entry/0/changes/0/value/messages")
+        .and_then(Value::as_array_mut)
+        .ok_or("body has no entry[0].changes[0].value.messages")?;
+    *messages = vec![message];
+    let mut copy = envelope.clone();
+    copy["body"] = Value::String(payload.to_string());
+    copy["isBase64Encoded"] = Value::Bool(false);
+    resign(&mut copy, false)?;
+    Ok(copy)
+}
+
 /// Re-signs every `*.json` envelope in `dir`; returns the files that changed.
 pub fn resign_dir(dir: &Path) -> Result<Vec<PathBuf>, EventError> {
     let io = |path: &Path| {

@@ -122,12 +122,15 @@ fn free_port() -> std::io::Result<u16> {
 
 /// The production stack's queues and table, created in an emulator the way `template.yaml`
 /// declares them: a FIFO job queue with a redrive policy to a FIFO dead-letter queue, and the
-/// idempotency table (partition key `id`, TTL on `expires_at`).
+/// idempotency and sessions tables (partition key `id`, TTL on `expires_at`).
 #[derive(Debug, Clone)]
 pub struct PipelineResources {
     pub queue_url: String,
     pub dead_letter_queue_url: String,
+    /// The idempotency table.
     pub table: String,
+    /// The sessions table (same shape).
+    pub sessions_table: String,
 }
 
 /// Creates [`PipelineResources`] named after `prefix`.
@@ -137,10 +140,6 @@ pub async fn create_pipeline_resources(
     visibility_timeout_secs: u32,
     max_receive_count: u32,
 ) -> Result<PipelineResources, String> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
-    };
     use aws_sdk_sqs::types::QueueAttributeName;
     let shown = |e: &dyn std::fmt::Display| e.to_string();
 
@@ -193,6 +192,26 @@ pub async fn create_pipeline_resources(
         .to_owned();
 
     let table = format!("{prefix}-claims");
+    create_keyed_table(config, &table).await?;
+    let sessions_table = format!("{prefix}-sessions");
+    create_keyed_table(config, &sessions_table).await?;
+    Ok(PipelineResources {
+        queue_url,
+        dead_letter_queue_url,
+        table,
+        sessions_table,
+    })
+}
+
+/// A table as `template.yaml` declares the idempotency and sessions tables: partition key `id`
+/// (S), on demand, TTL on `expires_at`.
+pub async fn create_keyed_table(config: &aws_config::SdkConfig, table: &str) -> Result<(), String> {
+    use aws_sdk_dynamodb::error::DisplayErrorContext;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let shown = |e: &dyn std::fmt::Display| e.to_string();
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let attribute = AttributeDefinition::builder()
         .attribute_name("id")
@@ -206,18 +225,13 @@ pub async fn create_pipeline_resources(
         .map_err(|e| shown(&e))?;
     dynamodb
         .create_table()
-        .table_name(&table)
+        .table_name(table)
         .attribute_definitions(attribute)
         .key_schema(key)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "create the idempotency table: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| format!("create the table {table}: {}", DisplayErrorContext(e)))?;
     let ttl = TimeToLiveSpecification::builder()
         .attribute_name("expires_at")
         .enabled(true)
@@ -225,19 +239,10 @@ pub async fn create_pipeline_resources(
         .map_err(|e| shown(&e))?;
     dynamodb
         .update_time_to_live()
-        .table_name(&table)
+        .table_name(table)
         .time_to_live_specification(ttl)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "enable TTL: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
-        })?;
-    Ok(PipelineResources {
-        queue_url,
-        dead_letter_queue_url,
-        table,
-    })
+        .map_err(|e| format!("enable TTL on {table}: {}", DisplayErrorContext(e)))?;
+    Ok(())
 }

@@ -99,6 +99,18 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
             Some(ReplyStatus::Warning),
             "I can't read that kind of message yet. Please send text.",
         ),
+        _ if text.contains("ask before") || text.contains("asked before") => asked_before(request),
+        _ if request.session.agent == "cost" => AgentReply::text(
+            Some(ReplyStatus::Info),
+            format!(
+                "AWS cost in `{}` today: **$412.37** (EC2 $301.10, RDS $88.02, other $23.25), 4% above the 7-day average.",
+                request
+                    .session
+                    .environment
+                    .as_deref()
+                    .unwrap_or("all accounts")
+            ),
+        ),
         _ if text.contains("crash") || text.contains("pods") => pods_crashing(),
         _ if text.contains("env") || text.contains("deploy") => choose_environment(),
         _ if text.contains("report") => logs_report(),
@@ -111,6 +123,35 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
         },
     };
     Some(reply)
+}
+
+/// Uses the conversation's history: what the user asked earlier, oldest first.
+fn asked_before(request: &AgentRequest) -> AgentReply {
+    let asked: Vec<String> = request
+        .history
+        .iter()
+        .filter(|turn| turn.role == crate::agent::contract::Role::User)
+        .map(|turn| format!("- {}", turn.text))
+        .collect();
+    if asked.is_empty() {
+        return AgentReply::text(
+            Some(ReplyStatus::Info),
+            "This is the start of our conversation: you haven't asked me anything before.",
+        );
+    }
+    AgentReply::text(
+        Some(ReplyStatus::Info),
+        format!(
+            "Earlier you asked ({}, {}):\n\n{}",
+            request.session.agent,
+            request
+                .session
+                .environment
+                .as_deref()
+                .unwrap_or("no environment"),
+            asked.join("\n")
+        ),
+    )
 }
 
 fn pods_crashing() -> AgentReply {
@@ -206,6 +247,53 @@ mod tests {
             kind,
         };
         answer(&AgentRequest::from_message(&message))
+    }
+
+    #[test]
+    fn it_remembers_what_was_asked_and_the_cost_agent_answers_costs() {
+        use crate::agent::contract::{Role, SessionInfo, Turn};
+        let text = |body: &str| MessageKind::Text { body: body.into() };
+        let first = ask(text("what did I ask before?")).unwrap();
+        assert!(first.text.unwrap().contains("start of our conversation"));
+        let message = InboundMessage {
+            id: "wamid.2".into(),
+            timestamp: 0,
+            sender: Sender {
+                phone: Some("14155551234".into()),
+                ..Sender::default()
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId::from("1"),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: None,
+            kind: text("What did I ask before?"),
+        };
+        let request = AgentRequest::from_message(&message).with_session(
+            vec![
+                Turn::new(Role::User, "pods crashing in prod", 1),
+                Turn::new(Role::Assistant, "2 pods", 2),
+            ],
+            SessionInfo {
+                agent: "k8s".into(),
+                environment: Some("prod".into()),
+            },
+        );
+        let reply = answer(&request).unwrap().text.unwrap();
+        assert!(reply.contains("- pods crashing in prod"), "{reply}");
+        assert!(!reply.contains("2 pods"), "{reply}");
+
+        let mut cost = request.clone();
+        cost.event.text = "how much today?".into();
+        cost.session.agent = "cost".into();
+        assert!(
+            answer(&cost)
+                .unwrap()
+                .text
+                .unwrap()
+                .contains("AWS cost in `prod`")
+        );
     }
 
     #[test]

@@ -323,6 +323,9 @@ fn explicit_list(list: &ListSpec) -> (Option<Menu>, usize) {
     (Some(menu), dropped_rows)
 }
 
+/// What an agent's button or row id gets in front when it starts with our reserved prefix.
+pub const AGENT_ID_PREFIX: &str = "agent-";
+
 fn row_choice(row: &ListRow) -> Option<Choice> {
     let description = row.description.as_deref().unwrap_or_default();
     Choice::new(&row.id, &row.title).map(|choice| Choice {
@@ -331,10 +334,21 @@ fn row_choice(row: &ListRow) -> Option<Choice> {
     })
 }
 
-/// Ids within `max` chars, without surrounding spaces, made unique with "-2", "-3", …
+/// Ids within `max` chars, without surrounding spaces, made unique with "-2", "-3", …; an id
+/// under the prefix reserved for the function's own lists and templates
+/// ([`crate::sessions::commands::RESERVED_PREFIX`]) is prefixed with [`AGENT_ID_PREFIX`], so
+/// that a tap on it still reaches the agent instead of being taken for ours.
 fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, max: usize) -> Vec<String> {
     let fit = |id: &str, max: usize| {
-        let id = truncate(id.trim(), max).trim_end();
+        let id = id.trim();
+        let renamed;
+        let id = if crate::sessions::commands::is_reserved(id) {
+            renamed = format!("{AGENT_ID_PREFIX}{id}");
+            renamed.as_str()
+        } else {
+            id
+        };
+        let id = truncate(id, max).trim_end();
         if !is_visible(id) {
             truncate(FALLBACK_ID, max).to_owned()
         } else {
@@ -469,6 +483,23 @@ mod tests {
             vec!["Restart the payment…", "Restart the pay… (2)", "OK"]
         );
         assert!(titles.iter().all(|t| t.chars().count() <= BUTTON_TITLE_MAX));
+    }
+
+    #[test]
+    fn agent_ids_never_pass_for_the_functions_own() {
+        let reply = reply_with_actions(vec![
+            action("wal:cmd:0123:1", "Sneaky"),
+            action("logs", "Logs"),
+        ]);
+        let ids: Vec<String> = buttons(menu(&reply).menu)
+            .into_iter()
+            .map(|button| button.id)
+            .collect();
+        assert_eq!(ids, vec!["agent-wal:cmd:0123:1", "logs"]);
+        assert!(
+            ids.iter()
+                .all(|id| !crate::sessions::commands::is_reserved(id))
+        );
     }
 
     #[test]
