@@ -9,11 +9,12 @@
 use lambda_http::{Body, Request};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use whatsapp_agent_lambda::config::Config;
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN, with_message,
 };
 use whatsapp_agent_lambda::dev::moto::{MOTO_SERVER, Moto, create_pipeline_resources};
 use whatsapp_agent_lambda::dev::sample_agent;
@@ -22,6 +23,9 @@ use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::webhook::answer::{body_bytes, response};
 use whatsapp_agent_lambda::worker::poll_sqs;
 use whatsapp_agent_lambda::{aws, entry};
+
+/// Ids the Graph API stand-in gives the messages it is sent.
+static SENT: AtomicUsize = AtomicUsize::new(0);
 
 /// The order the demo plays the sample events in.
 const STORY: [&str; 10] = [
@@ -37,10 +41,30 @@ const STORY: [&str; 10] = [
     "post-bad-signature.json",
 ];
 
-/// One request the function sent to the Graph API stand-in.
+/// After the sample events, a conversation written from `post-text.json`: commands, a
+/// switch of agent by tapping the `/agents` list, and the history in use.
+enum Say {
+    Text(&'static str),
+    /// A tap on row `n` of the last list the function sent.
+    TapRow(usize),
+}
+
+const CONVERSATION: [Say; 8] = [
+    Say::Text("/help"),
+    Say::Text("what did I ask before?"),
+    Say::Text("/agents"),
+    Say::TapRow(1),
+    Say::Text("how much are we spending?"),
+    Say::Text("/env"),
+    Say::TapRow(1),
+    Say::Text("What did I ask before?"),
+];
+
+/// One request the function sent to the Graph API stand-in, and the id it was given.
 struct GraphCall {
     path: String,
     body: Value,
+    id: String,
 }
 
 #[tokio::main]
@@ -60,13 +84,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let body =
                     serde_json::from_slice(body_bytes(request.body())).unwrap_or(Value::Null);
                 let mut calls = calls.lock().unwrap_or_else(|p| p.into_inner());
+                let id = format!("wamid.demo.{}", SENT.fetch_add(1, Ordering::SeqCst) + 1);
                 calls.push(GraphCall {
                     path: request.uri().path().to_owned(),
                     body,
+                    id: id.clone(),
                 });
                 let answer = serde_json::json!({
                     "messaging_product": "whatsapp",
-                    "messages": [{ "id": format!("wamid.demo.{}", calls.len()) }],
+                    "messages": [{ "id": id }],
                     "success": true,
                 });
                 response(200, "application/json", answer.to_string())
@@ -74,10 +100,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }))
     };
 
+    // Two agents (both the sample agent, which answers as the one the session names) and
+    // two environments: what `/agents` and `/env` offer.
+    let agents = serde_json::json!([
+        {"name": "k8s", "url": agent.url(), "description": "Kubernetes on-call", "timeout_secs": 10},
+        {"name": "cost", "url": agent.url(), "description": "AWS cost", "timeout_secs": 10},
+    ]);
     let env: HashMap<&str, String> = HashMap::from([
         ("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS.to_owned()),
-        ("AGENT_URL", agent.url()),
-        ("AGENT_TIMEOUT_SECS", "10".to_owned()),
+        ("AGENTS", agents.to_string()),
+        ("ENVIRONMENTS", "prod,staging".to_owned()),
         ("GRAPH_API_BASE_URL", graph.url()),
         ("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET.to_owned()),
         ("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN.to_owned()),
@@ -94,6 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env.insert("DISPATCH", "queue".to_owned());
         env.insert("JOB_QUEUE_URL", resources.queue_url.clone());
         env.insert("IDEMPOTENCY_TABLE", resources.table.clone());
+        env.insert("SESSIONS_TABLE", resources.sessions_table.clone());
         pipeline = Some((moto, aws, resources));
     }
     let lookup = |name: &str| env.get(name).cloned();
@@ -128,13 +161,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "DISPATCH=inline"
         }
     );
-    println!("  sample agent      {}", agent.url());
+    println!("  sample agents     k8s, cost at {}", agent.url());
     println!("  Graph API (fake)  {}", graph.url());
     println!("  allowed senders   {LOCAL_ALLOWED_SENDERS}");
     if let Some((moto, _, resources)) = &pipeline {
         println!("  AWS emulator      {} (moto)", moto.endpoint());
         println!("  job queue         {}", resources.queue_url);
         println!("  claims table      {}", resources.table);
+        println!("  sessions table    {}", resources.sessions_table);
     }
     println!("  app secret        the local test secret (events/README.md)\n");
 
@@ -161,13 +195,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         files.push(text);
     }
 
-    let mut seen = std::collections::HashSet::new();
+    let mut story = Vec::new();
     for path in files {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let raw = std::fs::read_to_string(&path)?;
+        story.push(Step::File(name, std::fs::read_to_string(&path)?));
+    }
+    story.extend(CONVERSATION.iter().map(Step::Say));
+    let template: Value =
+        serde_json::from_str(&std::fs::read_to_string(events_dir.join("post-text.json"))?)?;
+
+    let mut seen = std::collections::HashSet::new();
+    let mut last_list: Option<(Vec<String>, String)> = None;
+    for (turn, step) in story.into_iter().enumerate() {
+        let (name, raw, file) = match step {
+            Step::File(name, raw) => (name, raw, true),
+            Step::Say(say) => {
+                let (label, message) = conversation_message(say, turn, last_list.as_ref());
+                let envelope = with_message(&template, message)?;
+                (label, envelope.to_string(), false)
+            }
+        };
         let envelope: Value = serde_json::from_str(&raw)?;
         if envelope.get("routeKey").is_none() {
             continue; // not an API Gateway event (e.g. an SQS event for the worker)
@@ -180,7 +230,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         let method = request.method().to_string();
-        let replay = !seen.insert(name.clone());
+        let replay = file && !seen.insert(name.clone());
         println!(
             "━━ {name}{}  ({method} {})",
             if replay {
@@ -212,6 +262,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("   nothing sent to WhatsApp");
         }
         for call in drained {
+            if call
+                .body
+                .get("interactive")
+                .and_then(|i| i.get("type"))
+                .and_then(Value::as_str)
+                == Some("list")
+            {
+                let rows = call.body["interactive"]["action"]["sections"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|section| section["rows"].as_array().into_iter().flatten())
+                    .filter_map(|row| row["id"].as_str().map(str::to_owned))
+                    .collect();
+                last_list = Some((rows, call.id.clone()));
+            }
             if call.body.get("status").and_then(Value::as_str) == Some("read") {
                 println!("   → POST {}  {}", call.path, call.body);
             } else {
@@ -229,6 +295,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = poller.await;
     }
     Ok(())
+}
+
+/// What the demo plays: a sample event file, or a line of the conversation.
+enum Step {
+    File(String, String),
+    Say(&'static Say),
+}
+
+/// The message of one conversation line, from the sample sender (a tap replies to the list).
+fn conversation_message(
+    say: &Say,
+    turn: usize,
+    last_list: Option<&(Vec<String>, String)>,
+) -> (String, Value) {
+    let id = format!("wamid.demo.conversation.{turn}");
+    let from = serde_json::json!({"from": "14155551234", "id": id, "timestamp": "1795514400"});
+    let mut message = from;
+    match say {
+        Say::Text(text) => {
+            message["type"] = "text".into();
+            message["text"] = serde_json::json!({ "body": text });
+            (format!("you: {text:?}"), message)
+        }
+        Say::TapRow(row) => {
+            let (rows, list_id) = last_list.cloned().unwrap_or_default();
+            let row_id = rows.get(*row).cloned().unwrap_or_default();
+            message["type"] = "interactive".into();
+            message["context"] = serde_json::json!({ "from": "15550000000", "id": list_id });
+            message["interactive"] = serde_json::json!({
+                "type": "list_reply",
+                "list_reply": { "id": row_id, "title": format!("row {row}") },
+            });
+            (format!("you tap row {} of the list", row + 1), message)
+        }
+    }
 }
 
 /// Waits (bounded) until the worker has taken every job off the queue and settled it.
