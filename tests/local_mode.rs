@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::local_webhook::LocalWebhook;
 use whatsapp_agent_lambda::dev::LoopbackServer;
-use whatsapp_agent_lambda::dev::events::{LOCAL_ACCESS_TOKEN, body_bytes};
+use whatsapp_agent_lambda::dev::events::{LOCAL_ACCESS_TOKEN, body_bytes, with_message};
 use whatsapp_agent_lambda::dev::sample_agent;
 use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::webhook::answer::response;
@@ -156,4 +156,142 @@ fn webhook_refuses_to_start_without_an_allowlist() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ALLOWED_SENDERS is required"), "{stderr}");
+}
+
+/// An agent on loopback that answers every request with `reply` and keeps the requests.
+fn recording_agent(reply: &'static str) -> (LoopbackServer, Arc<Mutex<Vec<Value>>>) {
+    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = requests.clone();
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let body = serde_json::from_slice(body_bytes_of(&request)).unwrap_or(Value::Null);
+            seen.lock().unwrap().push(body);
+            response(200, "application/json", format!(r#"{{"text":"{reply}"}}"#))
+        }
+    }));
+    (server, requests)
+}
+
+fn body_bytes_of(request: &Request) -> &[u8] {
+    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body())
+}
+
+/// A Graph API on loopback that keeps every body and gives each send its own id.
+fn recording_graph() -> (LoopbackServer, Arc<Mutex<Vec<(String, Value)>>>) {
+    let bodies: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let seen = bodies.clone();
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let body: Value =
+                serde_json::from_slice(body_bytes_of(&request)).unwrap_or(Value::Null);
+            let mut seen = seen.lock().unwrap();
+            let id = format!("wamid.out.{}", seen.len() + 1);
+            seen.push((id.clone(), body));
+            response(
+                200,
+                "application/json",
+                format!(r#"{{"messages":[{{"id":"{id}"}}]}}"#),
+            )
+        }
+    }));
+    (server, bodies)
+}
+
+/// POSTs `message` (from the sample sender) to the webhook, signed like Meta signs.
+fn say(http: &ureq::Agent, webhook: &LocalWebhook, message: Value) {
+    let envelope = with_message(&envelope("post-text.json"), message).unwrap();
+    let answer = http
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            envelope["headers"]["x-hub-signature-256"].as_str().unwrap(),
+        )
+        .send(envelope["body"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[test]
+fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_binary() {
+    let (k8s, k8s_requests) = recording_agent("k8s here");
+    let (cost, cost_requests) = recording_agent("cost here");
+    let (graph, bodies) = recording_graph();
+    let agents = serde_json::json!([
+        {"name": "k8s", "url": k8s.url(), "description": "Kubernetes"},
+        {"name": "cost", "url": cost.url(), "description": "AWS cost"},
+    ])
+    .to_string();
+    let webhook = LocalWebhook::start(
+        "",
+        &graph.url(),
+        &[("AGENTS", agents.as_str()), ("AGENT_TIMEOUT_SECS", "10")],
+        Stdio::inherit(),
+    );
+    let http = http();
+    let from =
+        |id: &str| serde_json::json!({"from": "14155551234", "id": id, "timestamp": "1795514400"});
+
+    let mut agents_command = from("wamid.CONV.1");
+    agents_command["type"] = "text".into();
+    agents_command["text"] = serde_json::json!({"body": "/agents"});
+    say(&http, &webhook, agents_command);
+    let (list_id, rows) = {
+        let bodies = bodies.lock().unwrap();
+        let (id, list) = bodies
+            .iter()
+            .find(|(_, body)| body["interactive"]["type"] == "list")
+            .expect("the /agents list");
+        let rows: Vec<(String, String)> = list["interactive"]["action"]["sections"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    row["id"].as_str().unwrap().to_owned(),
+                    row["title"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (id.clone(), rows)
+    };
+    assert_eq!(
+        rows.iter()
+            .map(|(_, title)| title.as_str())
+            .collect::<Vec<_>>(),
+        ["k8s", "cost"]
+    );
+
+    let mut tap = from("wamid.CONV.2");
+    tap["type"] = "interactive".into();
+    tap["context"] = serde_json::json!({"from": "15550000000", "id": list_id});
+    tap["interactive"] =
+        serde_json::json!({"type": "list_reply", "list_reply": {"id": rows[1].0, "title": "cost"}});
+    say(&http, &webhook, tap);
+
+    let mut question = from("wamid.CONV.3");
+    question["type"] = "text".into();
+    question["text"] = serde_json::json!({"body": "how much did we spend?"});
+    say(&http, &webhook, question);
+
+    assert!(
+        k8s_requests.lock().unwrap().is_empty(),
+        "neither the command nor the tap reach an agent"
+    );
+    let cost_requests = cost_requests.lock().unwrap();
+    assert_eq!(cost_requests.len(), 1);
+    assert_eq!(cost_requests[0]["session"]["agent"], "cost");
+    assert_eq!(cost_requests[0]["event"]["text"], "how much did we spend?");
+    let texts: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, body)| body["text"]["body"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        texts,
+        ["✅ *cost* answers your messages from now on.", "cost here"]
+    );
 }

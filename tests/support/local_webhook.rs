@@ -64,7 +64,6 @@ impl LocalWebhook {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOCAL_ADDR", &addr)
             .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-            .env("AGENT_URL", agent_url)
             .env("GRAPH_API_BASE_URL", graph_url)
             .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
             .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
@@ -72,6 +71,10 @@ impl LocalWebhook {
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr);
+        // `AGENTS` replaces the one-agent shorthand (both set is a configuration error).
+        if !extra.iter().any(|(name, _)| *name == "AGENTS") {
+            command.env("AGENT_URL", agent_url);
+        }
         let child = command.spawn().expect("start the webhook binary");
         // Built before waiting, so a failed wait still kills the process.
         let webhook = Self {
