@@ -177,9 +177,12 @@ fn body_bytes_of(request: &Request) -> &[u8] {
     whatsapp_agent_lambda::webhook::answer::body_bytes(request.body())
 }
 
+/// What the Graph API stand-in was sent: each body with the id it gave it.
+type Sent = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A Graph API on loopback that keeps every body and gives each send its own id.
-fn recording_graph() -> (LoopbackServer, Arc<Mutex<Vec<(String, Value)>>>) {
-    let bodies: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+fn recording_graph() -> (LoopbackServer, Sent) {
+    let bodies: Sent = Arc::default();
     let seen = bodies.clone();
     let server = LoopbackServer::start(handler(move |request: Request| {
         let seen = seen.clone();
