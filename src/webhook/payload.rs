@@ -117,6 +117,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
 
 /// One message of a change's `messages`.
 #[derive(Debug)]
+// Nearly every message is `Read`: boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum MessageItem<'a> {
     /// The head read, and the body or why not. `raw` (item by item only): the message's JSON.
     Read {
