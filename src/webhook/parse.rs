@@ -205,23 +205,21 @@ fn read_value(
     parsed: &mut ParsedWebhook,
 ) {
     let metadata = value.metadata.as_ref();
+    // A contact that does not fit is no one's: skipped without a word, as it names nobody.
+    let mut contacts = Vec::with_capacity(value.contacts.len());
+    contacts.extend(value.contacts.iter().filter_map(|contact| match contact {
+        Item::Read(c) => Some(ContactView {
+            wa_id: nonempty(&c.wa_id),
+            user_id: nonempty(&c.user_id),
+            name: c.profile.as_ref().and_then(|p| nonempty(&p.name)),
+        }),
+        Item::Refused(_) => None,
+    }));
     let change = ChangeContext {
         business_account_id,
         phone_number_id: metadata.and_then(|m| nonempty(&m.phone_number_id)),
         display_phone_number: metadata.and_then(|m| nonempty(&m.display_phone_number)),
-        // A contact that does not fit is no one's: skipped without a word, as it names nobody.
-        contacts: value
-            .contacts
-            .iter()
-            .filter_map(|contact| match contact {
-                Item::Read(c) => Some(ContactView {
-                    wa_id: nonempty(&c.wa_id),
-                    user_id: nonempty(&c.user_id),
-                    name: c.profile.as_ref().and_then(|p| nonempty(&p.name)),
-                }),
-                Item::Refused(_) => None,
-            })
-            .collect(),
+        contacts,
     };
     parsed.messages.reserve(value.messages.len());
     for message in value.messages {
