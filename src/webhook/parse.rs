@@ -2,17 +2,14 @@
 //! Nothing here fails the batch except a body that is not JSON or not a WhatsApp webhook; a bad
 //! item is logged and skipped, an unknown message kind is passed on as `unsupported`.
 //!
-//! Two readings, one meaning. The fast one ([`fast`]) reads the whole body in a single pass
-//! into types that borrow its strings; it takes a body only when it is UTF-8 and every entry,
-//! change, value, message and contact is an object of the expected shape. Anything else (an
-//! item that is not an object, a field of the wrong type, a duplicate key, a change of another
-//! field whose value does not fit) goes to the item-by-item reading ([`lenient`]), which keeps
-//! each item raw and logs and skips the bad ones; such a body is read twice. Both hand their
-//! items to the same functions (`push_message`, `push_status`, `sender`, `kind`), and the fast
-//! types take exactly the fields, string-or-number rules and `null`-as-absent of the
-//! [`payload`] types, so the result and the logs are the same whichever reading produced them.
-//! The fast one only avoids re-reading each level of the body (entry, change, value, head and
-//! body of each message: six passes over a message's text) and copying every string twice.
+//! One tree of types ([`payload`]), one walk over it ([`read`]). The body is read whole first:
+//! in one pass, each string borrowed from it where it holds no escapes. A body with an item
+//! that does not fit (not an object, a field of the wrong type, a duplicate key, a change of
+//! another field whose value does not fit that of `messages`) is read again, item by item
+//! ([`payload::item_by_item`]): each item kept raw and read on its own, the bad ones logged
+//! with serde's error and skipped. Both readings give the same values, and every check
+//! (`push_message`, `sender`, `kind`, `push_status`) and log line is in the one walk, so the
+//! result and the logs are the same whichever reading produced the tree.
 //!
 //! A body that is not UTF-8 (one stray byte in one message's text) is not refused whole: each
 //! run of invalid bytes is replaced by U+FFFD, remembering where ([`Damage`]), and the result
@@ -21,15 +18,14 @@
 //! sent in one stays as it is). Valid bodies never pay for this.
 
 use super::payload::{
-    self, Change, Contact, Entry, ErrorItem, MessageBody, MessageHead, MessagesValue, Status, text,
+    self, Envelope, ErrorItem, Item, MessageBody, MessageItem, MessagesValue, Status, Str,
+    item_by_item, nonempty, owned,
 };
 use crate::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender, log_id,
 };
 use crate::domain::{is_bsuid, mask};
 use crate::redact;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// The `object` of WhatsApp Business Account webhooks.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
@@ -82,13 +78,10 @@ pub enum ParseError {
 
 /// Parses a verified webhook body.
 pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
-    // The fast reading skips the strings it does not need without looking inside them; the
-    // lenient one keeps items raw, which must be UTF-8. So only UTF-8 bodies take the fast one;
-    // any other is repaired first.
     match std::str::from_utf8(body) {
-        Ok(text) => match serde_json::from_str::<fast::Object<fast::Envelope<'_>>>(text) {
-            Ok(envelope) => fast::parse(envelope.0),
-            Err(_) => lenient(text, &Damage::default()),
+        Ok(text) => match serde_json::from_str::<Envelope<'_>>(text) {
+            Ok(envelope) => read(envelope, &Damage::default()),
+            Err(_) => read_item_by_item(text, &Damage::default()),
         },
         Err(_) => {
             let (text, offsets) = repair(body);
@@ -96,9 +89,16 @@ pub fn parse(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
                 invalid_runs = offsets.len(),
                 "webhook body is not UTF-8: messages holding the invalid bytes are passed on as unsupported"
             );
-            lenient(&text, &Damage::of(&text, offsets))
+            read_item_by_item(&text, &Damage::of(&text, offsets))
         }
     }
+}
+
+/// The item-by-item reading of `body` (see the module comment), then the walk.
+fn read_item_by_item(body: &str, damage: &Damage) -> Result<ParsedWebhook, ParseError> {
+    let envelope = item_by_item(|| serde_json::from_str::<Envelope<'_>>(body))
+        .map_err(|e| ParseError::NotJson(redact::serde_error(&e)))?;
+    read(envelope, damage)
 }
 
 /// `body` with each run of invalid UTF-8 replaced by U+FFFD (as `String::from_utf8_lossy`),
@@ -148,88 +148,87 @@ impl Damage {
     }
 }
 
-/// The item-by-item reading: each entry, change and message kept raw and parsed on its own,
-/// so one bad item is logged and skipped without failing the others.
-fn lenient(body: &str, damage: &Damage) -> Result<ParsedWebhook, ParseError> {
-    let envelope: payload::Envelope<'_> =
-        serde_json::from_str(body).map_err(|e| ParseError::NotJson(redact::serde_error(&e)))?;
-    let object = text(&envelope.object).unwrap_or_default();
+/// The walk: every entry, change, message, status and error, in the body's order.
+fn read(envelope: Envelope<'_>, damage: &Damage) -> Result<ParsedWebhook, ParseError> {
+    let object = nonempty(&envelope.object).unwrap_or_default();
     if object != WHATSAPP_OBJECT {
-        return Err(ParseError::NotWhatsApp(redact::name(&object)));
+        return Err(ParseError::NotWhatsApp(redact::name(object)));
     }
     let mut parsed = ParsedWebhook::default();
-    for raw_entry in envelope.entry {
-        let Some(entry) = item::<Entry<'_>>(raw_entry, "entry", &mut parsed) else {
+    for entry in envelope.entry {
+        let Some(entry) = item(entry, "entry", &mut parsed) else {
             continue;
         };
         let business_account_id = nonempty(&entry.id);
-        for raw_change in entry.changes {
-            let Some(change) = item::<Change<'_>>(raw_change, "change", &mut parsed) else {
+        for change in entry.changes {
+            let Some(change) = item(change, "change", &mut parsed) else {
                 continue;
             };
-            let field = text(&change.field).unwrap_or_default();
+            let field = nonempty(&change.field).unwrap_or_default();
             if field != MESSAGES_FIELD {
-                parsed.ignored_fields.push(field);
+                parsed.ignored_fields.push(field.to_owned());
                 continue;
             }
             let Some(value) = change
                 .value
-                .and_then(|raw| item::<MessagesValue<'_>>(raw, "change value", &mut parsed))
+                .and_then(|value| item(value, "change value", &mut parsed))
             else {
                 continue;
             };
-            lenient_value(&value, business_account_id, damage, &mut parsed);
+            read_value(value, business_account_id, damage, &mut parsed);
         }
     }
     Ok(parsed)
 }
 
-/// Parses one raw item; on failure logs what it was and counts it rejected.
-fn item<'a, T: Deserialize<'a>>(
-    raw: &'a RawValue,
-    what: &str,
-    parsed: &mut ParsedWebhook,
-) -> Option<T> {
-    match serde_json::from_str(raw.get()) {
-        Ok(value) => Some(value),
-        Err(error) => {
-            let error = redact::serde_error(&error);
-            tracing::error!(item = what, %error, "skipping a webhook item that is not an object of the expected shape");
-            parsed.rejected += 1;
+/// An item's value; a refused one is logged and counted.
+fn item<T>(item: Item<T>, what: &str, parsed: &mut ParsedWebhook) -> Option<T> {
+    match item {
+        Item::Read(value) => Some(value),
+        Item::Refused(error) => {
+            refuse(what, &error, parsed);
             None
         }
     }
 }
 
-fn lenient_value(
-    value: &MessagesValue<'_>,
+fn refuse(what: &str, error: &serde_json::Error, parsed: &mut ParsedWebhook) {
+    let error = redact::serde_error(error);
+    tracing::error!(item = what, %error, "skipping a webhook item that is not an object of the expected shape");
+    parsed.rejected += 1;
+}
+
+fn read_value(
+    value: MessagesValue<'_>,
     business_account_id: Option<&str>,
     damage: &Damage,
     parsed: &mut ParsedWebhook,
 ) {
     let metadata = value.metadata.as_ref();
-    let contacts: Vec<Contact> = value
-        .contacts
-        .iter()
-        .filter_map(|raw| serde_json::from_str(raw.get()).ok())
-        .collect();
+    // A contact that does not fit is no one's: skipped without a word, as it names nobody.
+    let mut contacts = Vec::with_capacity(value.contacts.len());
+    contacts.extend(value.contacts.iter().filter_map(|contact| match contact {
+        Item::Read(c) => Some(ContactView {
+            wa_id: nonempty(&c.wa_id),
+            user_id: nonempty(&c.user_id),
+            name: c.profile.as_ref().and_then(|p| nonempty(&p.name)),
+        }),
+        Item::Refused(_) => None,
+    }));
     let change = ChangeContext {
         business_account_id,
         phone_number_id: metadata.and_then(|m| nonempty(&m.phone_number_id)),
         display_phone_number: metadata.and_then(|m| nonempty(&m.display_phone_number)),
-        contacts: contacts
-            .iter()
-            .map(|c| ContactView {
-                wa_id: nonempty(&c.wa_id),
-                user_id: nonempty(&c.user_id),
-                name: c.profile.as_ref().and_then(|p| nonempty(&p.name)),
-            })
-            .collect(),
+        contacts,
     };
-
-    for raw in &value.messages {
-        let Some(head) = item::<MessageHead>(raw, "message", parsed) else {
-            continue;
+    parsed.messages.reserve(value.messages.len());
+    for message in value.messages {
+        let (head, body, raw) = match message {
+            MessageItem::Read { head, body, raw } => (head, body, raw),
+            MessageItem::Refused(error) => {
+                refuse("message", &error, parsed);
+                continue;
+            }
         };
         let head = HeadView {
             id: nonempty(&head.id),
@@ -238,7 +237,7 @@ fn lenient_value(
             timestamp: nonempty(&head.timestamp),
             kind: nonempty(&head.kind),
         };
-        if damage.touches(raw.get()) {
+        let body = if raw.is_some_and(|raw| damage.touches(raw)) {
             // An id or a sender that held invalid bytes names no message and nobody for sure:
             // answering it could quote a message that does not exist or reach someone else.
             let identity = [head.id, head.from, head.from_user_id];
@@ -254,23 +253,19 @@ fn lenient_value(
                 continue;
             }
             // What its text said is lost: the message is answered as one that cannot be read.
-            push_message(
-                &head,
-                || Err(serde::de::Error::custom("it held bytes that are not UTF-8")),
-                &change,
-                parsed,
-            );
+            Err(serde::de::Error::custom("it held bytes that are not UTF-8"))
         } else {
-            push_message(&head, || serde_json::from_str(raw.get()), &change, parsed);
-        }
+            body
+        };
+        push_message(&head, body, &change, parsed);
     }
-    for raw in &value.statuses {
-        if let Some(status) = item::<Status>(raw, "status", parsed) {
+    for status in value.statuses {
+        if let Some(status) = item(status, "status", parsed) {
             push_status(&status, parsed);
         }
     }
-    for raw in &value.errors {
-        if let Some(error) = item::<ErrorItem>(raw, "error", parsed) {
+    for error in value.errors {
+        if let Some(error) = item(error, "error", parsed) {
             parsed.errors.push(error_info(&error));
         }
     }
@@ -301,11 +296,12 @@ struct HeadView<'a> {
     kind: Option<&'a str>,
 }
 
-/// Checks one message and adds it; the body is read only for a message that has an id, a
-/// number to answer from and a sender.
+/// Checks one message and adds it. `body` is the rest of the message (its head taken), or why
+/// it could not be read; it counts only for a message that has an id, a number to answer from
+/// and a sender.
 fn push_message(
     head: &HeadView<'_>,
-    body: impl FnOnce() -> Result<MessageBody, serde_json::Error>,
+    body: Result<MessageBody<'_>, serde_json::Error>,
     change: &ChangeContext<'_>,
     parsed: &mut ParsedWebhook,
 ) {
@@ -332,9 +328,9 @@ fn push_message(
         return;
     };
     let type_name = head.kind.unwrap_or("unknown");
-    let (kind, reply_to) = match body() {
+    let (kind, reply_to) = match body {
         Ok(mut body) => {
-            let reply_to = body.context.take().and_then(|c| take(c.id));
+            let reply_to = body.context.take().and_then(|c| owned(c.id));
             (kind(type_name, body), reply_to)
         }
         Err(error) => {
@@ -371,29 +367,21 @@ fn is_phone_number_id(id: &str) -> bool {
     (1..=PHONE_NUMBER_ID_MAX_DIGITS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn push_status(status: &Status, parsed: &mut ParsedWebhook) {
-    let recipient = text(&status.recipient_id)
-        .or_else(|| text(&status.recipient_user_id))
+fn push_status(status: &Status<'_>, parsed: &mut ParsedWebhook) {
+    let recipient = nonempty(&status.recipient_id)
+        .or_else(|| nonempty(&status.recipient_user_id))
         .unwrap_or_default();
     parsed.statuses.push(StatusUpdate {
         message_id: text(&status.id).unwrap_or_default(),
         status: text(&status.status).unwrap_or_else(|| "unknown".to_owned()),
-        recipient_masked: mask(&recipient),
+        recipient_masked: mask(recipient),
         errors: status.errors.iter().map(error_info).collect(),
     });
 }
 
-/// [`text`] without the copy: optional text, empty strings treated as absent.
-fn nonempty(value: &Option<payload::Text>) -> Option<&str> {
-    value
-        .as_ref()
-        .map(|t| t.0.as_str())
-        .filter(|t| !t.is_empty())
-}
-
-/// [`text`] for a value that is not needed afterwards: moves the string out.
-fn take(value: Option<payload::Text>) -> Option<String> {
-    value.map(|t| t.0).filter(|t| !t.is_empty())
+/// Optional text, empty strings treated as absent, copied.
+fn text(value: &Option<Str<'_>>) -> Option<String> {
+    nonempty(value).map(str::to_owned)
 }
 
 /// The sender: phone from `from` (or the contact's `wa_id`), BSUID from `from_user_id` (or the
@@ -432,7 +420,7 @@ fn sender(head: &HeadView<'_>, contacts: &[ContactView<'_>]) -> Option<Sender> {
     })
 }
 
-fn kind(type_name: &str, body: MessageBody) -> MessageKind {
+fn kind(type_name: &str, body: MessageBody<'_>) -> MessageKind {
     let unsupported = |why: &str| MessageKind::Unsupported {
         kind: if why.is_empty() {
             type_name.to_owned()
@@ -440,18 +428,18 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
             format!("{type_name} ({why})")
         },
     };
-    let media = |media_type: MediaType, media: Option<payload::Media>| match media {
+    let media = |media_type: MediaType, media: Option<Box<payload::Media<'_>>>| match media {
         Some(media) => MessageKind::Media {
             media_type,
-            id: take(media.id).unwrap_or_default(),
-            mime_type: take(media.mime_type),
-            caption: take(media.caption),
-            filename: take(media.filename),
+            id: owned(media.id).unwrap_or_default(),
+            mime_type: owned(media.mime_type),
+            caption: owned(media.caption),
+            filename: owned(media.filename),
         },
         None => unsupported("missing media object"),
     };
     match type_name {
-        "text" => match body.text.and_then(|t| take(t.body)) {
+        "text" => match body.text.and_then(|t| owned(t.body)) {
             Some(body) => MessageKind::Text { body },
             None => unsupported("missing body"),
         },
@@ -459,20 +447,24 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
             let Some(interactive) = body.interactive else {
                 return unsupported("missing interactive object");
             };
-            let interactive_type = take(interactive.kind).unwrap_or_default();
+            let payload::Interactive {
+                kind,
+                button_reply,
+                list_reply,
+            } = *interactive;
             match (
-                interactive_type.as_str(),
-                interactive.button_reply,
-                interactive.list_reply,
+                nonempty(&kind).unwrap_or_default(),
+                button_reply,
+                list_reply,
             ) {
                 ("button_reply", Some(choice), _) => MessageKind::ButtonReply {
-                    id: take(choice.id).unwrap_or_default(),
-                    title: take(choice.title).unwrap_or_default(),
+                    id: owned(choice.id).unwrap_or_default(),
+                    title: owned(choice.title).unwrap_or_default(),
                 },
                 ("list_reply", _, Some(choice)) => MessageKind::ListReply {
-                    id: take(choice.id).unwrap_or_default(),
-                    title: take(choice.title).unwrap_or_default(),
-                    description: take(choice.description),
+                    id: owned(choice.id).unwrap_or_default(),
+                    title: owned(choice.title).unwrap_or_default(),
+                    description: owned(choice.description),
                 },
                 (other, _, _) => MessageKind::Unsupported {
                     kind: format!(
@@ -484,9 +476,9 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
         }
         "button" => match body.button {
             Some(button) => {
-                let label = take(button.text).unwrap_or_default();
+                let label = owned(button.text).unwrap_or_default();
                 MessageKind::TemplateButton {
-                    payload: take(button.payload).unwrap_or_else(|| label.clone()),
+                    payload: owned(button.payload).unwrap_or_else(|| label.clone()),
                     text: label,
                 }
             }
@@ -497,7 +489,7 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
         "audio" => media(MediaType::Audio, body.audio),
         "video" => media(MediaType::Video, body.video),
         "sticker" => media(MediaType::Sticker, body.sticker),
-        "location" => match body.location {
+        "location" => match body.location.map(|l| *l) {
             Some(payload::Location {
                 latitude: Some(latitude),
                 longitude: Some(longitude),
@@ -506,8 +498,8 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
             }) => MessageKind::Location {
                 latitude,
                 longitude,
-                name: take(name),
-                address: take(address),
+                name: owned(name),
+                address: owned(address),
             },
             _ => unsupported("missing coordinates"),
         },
@@ -515,20 +507,20 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
             names: body
                 .contacts
                 .into_iter()
-                .filter_map(|c| c.name.and_then(|n| take(n.formatted_name)))
+                .filter_map(|c| c.name.and_then(|n| owned(n.formatted_name)))
                 .collect(),
         },
         "reaction" => match body.reaction {
             Some(reaction) => MessageKind::Reaction {
-                message_id: take(reaction.message_id).unwrap_or_default(),
-                emoji: take(reaction.emoji).unwrap_or_default(),
+                message_id: owned(reaction.message_id).unwrap_or_default(),
+                emoji: owned(reaction.emoji).unwrap_or_default(),
             },
             None => unsupported("missing reaction object"),
         },
         "order" => match body.order {
             Some(order) => MessageKind::Order {
-                catalog_id: take(order.catalog_id),
-                text: take(order.text),
+                catalog_id: owned(order.catalog_id),
+                text: owned(order.text),
                 item_count: order.product_items.len(),
             },
             None => unsupported("missing order object"),
@@ -537,244 +529,12 @@ fn kind(type_name: &str, body: MessageBody) -> MessageKind {
     }
 }
 
-fn error_info(error: &ErrorItem) -> ErrorInfo {
+fn error_info(error: &ErrorItem<'_>) -> ErrorInfo {
     ErrorInfo {
         code: text(&error.code),
         title: text(&error.title),
         message: text(&error.message),
         details: error.error_data.as_ref().and_then(|d| text(&d.details)),
-    }
-}
-
-/// The single-pass reading: the whole body into types that borrow its strings. It succeeds
-/// only on bodies whose every item would also have been read without error item by item, and
-/// then gives the same values (same fields, same string-or-number rules, `null` as absent);
-/// see the module comment.
-mod fast {
-    use super::{
-        ChangeContext, ContactView, HeadView, MESSAGES_FIELD, ParseError, ParsedWebhook,
-        WHATSAPP_OBJECT, error_info, push_message, push_status,
-    };
-    use crate::domain::null_default;
-    use crate::redact;
-    use crate::webhook::payload::{
-        self, ContactCard, Context, ErrorItem, Interactive, Location, Media, MessageBody, Order,
-        Reaction, Status, Str, TemplateButton,
-    };
-    use serde::Deserialize;
-    use serde::de::{Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
-    use std::fmt;
-    use std::marker::PhantomData;
-
-    /// A struct read from a JSON object only. serde also reads structs from arrays (fields by
-    /// position), and the fast types group fields differently from the item-by-item ones (one
-    /// message type instead of a head and a body): an array goes to the lenient reading.
-    pub struct Object<T>(pub T);
-
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct ObjectVisitor<T>(PhantomData<T>);
-            impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-                type Value = Object<T>;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
-                    T::deserialize(MapAccessDeserializer::new(map)).map(Object)
-                }
-            }
-            deserializer.deserialize_map(ObjectVisitor(PhantomData))
-        }
-    }
-
-    /// Optional text, empty strings treated as absent (as [`payload::text`]), borrowed.
-    fn nonempty<'s>(value: &'s Option<Str<'_>>) -> Option<&'s str> {
-        value.as_ref().map(|s| &*s.0).filter(|s| !s.is_empty())
-    }
-
-    fn owned(value: Option<Str<'_>>) -> Option<payload::Text> {
-        value.map(|s| payload::Text(s.0.into_owned()))
-    }
-
-    #[derive(Deserialize)]
-    pub struct Envelope<'a> {
-        #[serde(borrow, default)]
-        object: Option<Str<'a>>,
-        #[serde(borrow, default, deserialize_with = "null_default")]
-        entry: Vec<Object<Entry<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Entry<'a> {
-        #[serde(borrow, default)]
-        id: Option<Str<'a>>,
-        #[serde(borrow, default, deserialize_with = "null_default")]
-        changes: Vec<Object<Change<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Change<'a> {
-        #[serde(borrow, default)]
-        field: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        value: Option<Object<Value<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Value<'a> {
-        #[serde(borrow, default)]
-        metadata: Option<Object<Metadata<'a>>>,
-        #[serde(borrow, default, deserialize_with = "null_default")]
-        contacts: Vec<Object<Contact<'a>>>,
-        #[serde(borrow, default, deserialize_with = "null_default")]
-        messages: Vec<Object<Message<'a>>>,
-        #[serde(default, deserialize_with = "null_default")]
-        statuses: Vec<Status>,
-        #[serde(default, deserialize_with = "null_default")]
-        errors: Vec<ErrorItem>,
-    }
-
-    #[derive(Deserialize)]
-    struct Metadata<'a> {
-        #[serde(borrow, default)]
-        display_phone_number: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        phone_number_id: Option<Str<'a>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Contact<'a> {
-        #[serde(borrow, default)]
-        wa_id: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        user_id: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        profile: Option<Object<Profile<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Profile<'a> {
-        #[serde(borrow, default)]
-        name: Option<Str<'a>>,
-    }
-
-    /// [`payload::MessageHead`] and [`payload::MessageBody`] in one (their fields are disjoint).
-    /// What only some kinds carry is boxed: the struct stays small for the common text message.
-    #[derive(Deserialize)]
-    struct Message<'a> {
-        #[serde(borrow, default)]
-        id: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        from: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        from_user_id: Option<Str<'a>>,
-        #[serde(borrow, default)]
-        timestamp: Option<Str<'a>>,
-        #[serde(borrow, default, rename = "type")]
-        kind: Option<Str<'a>>,
-        #[serde(default)]
-        context: Option<Box<Context>>,
-        #[serde(borrow, default)]
-        text: Option<Object<TextBody<'a>>>,
-        #[serde(default)]
-        interactive: Option<Box<Interactive>>,
-        #[serde(default)]
-        button: Option<Box<TemplateButton>>,
-        #[serde(default)]
-        image: Option<Box<Media>>,
-        #[serde(default)]
-        document: Option<Box<Media>>,
-        #[serde(default)]
-        audio: Option<Box<Media>>,
-        #[serde(default)]
-        video: Option<Box<Media>>,
-        #[serde(default)]
-        sticker: Option<Box<Media>>,
-        #[serde(default)]
-        location: Option<Box<Location>>,
-        #[serde(default, deserialize_with = "null_default")]
-        contacts: Vec<ContactCard>,
-        #[serde(default)]
-        reaction: Option<Box<Reaction>>,
-        #[serde(default)]
-        order: Option<Box<Order>>,
-    }
-
-    #[derive(Deserialize)]
-    struct TextBody<'a> {
-        #[serde(borrow, default)]
-        body: Option<Str<'a>>,
-    }
-
-    pub fn parse(envelope: Envelope<'_>) -> Result<ParsedWebhook, ParseError> {
-        let object = nonempty(&envelope.object).unwrap_or_default();
-        if object != WHATSAPP_OBJECT {
-            return Err(ParseError::NotWhatsApp(redact::name(object)));
-        }
-        let mut parsed = ParsedWebhook::default();
-        for Object(entry) in envelope.entry {
-            let business_account_id = nonempty(&entry.id);
-            for Object(change) in entry.changes {
-                let field = nonempty(&change.field).unwrap_or_default();
-                if field != MESSAGES_FIELD {
-                    parsed.ignored_fields.push(field.to_owned());
-                    continue;
-                }
-                let Some(Object(value)) = change.value else {
-                    continue;
-                };
-                let metadata = value.metadata.as_ref().map(|m| &m.0);
-                let context = ChangeContext {
-                    business_account_id,
-                    phone_number_id: metadata.and_then(|m| nonempty(&m.phone_number_id)),
-                    display_phone_number: metadata.and_then(|m| nonempty(&m.display_phone_number)),
-                    contacts: value
-                        .contacts
-                        .iter()
-                        .map(|Object(c)| ContactView {
-                            wa_id: nonempty(&c.wa_id),
-                            user_id: nonempty(&c.user_id),
-                            name: c.profile.as_ref().and_then(|p| nonempty(&p.0.name)),
-                        })
-                        .collect(),
-                };
-                parsed.messages.reserve(value.messages.len());
-                for Object(message) in value.messages {
-                    let head = HeadView {
-                        id: nonempty(&message.id),
-                        from: nonempty(&message.from),
-                        from_user_id: nonempty(&message.from_user_id),
-                        timestamp: nonempty(&message.timestamp),
-                        kind: nonempty(&message.kind),
-                    };
-                    let body = MessageBody {
-                        context: message.context.map(|b| *b),
-                        text: message.text.map(|Object(t)| payload::TextBody {
-                            body: owned(t.body),
-                        }),
-                        interactive: message.interactive.map(|b| *b),
-                        button: message.button.map(|b| *b),
-                        image: message.image.map(|b| *b),
-                        document: message.document.map(|b| *b),
-                        audio: message.audio.map(|b| *b),
-                        video: message.video.map(|b| *b),
-                        sticker: message.sticker.map(|b| *b),
-                        location: message.location.map(|b| *b),
-                        contacts: message.contacts,
-                        reaction: message.reaction.map(|b| *b),
-                        order: message.order.map(|b| *b),
-                    };
-                    push_message(&head, || Ok(body), &context, &mut parsed);
-                }
-                for status in &value.statuses {
-                    push_status(status, &mut parsed);
-                }
-                for error in &value.errors {
-                    parsed.errors.push(error_info(error));
-                }
-            }
-        }
-        Ok(parsed)
     }
 }
 
@@ -1268,20 +1028,33 @@ mod tests {
         );
     }
 
-    /// Both readings of `body`, compared: result and log lines.
+    /// `parse(body)`'s result and the log lines it wrote (each trimmed).
+    fn logged(body: &[u8]) -> (Result<ParsedWebhook, ParseError>, Vec<String>) {
+        let (result, logged) = capture(&|| parse(body));
+        (
+            result,
+            logged.lines().map(|line| line.trim().to_owned()).collect(),
+        )
+    }
+
+    /// `read`'s result and everything it logged.
+    fn capture<T>(read: &dyn Fn() -> T) -> (T, String) {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber_for_tests(move || LineWriter(sink.clone()));
+        let result = tracing::subscriber::with_default(subscriber, read);
+        let logged = String::from_utf8_lossy(&lines.lock().expect("log buffer")).into_owned();
+        (result, logged)
+    }
+
+    /// Both readings of `body` (whole when it fits, item by item), compared: result and log
+    /// lines.
     fn readings_agree(body: &[u8]) {
-        let capture = |read: &dyn Fn() -> String| {
-            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-            let sink = lines.clone();
-            let subscriber = tracing_subscriber_for_tests(move || LineWriter(sink.clone()));
-            let result = tracing::subscriber::with_default(subscriber, read);
-            let logged = String::from_utf8_lossy(&lines.lock().expect("log buffer")).into_owned();
-            (result, logged)
-        };
-        let fast = capture(&|| format!("{:?}", parse(body)));
+        let whole = capture(&|| format!("{:?}", parse(body)));
         let text = std::str::from_utf8(body).expect("only UTF-8 bodies have two readings");
-        let lenient = capture(&|| format!("{:?}", lenient(text, &Damage::default())));
-        assert_eq!(fast, lenient, "{}", String::from_utf8_lossy(body));
+        let item_by_item =
+            capture(&|| format!("{:?}", read_item_by_item(text, &Damage::default())));
+        assert_eq!(whole, item_by_item, "{}", String::from_utf8_lossy(body));
     }
 
     struct LineWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -1310,7 +1083,7 @@ mod tests {
     }
 
     #[test]
-    fn the_single_pass_and_the_item_by_item_readings_agree() {
+    fn the_whole_and_the_item_by_item_readings_agree() {
         // The sample events, each as Meta sends it.
         let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
         for path in std::fs::read_dir(&dir).expect("events/") {
@@ -1324,76 +1097,344 @@ mod tests {
                 readings_agree(body.as_bytes());
             }
         }
-        let contacts =
-            json!([{"wa_id": "14155551234", "user_id": "US.1", "profile": {"name": "John"}}]);
-        // Shapes the fast reading takes: numbers for strings, nulls, escapes, every kind.
-        for message in [
-            json!({"id": 7, "from": 14155551234_u64, "timestamp": 1.5, "type": "text", "text": {"body": "a\n\"b\" \u{e9} 😀"}}),
-            json!({"id": "wamid.n", "from": null, "from_user_id": "US.1", "type": "text", "text": null}),
-            json!({"id": "", "from": "14155551234", "type": "text", "text": {"body": ""}}),
-            json!({"id": "wamid.c", "type": "contacts", "contacts": [{"name": {"formatted_name": "A"}}, {}]}),
-            with(
-                "interactive",
-                "interactive",
-                json!({"type": "list_reply", "list_reply": {"id": "prod", "title": "P"}}),
-            ),
-            with("image", "image", json!({"id": "m1", "caption": "c"})),
-            with(
-                "location",
-                "location",
-                json!({"latitude": 1, "longitude": 2.5}),
-            ),
-            with(
-                "order",
-                "order",
-                json!({"product_items": [1, 2], "text": null}),
-            ),
-            with("button", "context", json!({"id": "wamid.prev"})),
-            // And shapes it refuses, read item by item.
-            json!(["wamid.array", "14155551234"]),
-            with("text", "text", json!(["a body in an array"])),
-            with("image", "image", json!("not an object")),
-            with("text", "interactive", json!(42)),
-            json!({"from": "1", "type": "text", "text": {"body": "no id"}}),
-            json!(42),
+        // Odd envelopes (an array is read by position, as serde reads structs).
+        for body in [
+            json!({"object": "page", "entry": [42]}),
+            json!(["whatsapp_business_account", []]),
+            json!(["whatsapp_business_account", [["WABA", [{"field": "messages", "value":
+                {"metadata": {"phone_number_id": "1"}, "messages": [text_message("wamid.1", "hi")]}}]]]]),
         ] {
-            readings_agree(&webhook(json!([message, base("text")]), contacts.clone()));
+            readings_agree(body.to_string().as_bytes());
         }
-        // Duplicate keys, invalid UTF-8 where nothing reads it, other fields, odd envelopes.
-        let good = String::from_utf8(webhook(json!([base("text")]), contacts)).expect("UTF-8");
-        readings_agree(
-            good.replacen("\"id\":", "\"id\":\"dup\",\"id\":", 1)
-                .as_bytes(),
-        );
-        readings_agree(
-            good.replacen(
-                "\"type\":\"text\"",
-                "\"type\":\"text\",\"text\":{},\"text\":{}",
-                1,
-            )
-            .as_bytes(),
-        );
+        // Not UTF-8 (outside any message): read item by item after repair, the same messages.
+        let good = String::from_utf8(webhook(json!([base("text")]), json!([]))).expect("UTF-8");
         let mut invalid = good.clone().into_bytes();
         let at = good
             .find("whatsapp\",\"metadata")
             .expect("messaging_product");
         invalid[at + 2] = 0xff;
-        // Not UTF-8 (outside any message): read item by item after repair, the same messages.
         assert_eq!(
             format!("{:?}", parse(&invalid).map(|p| p.messages)),
             format!("{:?}", parse(good.as_bytes()).map(|p| p.messages))
         );
-        for body in [
-            json!({"object": "whatsapp_business_account", "entry": [{"changes": [
-                {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "messages": "x"}},
-                {"field": "messages", "value": {"metadata": {"phone_number_id": 5},
-                    "statuses": [{"id": "wamid.s", "status": "read", "recipient_id": "14155551234"}, 3],
-                    "errors": [{"code": 1}]}}]}]}),
-            json!({"object": "whatsapp_business_account", "entry": [null, 1, {"changes": [null]}]}),
-            json!({"object": "page", "entry": [42]}),
-            json!(["whatsapp_business_account", []]),
-        ] {
-            readings_agree(body.to_string().as_bytes());
+    }
+
+    /// What one message between two good ones becomes (its id and kind, as `{:?}`), and what
+    /// is logged about it.
+    enum Outcome {
+        Read(&'static str, &'static str),
+        /// Passed on as unsupported, with this warning after the message id.
+        Malformed(&'static str, &'static str, &'static str),
+        /// Skipped and counted as a message without an id.
+        NoId,
+        /// Skipped and counted as an item that is not a message, with serde's error.
+        NotAMessage(&'static str),
+    }
+
+    #[test]
+    fn each_bad_message_is_logged_and_skipped_or_passed_on_and_its_neighbours_are_read() {
+        use Outcome::{Malformed, NoId, NotAMessage, Read};
+        let contacts =
+            json!([{"wa_id": "14155551234", "user_id": "US.1", "profile": {"name": "John"}}]);
+        let cases = [
+            // Shapes the whole reading takes: numbers for strings, nulls, escapes, every kind.
+            (
+                json!({"id": 7, "from": 14155551234_u64, "timestamp": 1.5, "type": "text", "text": {"body": "a\n\"b\" \u{e9} 😀"}}),
+                Read("7", r#"Text { body: "a\n\"b\" é 😀" }"#),
+            ),
+            (
+                json!({"id": "wamid.n", "from": null, "from_user_id": "US.1", "type": "text", "text": null}),
+                Read("wamid.n", r#"Unsupported { kind: "text (missing body)" }"#),
+            ),
+            (
+                json!({"id": "wamid.c", "type": "contacts", "contacts": [{"name": {"formatted_name": "A"}}, {}]}),
+                Read("wamid.c", r#"Contacts { names: ["A"] }"#),
+            ),
+            (
+                with(
+                    "interactive",
+                    "interactive",
+                    json!({"type": "list_reply", "list_reply": {"id": "prod", "title": "P"}}),
+                ),
+                Read(
+                    "wamid.1",
+                    r#"ListReply { id: "prod", title: "P", description: None }"#,
+                ),
+            ),
+            (
+                with("image", "image", json!({"id": "m1", "caption": "c"})),
+                Read(
+                    "wamid.1",
+                    r#"Media { media_type: Image, id: "m1", mime_type: None, caption: Some("c"), filename: None }"#,
+                ),
+            ),
+            (
+                with(
+                    "location",
+                    "location",
+                    json!({"latitude": 1, "longitude": 2.5}),
+                ),
+                Read(
+                    "wamid.1",
+                    "Location { latitude: 1.0, longitude: 2.5, name: None, address: None }",
+                ),
+            ),
+            (
+                with(
+                    "order",
+                    "order",
+                    json!({"product_items": [1, 2], "text": null}),
+                ),
+                Read(
+                    "wamid.1",
+                    "Order { catalog_id: None, text: None, item_count: 2 }",
+                ),
+            ),
+            (
+                with("button", "context", json!({"id": "wamid.prev"})),
+                Read(
+                    "wamid.1",
+                    r#"Unsupported { kind: "button (missing button object)" }"#,
+                ),
+            ),
+            // And shapes it refuses, read item by item. An array is read by position, as
+            // serde reads structs: the head and the body each from the first element.
+            (
+                json!(["wamid.array", "14155551234"]),
+                Malformed(
+                    "wamid.array",
+                    r#"Unsupported { kind: "unknown (malformed)" }"#,
+                    "kind=unknown error=invalid type: string \"…\", expected struct Context at line 1 column 14",
+                ),
+            ),
+            (
+                with("text", "text", json!(["a body in an array"])),
+                Read("wamid.1", r#"Text { body: "a body in an array" }"#),
+            ),
+            (
+                json!(["a", "b", "c", "d", "e", "f"]),
+                NotAMessage("trailing characters at line 1 column 22"),
+            ),
+            // A body field of the wrong type: passed on as unsupported.
+            (
+                with("image", "image", json!("not an object")),
+                Malformed(
+                    "wamid.1",
+                    r#"Unsupported { kind: "image (malformed)" }"#,
+                    "kind=image error=invalid type: string \"…\", expected struct Media at line 1 column 60",
+                ),
+            ),
+            (
+                with("text", "interactive", json!(42)),
+                Malformed(
+                    "wamid.1",
+                    r#"Unsupported { kind: "text (malformed)" }"#,
+                    "kind=text error=invalid type: integer `…`, expected struct Interactive at line 1 column 53",
+                ),
+            ),
+            // No id, or not an object at all: skipped.
+            (
+                json!({"id": "", "from": "14155551234", "type": "text", "text": {"body": ""}}),
+                NoId,
+            ),
+            (
+                json!({"from": "1", "type": "text", "text": {"body": "no id"}}),
+                NoId,
+            ),
+            (
+                json!(42),
+                NotAMessage(
+                    "invalid type: integer `…`, expected struct MessageHead at line 1 column 2",
+                ),
+            ),
+        ];
+        let still_read = |id: &str| {
+            format!(
+                "{id} {:?}",
+                MessageKind::Text {
+                    body: "still read".into()
+                }
+            )
+        };
+        for (message, outcome) in cases {
+            let body = webhook(
+                json!([
+                    text_message("wamid.before", "still read"),
+                    message,
+                    text_message("wamid.after", "still read")
+                ]),
+                contacts.clone(),
+            );
+            readings_agree(&body);
+            let (parsed, logs) = logged(&body);
+            let parsed = parsed.expect("the batch is read");
+            let (read, rejected, log) = match outcome {
+                Read(id, kind) => (Some(format!("{id} {kind}")), 0, None),
+                Malformed(id, kind, warning) => (
+                    Some(format!("{id} {kind}")),
+                    0,
+                    Some(format!(
+                        "WARN message body malformed: passed on as unsupported message_id={} {warning}",
+                        log_id(id)
+                    )),
+                ),
+                NoId => (
+                    None,
+                    1,
+                    Some("ERROR skipping a message without an id".to_owned()),
+                ),
+                NotAMessage(error) => (
+                    None,
+                    1,
+                    Some(format!(
+                        "ERROR skipping a webhook item that is not an object of the expected shape item=\"message\" error={error}"
+                    )),
+                ),
+            };
+            let expected = [
+                Some(still_read("wamid.before")),
+                read,
+                Some(still_read("wamid.after")),
+            ];
+            let messages = parsed
+                .messages
+                .iter()
+                .map(|m| format!("{} {:?}", m.id.as_str(), m.kind));
+            assert_eq!(
+                Vec::from_iter(messages),
+                Vec::from_iter(expected.into_iter().flatten()),
+                "{message}"
+            );
+            assert_eq!(parsed.rejected, rejected, "{message}");
+            assert_eq!(logs, Vec::from_iter(log), "{message}");
         }
+    }
+
+    #[test]
+    fn duplicate_keys_refuse_a_message_or_its_body() {
+        let contacts = json!([{"wa_id": "14155551234", "profile": {"name": "John"}}]);
+        let messages = json!([
+            text_message("wamid.1", "one"),
+            text_message("wamid.2", "two"),
+            text_message("wamid.3", "three")
+        ]);
+        // In the head (a second id): the message is skipped. In the body (a second text): it
+        // is passed on as unsupported.
+        let body = String::from_utf8(webhook(messages, contacts))
+            .expect("UTF-8")
+            .replacen("\"id\":\"wamid.1\"", "\"id\":\"dup\",\"id\":\"wamid.1\"", 1)
+            .replacen(
+                "\"text\":{\"body\":\"two\"}",
+                "\"text\":{},\"text\":{\"body\":\"two\"}",
+                1,
+            );
+        readings_agree(body.as_bytes());
+        let (parsed, logs) = logged(body.as_bytes());
+        let parsed = parsed.expect("the batch is read");
+        let read: Vec<(&str, &MessageKind)> = parsed
+            .messages
+            .iter()
+            .map(|m| (m.id.as_str(), &m.kind))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (
+                    "wamid.2",
+                    &MessageKind::Unsupported {
+                        kind: "text (malformed)".into()
+                    }
+                ),
+                (
+                    "wamid.3",
+                    &MessageKind::Text {
+                        body: "three".into()
+                    }
+                ),
+            ]
+        );
+        assert_eq!(parsed.rejected, 1);
+        assert_eq!(
+            logs,
+            [
+                "ERROR skipping a webhook item that is not an object of the expected shape item=\"message\" error=duplicate field `…` at line 1 column 37".to_owned(),
+                format!("WARN message body malformed: passed on as unsupported message_id={} kind=text error=duplicate field `…` at line 1 column 53", log_id("wamid.2")),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_entries_changes_values_statuses_and_errors_are_logged_and_skipped() {
+        let skipped = |item: &str, error: &str| {
+            format!(
+                "ERROR skipping a webhook item that is not an object of the expected shape item=\"{item}\" error={error}"
+            )
+        };
+        let message = text_message("wamid.1", "hi");
+        let change = json!({"field": "messages", "value": {"metadata": {"phone_number_id": "106540352242922"}, "messages": [message]}});
+        let body = json!({"object": "whatsapp_business_account", "entry": [
+            null,
+            1,
+            {"id": "A", "changes": [null, "x", change]},
+            {"id": "B", "changes": [
+                // Another field's value is never read as that of `messages`.
+                {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT", "messages": "x"}},
+                {"field": "messages", "value": {"metadata": "x", "messages": [message]}},
+                {"field": "messages", "value": {"metadata": {"phone_number_id": 5},
+                    "contacts": [7],
+                    "statuses": [{"id": "wamid.s", "status": "read", "recipient_id": "14155551234"}, 3],
+                    "errors": [{"code": 1}, "x"]}}
+            ]}
+        ]})
+        .to_string();
+        readings_agree(body.as_bytes());
+        let (parsed, logs) = logged(body.as_bytes());
+        let parsed = parsed.expect("the batch is read");
+        assert_eq!(parsed.messages.len(), 1);
+        assert_eq!(
+            parsed.messages[0].channel.business_account_id.as_deref(),
+            Some("A")
+        );
+        assert_eq!(parsed.ignored_fields, ["account_update"]);
+        assert_eq!(parsed.statuses.len(), 1);
+        assert_eq!(parsed.statuses[0].message_id, "wamid.s");
+        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(parsed.errors[0].code.as_deref(), Some("1"));
+        // Two entries, two changes, a value, a status and an error; a contact that is not an
+        // object names nobody and is dropped without a word.
+        assert_eq!(parsed.rejected, 7);
+        assert_eq!(
+            logs,
+            [
+                skipped(
+                    "entry",
+                    "invalid type: null, expected struct Entry at line 1 column 4"
+                ),
+                skipped(
+                    "entry",
+                    "invalid type: integer `…`, expected struct Entry at line 1 column 1"
+                ),
+                skipped(
+                    "change",
+                    "invalid type: null, expected struct Change at line 1 column 4"
+                ),
+                skipped(
+                    "change",
+                    "invalid type: string \"…\", expected struct Change at line 1 column 3"
+                ),
+                skipped(
+                    "change value",
+                    "invalid type: string \"…\", expected struct Metadata at line 1 column 101"
+                ),
+                skipped(
+                    "status",
+                    "invalid type: integer `…`, expected struct Status at line 1 column 1"
+                ),
+                skipped(
+                    "error",
+                    "invalid type: string \"…\", expected struct ErrorItem at line 1 column 3"
+                ),
+            ]
+        );
     }
 }
