@@ -25,31 +25,30 @@
 
 mod support;
 
+use bytes::Bytes;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::fakes::{accepting_graph, recording_agent};
 use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
-use support::local_webhook::LocalWebhook;
-use support::net::free_port;
+use support::local_webhook::{LocalWebhook, local_env};
+use support::runtime_api::RuntimeApi;
 use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+    LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::Recipient;
-use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::Pipeline;
-use whatsapp_agent_lambda::webhook::answer::response;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
@@ -1125,7 +1124,7 @@ fn lambda_http_own_conversion_still_panics_on_invalid_base64() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loopback fakes: an agent that counts, a Graph API that accepts, a Lambda Runtime API
+// Lambda: the function process against a Runtime API emulator, an agent that counts
 // ---------------------------------------------------------------------------------------------
 
 struct FakeAgent {
@@ -1152,105 +1151,62 @@ enum Reported {
     Error(Value),
 }
 
-/// The Lambda Runtime API, enough for lambda_runtime: hands out queued events on
-/// `invocation/next` and records each `response` or `error`.
-struct FakeRuntimeApi {
-    server: LoopbackServer,
-    queue: Arc<Mutex<VecDeque<(String, Value)>>>,
-    reports: Arc<Mutex<Vec<(String, Reported)>>>,
+/// Longest wait for each step of an invocation (the function asking for it, answering it).
+const LAMBDA_WAIT: Duration = Duration::from_secs(30);
+
+/// A function process run as in Lambda against its own Runtime API emulator; killed when
+/// dropped.
+struct LambdaFunction {
+    api: RuntimeApi,
+    process: Killed,
+    /// Every invocation so far: its request id and what the function reported.
+    reports: Vec<(String, Reported)>,
 }
 
-impl FakeRuntimeApi {
-    fn start() -> Self {
-        let queue: Arc<Mutex<VecDeque<(String, Value)>>> = Arc::default();
-        let reports: Arc<Mutex<Vec<(String, Reported)>>> = Arc::default();
-        let (q, r) = (queue.clone(), reports.clone());
-        let server = LoopbackServer::start(handler(move |request: Request| {
-            let (queue, reports) = (q.clone(), r.clone());
-            async move {
-                let path = request.uri().path().to_owned();
-                if path.ends_with("/invocation/next") {
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    while Instant::now() < deadline {
-                        let next = queue.lock().unwrap().pop_front();
-                        if let Some((id, event)) = next {
-                            let deadline_ms = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .unwrap()
-                                .as_millis()
-                                + 60_000;
-                            let mut answer = response(200, "application/json", event.to_string());
-                            let headers = answer.headers_mut();
-                            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                            headers.insert(
-                                "lambda-runtime-deadline-ms",
-                                deadline_ms.to_string().parse().unwrap(),
-                            );
-                            headers.insert(
-                                "lambda-runtime-invoked-function-arn",
-                                "arn:aws:lambda:us-east-1:123456789012:function:webhook"
-                                    .parse()
-                                    .unwrap(),
-                            );
-                            headers.insert(
-                                "lambda-runtime-trace-id",
-                                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                            );
-                            return answer;
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    return response(500, "text/plain", "no more events");
-                }
-                let body: Value = serde_json::from_slice(
-                    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()),
-                )
-                .unwrap_or_else(|_| Value::String(text_of(request.body())));
-                let parts: Vec<&str> = path.split('/').collect();
-                if let [.., "invocation", id, kind] = parts.as_slice() {
-                    let report = match *kind {
-                        "response" => Reported::Response(body),
-                        _ => Reported::Error(body),
-                    };
-                    reports.lock().unwrap().push(((*id).to_owned(), report));
-                } else {
-                    reports
-                        .lock()
-                        .unwrap()
-                        .push((path.clone(), Reported::Error(body)));
-                }
-                response(202, "application/json", r#"{"status":"OK"}"#)
-            }
-        }));
+impl LambdaFunction {
+    /// Starts `command` with the Lambda environment, talking to a fresh emulator.
+    async fn start(mut command: Command) -> Self {
+        let api = RuntimeApi::start("webhook")
+            .await
+            .expect("start the Runtime API emulator");
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_LEVEL", "warn");
+        let process = Killed(command.spawn().unwrap());
         Self {
-            server,
-            queue,
-            reports,
+            api,
+            process,
+            reports: Vec::new(),
         }
     }
 
-    fn address(&self) -> String {
-        self.server.addr().to_string()
-    }
-
-    /// Queues `event` and waits for the function's report on it.
-    fn invoke(&self, id: &str, event: Value, child: &mut Child) -> Reported {
-        self.queue.lock().unwrap().push_back((id.to_owned(), event));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some((_, report)) = self.reports.lock().unwrap().iter().find(|(i, _)| i == id) {
-                return report.clone();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the function exited ({status}) while handling {id}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no report for {id}: {:?}",
-                self.reports.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Hands `event` over as request `id` when the function asks for its next event, and
+    /// waits for its report on it.
+    async fn invoke(&mut self, id: &str, event: Value) -> Reported {
+        let function = &mut self.process.0;
+        let (_, reply) = self
+            .api
+            .next(function, LAMBDA_WAIT)
+            .await
+            .unwrap_or_else(|error| panic!("before {id}: {error}"));
+        let event = Bytes::from(event.to_string());
+        let answer = self
+            .api
+            .invoke(function, reply, id, event, LAMBDA_WAIT)
+            .await
+            .unwrap_or_else(|error| panic!("{id}: {error}"));
+        let body = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.body).into_owned()));
+        let report = if answer.error {
+            Reported::Error(body)
+        } else {
+            Reported::Response(body)
+        };
+        self.reports.push((id.to_owned(), report.clone()));
+        report
     }
 }
 
@@ -1262,15 +1218,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn lambda_env(command: &mut Command, runtime: &FakeRuntimeApi) {
-    command
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn");
 }
 
 fn status_of(report: &Reported) -> Option<i64> {
@@ -1296,20 +1243,19 @@ fn lambda_catalogue() -> Vec<(&'static str, Value, i64)> {
     ]
 }
 
-/// Drives `runtime` through the catalogue, a valid event after each, and returns the hostile
-/// events that ended in an invocation error instead of an answer. `strict`: every one must get
-/// its answer (the function decodes events itself); otherwise an error report is tolerated
-/// (`lambda_http::run` panics on some and refuses to deserialize others).
-fn drive_lambda_catalogue(
-    runtime: &FakeRuntimeApi,
+/// Drives `function` through the catalogue, a valid event after each, and returns the
+/// hostile events that ended in an invocation error instead of an answer. `strict`: every one
+/// must get its answer (the function decodes events itself); otherwise an error report is
+/// tolerated (`lambda_http::run` panics on some and refuses to deserialize others).
+async fn drive_lambda_catalogue(
+    function: &mut LambdaFunction,
     agent: &FakeAgent,
-    child: &mut Child,
     strict: bool,
 ) -> Vec<(&'static str, Reported)> {
     let mut errors = Vec::new();
     for (n, (what, event, status)) in lambda_catalogue().into_iter().enumerate() {
         let before = agent.calls();
-        let report = runtime.invoke(&format!("hostile-{n}"), event, child);
+        let report = function.invoke(&format!("hostile-{n}"), event).await;
         if matches!(report, Reported::Error(_)) && !strict {
             errors.push((what, report.clone()));
         } else {
@@ -1318,7 +1264,7 @@ fn drive_lambda_catalogue(
         assert_eq!(agent.calls(), before, "{what}: reached the agent");
         let id = format!("wamid.LAMBDA.{n}");
         let valid = api_gateway_event("POST", "", Some(&one_text(&id, "still there?")), true);
-        let report = runtime.invoke(&format!("valid-{n}"), valid, child);
+        let report = function.invoke(&format!("valid-{n}"), valid).await;
         assert_eq!(
             status_of(&report),
             Some(200),
@@ -1355,12 +1301,11 @@ async fn lambda_runtime_child() {
         .unwrap();
 }
 
-#[test]
-fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
+#[tokio::test]
+async fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
     // The real lambda_runtime loop (event deserialization, panic catching, response
     // serialization) around `webhook::run_lambda`, against a fake Runtime API.
     let agent = FakeAgent::start();
-    let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -1373,11 +1318,10 @@ fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
         .env("HOSTILE_CHILD_AGENT_URL", agent.server.url())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    lambda_env(&mut command, &runtime);
-    let mut child = Killed(command.spawn().unwrap());
-    let errors = drive_lambda_catalogue(&runtime, &agent, &mut child.0, true);
+    let mut function = LambdaFunction::start(command).await;
+    let errors = drive_lambda_catalogue(&mut function, &agent, true).await;
     assert!(errors.is_empty());
-    let reports = runtime.reports.lock().unwrap().clone();
+    let reports = &function.reports;
     assert!(
         reports
             .iter()
@@ -1386,30 +1330,19 @@ fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
     );
 }
 
-#[test]
-fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
+#[tokio::test]
+async fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
     // The real binary inside a (fake) Lambda. It must keep serving after every event. The
     // bad-base64 events get the clean 400 once the binary calls `webhook::run_lambda`; while it
     // still calls `lambda_http::run`, lambda_http panics on them and lambda_runtime reports the
     // panic as an invocation error (API Gateway: 500) — tolerated here, reported loudly.
     let agent = FakeAgent::start();
     let graph = accepting_graph(Arc::default());
-    let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent.server.url())
-        .env("GRAPH_API_BASE_URL", graph.url())
-        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    lambda_env(&mut command, &runtime);
-    let mut child = Killed(command.spawn().unwrap());
-    let errors = drive_lambda_catalogue(&runtime, &agent, &mut child.0, true);
+    local_env(&mut command, &agent.server.url(), &graph.url());
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut function = LambdaFunction::start(command).await;
+    let errors = drive_lambda_catalogue(&mut function, &agent, true).await;
     if !errors.is_empty() {
         let names: Vec<&str> = errors.iter().map(|(what, _)| *what).collect();
         eprintln!(
@@ -1658,33 +1591,10 @@ fn webhook_binary_over_http_survives_the_catalogue() {
         .into_bytes();
     assert!(batch.len() < MAX_BODY * 2, "{}", batch.len());
     // The batch is over the 64 KiB test limit: sent to a second webhook with the default limit.
-    let roomy = {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LOCAL_ADDR", &addr)
-            .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-            .env("AGENT_URL", agent.server.url())
-            .env("GRAPH_API_BASE_URL", graph.url())
-            .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-            .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-            .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let process = Killed(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (process, addr)
-    };
+    let roomy = LocalWebhook::start(&agent.server.url(), &graph.url(), &[], Stdio::null());
     let before = agent.calls();
     let answer = exchange(
-        &roomy.1,
+        &roomy.addr,
         &post_head(batch.len(), &[&signature(&batch)]),
         &batch,
     )

@@ -59,16 +59,9 @@ impl LocalWebhook {
         stderr: Stdio,
     ) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
+        local_env(&mut command, agent_url, graph_url);
         command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOCAL_ADDR", &addr)
-            .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-            .env("AGENT_URL", agent_url)
-            .env("GRAPH_API_BASE_URL", graph_url)
-            .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-            .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-            .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -107,6 +100,21 @@ impl LocalWebhook {
             .parse()
             .ok()
     }
+}
+
+/// The webhook binary's environment in the tests: nothing inherited but `PATH`; the local test
+/// secrets and allowlist of `events/`; the agent and the Graph API at `agent_url` and
+/// `graph_url`.
+pub fn local_env(command: &mut Command, agent_url: &str, graph_url: &str) {
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
+        .env("AGENT_URL", agent_url)
+        .env("GRAPH_API_BASE_URL", graph_url)
+        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
+        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
+        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN);
 }
 
 impl Drop for LocalWebhook {

@@ -7,5 +7,6 @@ pub mod harness;
 pub mod local_webhook;
 pub mod moto;
 pub mod net;
+pub mod runtime_api;
 pub mod sfn_sync;
 pub mod slow;
