@@ -36,10 +36,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::fakes::{accepting_graph, recording_agent};
-use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
+use support::fixtures::{api_gateway_event, get, local_secrets, post, signed, text_of};
+use support::harness::echo_agent;
 use support::local_webhook::{LocalWebhook, local_env};
 use support::runtime_api::RuntimeApi;
-use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
+use whatsapp_agent_lambda::agent::HttpAgent;
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
     LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
@@ -90,32 +91,8 @@ fn signature(body: &[u8]) -> String {
     sign(LOCAL_APP_SECRET.as_bytes(), body)
 }
 
-fn post_with(body: &[u8], signatures: &[&[u8]]) -> Request {
-    let mut request = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
-        .header("content-type", "application/json")
-        .body(if body.is_empty() {
-            Body::Empty
-        } else {
-            Body::Binary(body.to_vec())
-        })
-        .unwrap();
-    for value in signatures {
-        request.headers_mut().append(
-            "x-hub-signature-256",
-            lambda_http::http::HeaderValue::from_bytes(value).unwrap(),
-        );
-    }
-    request
-}
-
-fn signed(body: &[u8]) -> Request {
-    post_with(body, &[signature(body).as_bytes()])
-}
-
 fn unsigned(body: &[u8]) -> Request {
-    post_with(body, &[])
+    post(body, &[])
 }
 
 fn verify_query() -> String {
@@ -149,14 +126,8 @@ fn harness() -> Harness {
 }
 
 fn harness_with(max_body: usize) -> Harness {
-    let agent = ScriptedAgent::new(|request| {
-        Ok(Some(AgentReply::text(
-            None,
-            format!("echo: {}", request.event.text),
-        )))
-    });
     Harness {
-        inline: support::harness::Harness::inline(agent, LOCAL_APP_SECRET, max_body),
+        inline: support::harness::Harness::inline(echo_agent(), LOCAL_APP_SECRET, max_body),
         alive: AtomicUsize::new(0),
     }
 }
@@ -246,23 +217,20 @@ async fn unsigned_and_wrongly_signed_posts_get_401_and_reach_nobody() {
             [b"sha256=".as_slice(), &[0xC3; 64]].concat(),
         ),
         ("bearer style", format!("Bearer {hex}").into_bytes()),
+        (
+            "a GET-style verify token instead",
+            LOCAL_VERIFY_TOKEN.as_bytes().to_vec(),
+        ),
     ];
     for (what, value) in cases {
         let request = if value.is_empty() {
             unsigned(&body)
         } else {
-            post_with(&body, &[&value])
+            post(&body, &[&value])
         };
         h.check(what, request, 401, 0).await;
     }
     h.check("no header at all", unsigned(&body), 401, 0).await;
-    h.check(
-        "a GET-style verify token instead",
-        post_with(&body, &[LOCAL_VERIFY_TOKEN.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -271,49 +239,50 @@ async fn uppercase_hex_signatures_are_accepted_because_they_spell_the_same_mac()
     // comparison is of the 32 MAC bytes, in constant time. Accepting it is not a forgery: only
     // the app secret's holder can produce those bytes, in whatever case.
     let h = harness();
-    let body = one_text("wamid.UPPER.1", "uppercase");
-    let upper = format!(
-        "sha256={}",
-        signature(&body)["sha256=".len()..].to_ascii_uppercase()
-    );
-    h.check(
-        "uppercase hex",
-        post_with(&body, &[upper.as_bytes()]),
-        200,
-        1,
-    )
-    .await;
-    let mixed_hex: String = signature(&one_text("wamid.UPPER.2", "mixed"))["sha256=".len()..]
-        .chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if i % 2 == 0 {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        })
-        .collect();
-    let mixed = format!("sha256={mixed_hex}");
-    h.check(
-        "mixed-case hex",
-        post_with(&one_text("wamid.UPPER.2", "mixed"), &[mixed.as_bytes()]),
-        200,
-        1,
-    )
-    .await;
-    // The uppercase spelling of another body's MAC is still refused.
-    let other = format!(
-        "sha256={}",
-        signature(b"{}")["sha256=".len()..].to_ascii_uppercase()
-    );
-    h.check(
-        "uppercase hex of another body",
-        post_with(&one_text("wamid.UPPER.3", "x"), &[other.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
+    let uppercase = |body: &[u8]| signature(body)["sha256=".len()..].to_ascii_uppercase();
+    let mixed_case = |body: &[u8]| -> String {
+        signature(body)["sha256=".len()..]
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    let upper_body = one_text("wamid.UPPER.1", "uppercase");
+    let mixed_body = one_text("wamid.UPPER.2", "mixed");
+    for (what, body, hex, status, calls) in [
+        (
+            "uppercase hex",
+            upper_body.clone(),
+            uppercase(&upper_body),
+            200,
+            1,
+        ),
+        (
+            "mixed-case hex",
+            mixed_body.clone(),
+            mixed_case(&mixed_body),
+            200,
+            1,
+        ),
+        // The uppercase spelling of another body's MAC is still refused.
+        (
+            "uppercase hex of another body",
+            one_text("wamid.UPPER.3", "x"),
+            uppercase(b"{}"),
+            401,
+            0,
+        ),
+    ] {
+        let header = format!("sha256={hex}");
+        h.check(what, post(&body, &[header.as_bytes()]), status, calls)
+            .await;
+    }
 }
 
 #[tokio::test]
@@ -326,19 +295,12 @@ async fn two_signature_headers_are_refused_even_when_both_are_right() {
         ("right twice", vec![good.clone(), good.clone()]),
         ("right then wrong", vec![good.clone(), bad.clone()]),
         ("wrong then right", vec![bad.clone(), good.clone()]),
+        // API Gateway joins repeated headers with a comma into one value.
+        ("comma-joined by API Gateway", vec![format!("{good},{bad}")]),
     ] {
         let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        h.check(what, post_with(&body, &values), 401, 0).await;
+        h.check(what, post(&body, &values), 401, 0).await;
     }
-    // API Gateway joins repeated headers with a comma into one value.
-    let joined = format!("{good},{bad}");
-    h.check(
-        "comma-joined by API Gateway",
-        post_with(&body, &[joined.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,42 +325,41 @@ async fn bodies_get_413_only_above_the_limit() {
         body.resize(size, b' ');
         body
     };
-    h.check(
-        "one byte under the limit",
-        signed(&padded("wamid.SIZE.1", MAX_BODY - 1)),
-        200,
-        1,
-    )
-    .await;
-    h.check(
-        "exactly at the limit",
-        signed(&padded("wamid.SIZE.2", MAX_BODY)),
-        200,
-        1,
-    )
-    .await;
-    h.check(
-        "one byte over the limit",
-        signed(&padded("wamid.SIZE.3", MAX_BODY + 1)),
-        413,
-        0,
-    )
-    .await;
-    // The limit is checked first: size is known before any HMAC work.
-    h.check(
-        "over the limit, unsigned",
-        unsigned(&padded("wamid.SIZE.4", MAX_BODY + 1)),
-        413,
-        0,
-    )
-    .await;
-    h.check(
-        "far over the limit",
-        signed(&vec![b'x'; 4 * MAX_BODY]),
-        413,
-        0,
-    )
-    .await;
+    for (what, request, status, calls) in [
+        (
+            "one byte under the limit",
+            signed(&padded("wamid.SIZE.1", MAX_BODY - 1)),
+            200,
+            1,
+        ),
+        (
+            "exactly at the limit",
+            signed(&padded("wamid.SIZE.2", MAX_BODY)),
+            200,
+            1,
+        ),
+        (
+            "one byte over the limit",
+            signed(&padded("wamid.SIZE.3", MAX_BODY + 1)),
+            413,
+            0,
+        ),
+        // The limit is checked first: size is known before any HMAC work.
+        (
+            "over the limit, unsigned",
+            unsigned(&padded("wamid.SIZE.4", MAX_BODY + 1)),
+            413,
+            0,
+        ),
+        (
+            "far over the limit",
+            signed(&vec![b'x'; 4 * MAX_BODY]),
+            413,
+            0,
+        ),
+    ] {
+        h.check(what, request, status, calls).await;
+    }
 }
 
 #[tokio::test]
@@ -1427,49 +1388,6 @@ fn webhook_binary_over_http_survives_the_catalogue() {
 
     let body = one_text("wamid.HTTP.1", "let me in");
     let good = signature(&body);
-    check("unsigned", post_head(body.len(), &[]), &body, 401, 0);
-    check(
-        "wrong signature",
-        post_head(body.len(), &[&sign(b"forged", &body)]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "signature of another body",
-        post_head(body.len(), &[&signature(b"{}")]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "truncated",
-        post_head(body.len(), &[&good[..20]]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "non-hex",
-        post_head(body.len(), &[&format!("sha256={}", "zz".repeat(32))]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "sha1",
-        post_head(body.len(), &[&good.replace("sha256=", "sha1=")]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "two headers",
-        post_head(body.len(), &[&good, &good]),
-        &body,
-        401,
-        0,
-    );
     let mut latin1 = post_head(body.len(), &[]).into_bytes();
     latin1.extend_from_slice(b"\r\nX-Hub-Signature-256: sha256=\xE9\xE9");
     check(
@@ -1480,13 +1398,30 @@ fn webhook_binary_over_http_survives_the_catalogue() {
         0,
     );
     let upper = format!("sha256={}", good["sha256=".len()..].to_ascii_uppercase());
-    check(
-        "uppercase hex",
-        post_head(body.len(), &[&upper]),
-        &body,
-        200,
-        1,
-    );
+    for (what, signatures, status, calls) in [
+        ("unsigned", vec![], 401, 0),
+        ("wrong signature", vec![sign(b"forged", &body)], 401, 0),
+        ("signature of another body", vec![signature(b"{}")], 401, 0),
+        ("truncated", vec![good[..20].to_owned()], 401, 0),
+        (
+            "non-hex",
+            vec![format!("sha256={}", "zz".repeat(32))],
+            401,
+            0,
+        ),
+        ("sha1", vec![good.replace("sha256=", "sha1=")], 401, 0),
+        ("two headers", vec![good.clone(), good.clone()], 401, 0),
+        ("uppercase hex", vec![upper], 200, 1),
+    ] {
+        let signatures: Vec<&str> = signatures.iter().map(String::as_str).collect();
+        check(
+            what,
+            post_head(body.len(), &signatures),
+            &body,
+            status,
+            calls,
+        );
+    }
     check("empty, unsigned", post_head(0, &[]), b"", 401, 0);
     check(
         "empty, signed",

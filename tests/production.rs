@@ -9,25 +9,27 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, local_secrets, sent_texts, signed_texts};
+use support::fixtures::{
+    BATCH_ALLOWED_IDS, event, failed_ids, local_secrets, sent_texts, signed_texts,
+};
+use support::harness;
 use support::moto::Moto;
 use support::net::free_port;
-use support::slow::CountingAgent;
-use whatsapp_agent_lambda::agent::{
-    Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent,
-};
+use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
+use whatsapp_agent_lambda::agent::{Agent, AgentError, AgentRequest, ScriptedAgent};
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::dev::moto::create_pipeline_resources;
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::MessageId;
-use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
-use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
+use whatsapp_agent_lambda::idempotency::{
+    ClaimToken, DynamoIdempotency, IdempotencyStore, MemoryIdempotency,
+};
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::queue::SqsQueue;
-use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, format_reply};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT};
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
 
@@ -59,13 +61,32 @@ async fn aws() -> Aws {
     }
 }
 
-fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
+/// The webhook with the local test secrets, senders of `allowlist` allowed.
+fn webhook(allowlist: &str, dispatcher: Dispatcher) -> WebhookApp {
     WebhookApp::new(
         local_secrets(),
-        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(config, queue_url))),
+        Allowlist::parse(allowlist).unwrap(),
+        dispatcher,
         4 * 1024 * 1024,
     )
+}
+
+/// The webhook queueing jobs to `queue_url`, the local test senders allowed.
+fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
+    let queue = Arc::new(SqsQueue::new(config, queue_url));
+    webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Queue(queue))
+}
+
+/// The webhook handling messages inline with claims in the table, the local test senders
+/// allowed: one warm Lambda instance.
+fn inline_webhook(
+    config: &aws_config::SdkConfig,
+    agent: Arc<dyn Agent>,
+    messenger: Arc<RecordingMessenger>,
+    lease: Duration,
+) -> WebhookApp {
+    let pipeline = pipeline(config, agent, messenger, lease);
+    webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
 }
 
 fn pipeline(
@@ -94,15 +115,21 @@ fn worker(
     )
 }
 
+/// The echo agent, taking 200 ms a message.
 fn echo_agent() -> Arc<ScriptedAgent> {
-    Arc::new(
-        ScriptedAgent::new(|request| {
-            Ok(Some(AgentReply::text(
-                Some(ReplyStatus::Success),
-                format!("echo: {}", request.event.text),
-            )))
-        })
-        .with_delay(Duration::from_millis(200)),
+    Arc::new(harness::echo_agent().with_delay(Duration::from_millis(200)))
+}
+
+/// A worker with in-memory claims and Graph API: no AWS needed.
+fn memory_worker(agent: Arc<dyn Agent>) -> Worker {
+    Worker::new(
+        Pipeline::new(
+            agent,
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
+        MAX_RECEIVE_COUNT,
     )
 }
 
@@ -165,8 +192,14 @@ fn job_event(message_id: &str, receive_count: u32) -> Value {
     }]})
 }
 
-fn failed_items(response: &Value) -> usize {
-    response["batchItemFailures"].as_array().map_or(0, Vec::len)
+/// A batch record of the job of `job_event` with its message's id and text replaced, in the
+/// message group `group`.
+fn batch_record(sqs_id: &str, wamid: &str, text: &str, group: &str) -> Value {
+    let mut job: Value =
+        serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap()).unwrap();
+    job["message"]["id"] = json!(wamid);
+    job["message"]["kind"]["body"] = json!(text);
+    json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -222,7 +255,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     }
     let mut failed = 0;
     while let Some(response) = runs.join_next().await {
-        failed += failed_items(&response.unwrap());
+        failed += failed_ids(&response.unwrap()).len();
     }
     println!(
         "five concurrent deliveries: agent calls = {}, replies sent = {}, deliveries told to retry = {failed}",
@@ -241,7 +274,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
         .handle(sqs_event(&queued[..1], Some(2)))
         .await
         .unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(agent.calls(), 1);
     assert_eq!(messenger.sent().len(), 1);
 }
@@ -268,15 +301,15 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
 
     // Redelivered while the dead worker's lease still holds: not handled, retried later.
     let early = worker.handle(job_event("sqs-1", 2)).await.unwrap();
-    assert_eq!(failed_items(&early), 1);
+    assert_eq!(failed_ids(&early).len(), 1);
     assert_eq!(agent.calls(), 0);
 
     // After the lease: answered exactly once.
     tokio::time::sleep(lease + Duration::from_millis(300)).await;
     let late = worker.handle(job_event("sqs-1", 3)).await.unwrap();
-    assert_eq!(failed_items(&late), 0);
+    assert_eq!(failed_ids(&late).len(), 0);
     let again = worker.handle(job_event("sqs-1", 3)).await.unwrap();
-    assert_eq!(failed_items(&again), 0);
+    assert_eq!(failed_ids(&again).len(), 0);
     println!(
         "crash after claim: agent calls = {}, replies = {}",
         agent.calls(),
@@ -339,16 +372,7 @@ async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
         }
     }
     ids.sort();
-    assert_eq!(
-        ids,
-        [
-            "wamid.BATCH.0001",
-            "wamid.BATCH.0002",
-            "wamid.BATCH.0003",
-            "wamid.BATCH.0004",
-            "wamid.BATCH.0005"
-        ]
-    );
+    assert_eq!(ids, BATCH_ALLOWED_IDS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,7 +446,11 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
     );
     for attempt in 1..MAX_RECEIVE_COUNT {
         let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
-        assert_eq!(failed_items(&response), 1, "attempt {attempt} is retried");
+        assert_eq!(
+            failed_ids(&response).len(),
+            1,
+            "attempt {attempt} is retried"
+        );
         assert!(
             sent_texts(&messenger).is_empty(),
             "no ❌ before the last attempt"
@@ -433,7 +461,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
         .await
         .unwrap();
     assert_eq!(
-        failed_items(&last),
+        failed_ids(&last).len(),
         1,
         "the last failure goes to the dead-letter queue"
     );
@@ -441,7 +469,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
     assert_eq!(agent.calls(), MAX_RECEIVE_COUNT as usize);
     // A redrive from the dead-letter queue does not answer twice.
     let redriven = worker.handle(job_event("sqs-t", 1)).await.unwrap();
-    assert_eq!(failed_items(&redriven), 0);
+    assert_eq!(failed_ids(&redriven).len(), 0);
     assert_eq!(messenger.sent().len(), 1);
 }
 
@@ -462,7 +490,7 @@ async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
         Duration::from_secs(60),
     );
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(
         sent_texts(&messenger),
         vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
@@ -477,16 +505,11 @@ async fn inline_mode_with_a_table_shares_claims_across_instances() {
     let messenger = Arc::new(RecordingMessenger::new());
     // Two warm Lambda instances of the inline webhook, one table.
     let instance = || {
-        WebhookApp::new(
-            local_secrets(),
-            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-            Dispatcher::Inline(pipeline(
-                &aws.config,
-                agent.clone(),
-                messenger.clone(),
-                Duration::from_secs(60),
-            )),
-            4 * 1024 * 1024,
+        inline_webhook(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
         )
     };
     let (first, second) = (instance(), instance());
@@ -509,37 +532,15 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
             Ok(None)
         }
     }));
-    let worker = Worker::new(
-        Pipeline::new(
-            agent.clone(),
-            Arc::new(RecordingMessenger::new()),
-            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-        )
-        .with_lease(Duration::from_secs(60)),
-        MAX_RECEIVE_COUNT,
-    );
-    let record = |sqs_id: &str, wamid: &str, text: &str, group: &str| {
-        let mut job: Value =
-            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
-                .unwrap();
-        job["message"]["id"] = json!(wamid);
-        job["message"]["kind"]["body"] = json!(text);
-        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
-    };
+    let worker = memory_worker(agent.clone());
     let batch = json!({"Records": [
-        record("1", "wamid.f1", "first", "john"),
-        record("2", "wamid.f2", "second", "john"),
-        record("3", "wamid.o1", "other", "ana"),
+        batch_record("1", "wamid.f1", "first", "john"),
+        batch_record("2", "wamid.f2", "second", "john"),
+        batch_record("3", "wamid.o1", "other", "ana"),
     ]});
     let response = worker.handle(batch).await.unwrap();
-    let failed: Vec<&str> = response["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        failed,
+        failed_ids(&response),
         ["1", "2"],
         "john's second message waits for his first"
     );
@@ -567,7 +568,7 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
         .with_redelivery(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url)))
         .with_retry_base(Duration::from_secs(1));
     let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
-    assert_eq!(failed_items(&response), 1);
+    assert_eq!(failed_ids(&response).len(), 1);
     assert!(
         sent_texts(&messenger).is_empty(),
         "no ❌ before the last attempt"
@@ -585,70 +586,21 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn different_senders_in_one_batch_are_answered_concurrently() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use whatsapp_agent_lambda::agent::Agent;
-
-    /// Counts how many agent calls overlap.
-    #[derive(Default)]
-    struct Overlap {
-        now: AtomicUsize,
-        max: AtomicUsize,
-    }
-    impl Agent for Overlap {
-        fn ask<'a>(
-            &'a self,
-            _: &'a AgentRequest,
-        ) -> whatsapp_agent_lambda::BoxFuture<'a, Result<Option<AgentReply>, AgentError>> {
-            Box::pin(async move {
-                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-                self.max.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                self.now.fetch_sub(1, Ordering::SeqCst);
-                Ok(None)
-            })
-        }
-    }
-    let agent = Arc::new(Overlap::default());
-    let worker = Worker::new(
-        Pipeline::new(
-            agent.clone(),
-            Arc::new(RecordingMessenger::new()),
-            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-        )
-        .with_lease(Duration::from_secs(60)),
-        MAX_RECEIVE_COUNT,
-    );
-    let record = |sqs_id: &str, wamid: &str, group: &str| {
-        let mut job: Value =
-            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
-                .unwrap();
-        job["message"]["id"] = json!(wamid);
-        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
-    };
+    let agent = Arc::new(CountingAgent::new("ok", Duration::from_millis(300)));
+    let worker = memory_worker(agent.clone());
     let batch = json!({"Records": [
-        record("1", "wamid.j1", "john"),
-        record("2", "wamid.a1", "ana"),
-        record("3", "wamid.j2", "john"),
-        record("4", "wamid.e1", "eve"),
+        batch_record("1", "wamid.j1", "status?", "john"),
+        batch_record("2", "wamid.a1", "status?", "ana"),
+        batch_record("3", "wamid.j2", "status?", "john"),
+        batch_record("4", "wamid.e1", "status?", "eve"),
     ]});
     let response = worker.handle(batch).await.unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(
-        agent.max.load(Ordering::SeqCst),
+        agent.most_at_once(),
         3,
         "one call per sender at a time, senders in parallel"
     );
-}
-
-/// A reply long enough to go out in several parts, and those parts.
-fn long_reply() -> (String, Vec<OutgoingMessage>) {
-    let reply = (0..6)
-        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    let parts = format_reply(&AgentReply::text(None, reply.clone()));
-    assert!(parts.len() >= 5, "{} parts", parts.len());
-    (reply, parts)
 }
 
 /// Lease 1 s (renewed every third of it: two renewals may be late by a third of a second on a
@@ -656,107 +608,65 @@ fn long_reply() -> (String, Vec<OutgoingMessage>) {
 /// part); redeliveries at 1.2 s and 2 s, after the first lease ran out.
 const SLOW_LEASE: Duration = Duration::from_millis(1000);
 const SLOW_STEP: Duration = Duration::from_millis(350);
-const REDELIVERIES_MS: [u64; 2] = [1200, 2000];
+const REDELIVERIES: [Duration; 2] = [Duration::from_millis(1200), Duration::from_millis(2000)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
     let aws = aws().await;
-    let (reply, parts) = long_reply();
-    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
-    let messenger = Arc::new(RecordingMessenger::with_delay(SLOW_STEP));
+    let slow = SlowHandling::new(SLOW_STEP);
     // Two worker instances, one table: SQS hands the job to the second while the first works.
     let worker = || {
+        let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
         Worker::new(
-            pipeline(&aws.config, agent.clone(), messenger.clone(), SLOW_LEASE),
+            pipeline(&aws.config, agent, messenger, SLOW_LEASE),
             MAX_RECEIVE_COUNT,
         )
     };
     let (first, second) = (worker(), worker());
-    let started = Instant::now();
-    let redeliveries = async {
-        let mut failed = Vec::new();
-        for at in REDELIVERIES_MS {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            failed.push(failed_items(
-                &second.handle(job_event("sqs-1", 2)).await.unwrap(),
-            ));
-        }
-        failed
-    };
-    let (handled, redelivered) = tokio::join!(first.handle(job_event("sqs-1", 1)), redeliveries);
-    assert!(
-        started.elapsed() > SLOW_LEASE * 2,
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(failed_items(&handled.unwrap()), 0);
+    let (handled, redelivered, took) = with_redeliveries(
+        first.handle(job_event("sqs-1", 1)),
+        &REDELIVERIES,
+        async || failed_ids(&second.handle(job_event("sqs-1", 2)).await.unwrap()).len(),
+    )
+    .await;
+    assert!(took > SLOW_LEASE * 2, "{took:?}");
+    assert_eq!(failed_ids(&handled.unwrap()).len(), 0);
     assert_eq!(redelivered, [1, 1], "in progress elsewhere: retried later");
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent: Vec<_> = messenger
-        .sent()
-        .into_iter()
-        .map(|record| record.message)
-        .collect();
-    assert_eq!(sent, parts, "each part exactly once, in order");
+    slow.assert_answered_once();
     // SQS's later retry finds it done.
     assert_eq!(
-        failed_items(&second.handle(job_event("sqs-1", 3)).await.unwrap()),
+        failed_ids(&second.handle(job_event("sqs-1", 3)).await.unwrap()).len(),
         0
     );
-    assert_eq!(agent.calls(), 1);
+    assert_eq!(slow.agent.calls(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
     let aws = aws().await;
-    let (reply, parts) = long_reply();
-    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
-    let messenger = Arc::new(RecordingMessenger::with_delay(SLOW_STEP));
+    let slow = SlowHandling::new(SLOW_STEP);
     // Two warm instances of the inline webhook, one table: Meta redelivers to the second.
     let instance = || {
-        WebhookApp::new(
-            local_secrets(),
-            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-            Dispatcher::Inline(pipeline(
-                &aws.config,
-                agent.clone(),
-                messenger.clone(),
-                SLOW_LEASE,
-            )),
-            4 * 1024 * 1024,
-        )
+        let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
+        inline_webhook(&aws.config, agent, messenger, SLOW_LEASE)
     };
     let (first, second) = (instance(), instance());
-    let started = Instant::now();
-    let redeliveries = async {
-        let mut statuses = Vec::new();
-        for at in REDELIVERIES_MS {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            statuses.push(
-                second
-                    .handle(event("post-text.json"))
-                    .await
-                    .status()
-                    .as_u16(),
-            );
-        }
-        statuses
-    };
-    let (handled, redelivered) = tokio::join!(first.handle(event("post-text.json")), redeliveries);
-    assert!(
-        started.elapsed() > SLOW_LEASE * 2,
-        "{:?}",
-        started.elapsed()
-    );
+    let (handled, redelivered, took) = with_redeliveries(
+        first.handle(event("post-text.json")),
+        &REDELIVERIES,
+        async || {
+            second
+                .handle(event("post-text.json"))
+                .await
+                .status()
+                .as_u16()
+        },
+    )
+    .await;
+    assert!(took > SLOW_LEASE * 2, "{took:?}");
     assert_eq!(handled.status(), 200);
     assert_eq!(redelivered, [200, 200]);
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent: Vec<_> = messenger
-        .sent()
-        .into_iter()
-        .map(|record| record.message)
-        .collect();
-    assert_eq!(sent, parts, "each part exactly once, in order");
+    slow.assert_answered_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -765,12 +675,8 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
     const PER_SENDER: usize = 13;
     const ROUNDS: usize = 5;
     let aws = aws().await;
-    let webhook = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse("*").unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
-        4 * 1024 * 1024,
-    );
+    let queue = Arc::new(SqsQueue::new(&aws.config, &aws.queue_url));
+    let webhook = webhook("*", Dispatcher::Queue(queue));
     for round in 0..ROUNDS {
         // Interleaved as Meta may batch them: sender 0, 1, 2, 3, 0, 1, …
         let messages: Vec<(String, String, String)> = (0..PER_SENDER)
@@ -897,12 +803,8 @@ async fn queue_depth(aws: &Aws) -> (u64, u64) {
 async fn the_local_poller_hands_lambda_batches_over_and_deletes_all_but_the_failed_items() {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
     let aws = aws().await;
-    let webhook = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse("*").unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
-        4 * 1024 * 1024,
-    );
+    let queue = Arc::new(SqsQueue::new(&aws.config, &aws.queue_url));
+    let webhook = webhook("*", Dispatcher::Queue(queue));
     let messages: Vec<(String, String, String)> = ["ok", "fails"]
         .iter()
         .enumerate()

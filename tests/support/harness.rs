@@ -1,9 +1,9 @@
-//! The webhook handler in-process with inline dispatch: a scripted agent, a recording Graph
-//! API and in-memory claims behind it, the local test senders allowed.
+//! The webhook handler in-process with inline dispatch: a scripted agent (the echo agent, say),
+//! a recording Graph API and in-memory claims behind it, the local test senders allowed.
 
 use super::fixtures::secrets_with_app_secret;
 use std::sync::Arc;
-use whatsapp_agent_lambda::agent::ScriptedAgent;
+use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
@@ -41,4 +41,14 @@ impl Harness {
             messenger,
         }
     }
+}
+
+/// An agent that answers every message at once with ✅ "echo: " and its text.
+pub fn echo_agent() -> ScriptedAgent {
+    ScriptedAgent::new(|request| {
+        Ok(Some(AgentReply::text(
+            Some(ReplyStatus::Success),
+            format!("echo: {}", request.event.text),
+        )))
+    })
 }
