@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use support::fixtures::agent_request;
 use support::moto::Moto;
 use support::net::free_port;
 use support::sfn_sync::{CONTENT_TYPE, SfnSync, SyncAnswer, TARGET};
@@ -44,24 +45,6 @@ const EXAMPLE_DEFINITION: &str = r#"{
   }
 }"#;
 
-fn request() -> AgentRequest {
-    serde_json::from_value(json!({
-        "version": "1",
-        "platform": "whatsapp",
-        "session_id": "whatsapp:106540352242922:14155551234",
-        "event": {
-            "id": "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQTdBNUQ0RjFFQkE3QkFBQkFBAA==",
-            "type": "text",
-            "text": "pods crashing in prod",
-            "reply_to": null,
-            "timestamp": "2026-11-24T10:00:00Z",
-            "user": {"id": "14155551234", "phone": "14155551234", "bsuid": null, "display_name": "John Doe"},
-            "channel": {"phone_number_id": "106540352242922", "display_phone_number": "15550001111", "business_account_id": "1029384756"}
-        }
-    }))
-    .expect("a contract request")
-}
-
 /// The SDK configuration for a local endpoint, without SDK retries: one call, one request.
 async fn config_without_retries(endpoint: &str) -> SdkConfig {
     sdk_config_for(endpoint, REGION)
@@ -87,7 +70,7 @@ async fn sync_sends_the_contract_request_under_the_deterministic_name_and_return
         r#"{"status":"success","text":"Found 2 pods in CrashLoopBackOff","actions":[{"id":"view_logs","label":"View Logs"}]}"#,
     ))
     .await;
-    let request = request();
+    let request = agent_request();
 
     let reply = agent.ask(&request).await.unwrap().expect("a reply");
 
@@ -119,7 +102,7 @@ async fn sync_sends_the_contract_request_under_the_deterministic_name_and_return
 async fn sync_output_alias_is_accepted() {
     let (_stand_in, agent) =
         sync_agent(SyncAnswer::succeeded(r#"{"output":"all pods healthy"}"#)).await;
-    let reply = agent.ask(&request()).await.unwrap().expect("a reply");
+    let reply = agent.ask(&agent_request()).await.unwrap().expect("a reply");
     assert_eq!(reply.text.as_deref(), Some("all pods healthy"));
 }
 
@@ -132,7 +115,11 @@ async fn sync_null_empty_or_absent_output_means_no_reply() {
         SyncAnswer::Succeeded { output: None },
     ] {
         let (stand_in, agent) = sync_agent(answer.clone()).await;
-        assert_eq!(agent.ask(&request()).await.unwrap(), None, "{answer:?}");
+        assert_eq!(
+            agent.ask(&agent_request()).await.unwrap(),
+            None,
+            "{answer:?}"
+        );
         assert_eq!(stand_in.calls().len(), 1);
     }
 }
@@ -145,7 +132,7 @@ async fn sync_failed_execution_is_not_retryable_and_keeps_error_and_cause() {
     ))
     .await;
 
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
 
     assert!(!error.is_retryable(), "{error}");
     let AgentError::Execution {
@@ -172,7 +159,7 @@ async fn sync_failed_execution_is_not_retryable_and_keeps_error_and_cause() {
 #[tokio::test]
 async fn sync_timed_out_execution_is_retryable() {
     let (_stand_in, agent) = sync_agent(SyncAnswer::TimedOut).await;
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Execution { status, .. } if status == "TIMED_OUT"),
         "{error:?}"
@@ -184,7 +171,7 @@ async fn sync_timed_out_execution_is_retryable() {
 async fn sync_malformed_output_is_a_decode_error_with_an_excerpt() {
     for output in ["<html>oops</html>", r#"{"text": 42}"#, r#"["text"]"#] {
         let (_stand_in, agent) = sync_agent(SyncAnswer::succeeded(output)).await;
-        let error = agent.ask(&request()).await.unwrap_err();
+        let error = agent.ask(&agent_request()).await.unwrap_err();
         let AgentError::Decode { body, .. } = &error else {
             panic!("expected a decode error for {output}, got {error:?}");
         };
@@ -201,7 +188,7 @@ async fn sync_unknown_state_machine_is_a_non_retryable_service_error() {
         "State Machine Does Not Exist: 'arn:aws:states:us-east-1:123456789012:stateMachine:ops-agent-express'",
     ))
     .await;
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Status { status: 400, body } if body.starts_with("StateMachineDoesNotExist: State Machine Does Not Exist")),
         "{error:?}"
@@ -214,7 +201,7 @@ async fn sync_throttling_and_server_errors_are_retryable_transport_errors() {
     for (status, kind) in [(400, "ThrottlingException"), (500, "InternalFailure")] {
         let (stand_in, agent) =
             sync_agent(SyncAnswer::service_error(status, kind, "slow down")).await;
-        let error = agent.ask(&request()).await.unwrap_err();
+        let error = agent.ask(&agent_request()).await.unwrap_err();
         assert!(
             matches!(&error, AgentError::Transport(message) if message.contains(kind)),
             "{error:?}"
@@ -234,7 +221,7 @@ async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
     let port = free_port();
     let config = config_without_retries(&format!("http://127.0.0.1:{port}")).await;
     let agent = StepFunctionsAgent::new(&config, EXPRESS_ARN, StepFunctionsMode::Sync);
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(matches!(error, AgentError::Transport(_)), "{error:?}");
     assert!(error.is_retryable());
 }
@@ -264,6 +251,18 @@ async fn moto_with_state_machine(execute: bool) -> (Moto, SdkConfig, String, aws
     (moto, config, arn, sfn)
 }
 
+/// Asks `agent` (async) about `request`, which it answers later (no reply now), and returns
+/// every execution of `state_machine_arn` since: (name, execution ARN).
+async fn ask_async(
+    agent: &StepFunctionsAgent,
+    request: &AgentRequest,
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+) -> Vec<(String, String)> {
+    assert_eq!(agent.ask(request).await.unwrap(), None);
+    executions(sfn, state_machine_arn).await
+}
+
 /// Every execution of `state_machine_arn`: (name, execution ARN).
 async fn executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str) -> Vec<(String, String)> {
     sfn.list_executions()
@@ -281,11 +280,9 @@ async fn executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str) -> Vec<(
 async fn async_starts_one_execution_named_after_the_message_with_the_request_as_input() {
     let (_moto, config, arn, sfn) = moto_with_state_machine(false).await;
     let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
-    let request = request();
+    let request = agent_request();
 
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-
-    let started = executions(&sfn, &arn).await;
+    let started = ask_async(&agent, &request, &sfn, &arn).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let (name, execution_arn) = &started[0];
     assert_eq!(name, &execution_name(&request.event.id));
@@ -301,19 +298,16 @@ async fn async_starts_one_execution_named_after_the_message_with_the_request_as_
     assert_eq!(input, serde_json::to_value(&request).unwrap());
 
     // Meta delivers the same message again while the execution runs.
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-    assert_eq!(executions(&sfn, &arn).await.len(), 1);
+    assert_eq!(ask_async(&agent, &request, &sfn, &arn).await.len(), 1);
 }
 
 #[tokio::test]
 async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicate_is_harmless() {
     let (_moto, config, arn, sfn) = moto_with_state_machine(true).await;
     let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
-    let request = request();
+    let request = agent_request();
 
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-
-    let started = executions(&sfn, &arn).await;
+    let started = ask_async(&agent, &request, &sfn, &arn).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let execution_arn = &started[0].1;
     let deadline = Instant::now() + EXECUTION_DEADLINE;
@@ -342,8 +336,7 @@ async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicat
 
     // The same message again after its execution closed: Step Functions answers
     // ExecutionAlreadyExists, which is no error for us.
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-    assert_eq!(executions(&sfn, &arn).await.len(), 1);
+    assert_eq!(ask_async(&agent, &request, &sfn, &arn).await.len(), 1);
 }
 
 #[tokio::test]
@@ -351,7 +344,7 @@ async fn async_unknown_state_machine_is_a_non_retryable_error() {
     let (_moto, config, arn, _sfn) = moto_with_state_machine(false).await;
     let missing = arn.replace("ops-agent", "no-such-agent");
     let agent = StepFunctionsAgent::new(&config, missing, StepFunctionsMode::Async);
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Status { status: 400, body } if body.starts_with("StateMachineDoesNotExist")),
         "{error:?}"
