@@ -7,6 +7,7 @@ pub mod harness;
 pub mod local_webhook;
 pub mod moto;
 pub mod net;
+pub mod reply_bounds;
 pub mod runtime_api;
 pub mod sfn_sync;
 pub mod slow;
