@@ -40,7 +40,7 @@ use support::fixtures::{api_gateway_event, get, local_secrets, post, signed, tex
 use support::harness::echo_agent;
 use support::local_webhook::{LocalWebhook, local_env};
 use support::runtime_api::RuntimeApi;
-use whatsapp_agent_lambda::agent::HttpAgent;
+use whatsapp_agent_lambda::agent::{AgentRequest, HttpAgent};
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
     LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
@@ -165,6 +165,14 @@ impl Harness {
             assert_eq!(self.messenger_activity(), graph, "{what}: Graph API calls");
         }
         self.still_serving(what).await;
+    }
+
+    /// [`Harness::check`] of a request that is answered 200 and reaches the agent once: what
+    /// the agent was asked.
+    async fn reaching_the_agent(&self, what: &str, request: Request) -> AgentRequest {
+        self.check(what, request, 200, 1).await;
+        // The last request is `still_serving`'s; the one before it is this request's.
+        self.agent.requests().iter().rev().nth(1).unwrap().clone()
     }
 }
 
@@ -555,24 +563,17 @@ async fn json_nested_ten_thousand_deep_neither_overflows_nor_reaches_the_agent()
     let body = webhook_json(json!([message]))
         .to_string()
         .replace(r#""PLACEHOLDER""#, &nested(DEEP, r#"{"k":"v"}"#));
-    h.check(
-        "an unknown field of a message",
-        signed(body.as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    assert_eq!(
-        h.agent.requests().iter().rev().nth(1).unwrap().event.text,
-        "deep unknown field"
-    );
+    let request = h
+        .reaching_the_agent("an unknown field of a message", signed(body.as_bytes()))
+        .await;
+    assert_eq!(request.event.text, "deep unknown field");
     // In `text.body`: the message is malformed and passed on as `unsupported`.
     let body = webhook_json(json!([text_message("wamid.DEEP.2", JOHN, "PLACEHOLDER")]))
         .to_string()
         .replace(r#""PLACEHOLDER""#, &nested(DEEP, ""));
-    h.check("a message's text.body", signed(body.as_bytes()), 200, 1)
+    let unsupported = h
+        .reaching_the_agent("a message's text.body", signed(body.as_bytes()))
         .await;
-    let unsupported = h.agent.requests().iter().rev().nth(1).unwrap().clone();
     assert_eq!(
         (
             unsupported.event.id.as_str(),
@@ -605,14 +606,12 @@ async fn numbers_where_strings_belong_are_read_as_text() {
             "messages": [{"id": 12345, "from": 14155551234_u64, "timestamp": 1795514400, "type": "text", "text": {"body": 7}}]
         }}
     ]}]});
-    h.check(
-        "numbers for ids, sender, timestamp and text",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "numbers for ids, sender, timestamp and text",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
     assert_eq!(request.event.id, "12345");
     assert_eq!(request.event.text, "7");
     assert_eq!(request.event.user.phone.as_deref(), Some(JOHN));
@@ -725,14 +724,12 @@ async fn unknown_fields_everywhere_are_ignored() {
             }
         }]}]
     });
-    h.check(
-        "unknown fields at every level",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "unknown fields at every level",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
     assert_eq!(request.event.text, "unknown fields everywhere");
     assert_eq!(request.event.reply_to.as_deref(), Some("wamid.prev"));
     // Unknown kinds and unknown fields (account updates, templates…) never fail the batch.
@@ -742,14 +739,12 @@ async fn unknown_fields_everywhere_are_ignored() {
         {"field": "messages", "value": {"metadata": {"phone_number_id": PHONE_NUMBER_ID},
             "messages": [{"id": "wamid.UNKNOWN.2", "from": JOHN, "type": "hologram", "hologram": junk}]}}
     ]}]});
-    h.check(
-        "unknown kinds and fields",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "unknown kinds and fields",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
     assert_eq!(
         (request.event.id.as_str(), request.event.kind.as_str()),
         ("wamid.UNKNOWN.2", "unsupported")
@@ -792,26 +787,23 @@ async fn nulls_where_objects_belong_are_absent_not_fatal() {
             json!({"metadata": {"phone_number_id": PHONE_NUMBER_ID}, "contacts": [{"wa_id": JOHN, "profile": null}], "messages": [message]}),
         )
     };
-    h.check(
-        "null context, interactive, location, timestamp",
-        signed(with_parts("wamid.NULL.1", json!({"context": null, "interactive": null, "location": null, "timestamp": null, "contacts": null})).as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let nulls = json!({"context": null, "interactive": null, "location": null, "timestamp": null, "contacts": null});
+    let request = h
+        .reaching_the_agent(
+            "null context, interactive, location, timestamp",
+            signed(with_parts("wamid.NULL.1", nulls).as_bytes()),
+        )
+        .await;
     assert_eq!(
         (request.event.kind.as_str(), request.event.text.as_str()),
         ("text", "null parts")
     );
-    h.check(
-        "null text",
-        signed(with_parts("wamid.NULL.2", json!({"text": null})).as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "null text",
+            signed(with_parts("wamid.NULL.2", json!({"text": null})).as_bytes()),
+        )
+        .await;
     assert_eq!(
         (request.event.id.as_str(), request.event.kind.as_str()),
         ("wamid.NULL.2", "unsupported")

@@ -77,18 +77,7 @@ fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp 
     webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Queue(queue))
 }
 
-/// The webhook handling messages inline with claims in the table, the local test senders
-/// allowed: one warm Lambda instance.
-fn inline_webhook(
-    config: &aws_config::SdkConfig,
-    agent: Arc<dyn Agent>,
-    messenger: Arc<RecordingMessenger>,
-    lease: Duration,
-) -> WebhookApp {
-    let pipeline = pipeline(config, agent, messenger, lease);
-    webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
-}
-
+/// One message's handling with claims in the table.
 fn pipeline(
     config: &aws_config::SdkConfig,
     agent: Arc<dyn Agent>,
@@ -118,6 +107,17 @@ fn worker(
 /// The echo agent, taking 200 ms a message.
 fn echo_agent() -> Arc<ScriptedAgent> {
     Arc::new(harness::echo_agent().with_delay(Duration::from_millis(200)))
+}
+
+/// A worker with the echo agent, a recording Graph API and claims in the table; the agent and
+/// the Graph API for the test to look at.
+fn echo_worker(
+    aws: &Aws,
+    lease: Duration,
+) -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
+    let (agent, messenger) = (echo_agent(), Arc::new(RecordingMessenger::new()));
+    let worker = worker(aws, agent.clone(), messenger.clone(), lease);
+    (worker, agent, messenger)
 }
 
 /// A worker with in-memory claims and Graph API: no AWS needed.
@@ -239,14 +239,8 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     );
 
     // The queue hands the job to five worker instances at once (at-least-once delivery).
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    ));
+    let (worker, agent, messenger) = echo_worker(&aws, Duration::from_secs(60));
+    let worker = Arc::new(worker);
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..5 {
         let worker = worker.clone();
@@ -295,9 +289,7 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
         whatsapp_agent_lambda::idempotency::Claim::Acquired
     );
 
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(&aws, agent.clone(), messenger.clone(), lease);
+    let (worker, agent, messenger) = echo_worker(&aws, lease);
 
     // Redelivered while the dead worker's lease still holds: not handled, retried later.
     let early = worker.handle(job_event("sqs-1", 2)).await.unwrap();
@@ -378,14 +370,8 @@ async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_event_delivered_twice_sends_one_reply() {
     let aws = aws().await;
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    ));
+    let (worker, agent, messenger) = echo_worker(&aws, Duration::from_secs(60));
+    let worker = Arc::new(worker);
     let job: Job = serde_json::from_value(
         serde_json::from_str::<Value>(job_event("x", 1)["Records"][0]["body"].as_str().unwrap())
             .unwrap(),
@@ -476,12 +462,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
     let aws = aws().await;
-    let agent = Arc::new(ScriptedAgent::new(|_| {
-        Err(AgentError::Status {
-            status: 400,
-            body: "bad request".to_owned(),
-        })
-    }));
+    let agent = Arc::new(harness::failing_agent(400, "bad request"));
     let messenger = Arc::new(RecordingMessenger::new());
     let worker = worker(
         &aws,
@@ -505,12 +486,13 @@ async fn inline_mode_with_a_table_shares_claims_across_instances() {
     let messenger = Arc::new(RecordingMessenger::new());
     // Two warm Lambda instances of the inline webhook, one table.
     let instance = || {
-        inline_webhook(
+        let pipeline = pipeline(
             &aws.config,
             agent.clone(),
             messenger.clone(),
             Duration::from_secs(60),
-        )
+        );
+        webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
     };
     let (first, second) = (instance(), instance());
     let (a, b) = tokio::join!(
@@ -648,7 +630,8 @@ async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answer
     // Two warm instances of the inline webhook, one table: Meta redelivers to the second.
     let instance = || {
         let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
-        inline_webhook(&aws.config, agent, messenger, SLOW_LEASE)
+        let pipeline = pipeline(&aws.config, agent, messenger, SLOW_LEASE);
+        webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
     };
     let (first, second) = (instance(), instance());
     let (handled, redelivered, took) = with_redeliveries(

@@ -5,6 +5,7 @@ mod support;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::fixtures::agent_request;
@@ -228,96 +229,104 @@ async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
 
 // ---------------------------------------------------------------- async (Standard)
 
-/// moto with the example Standard state machine; returns moto (keep it alive), the SDK
-/// configuration, the state machine's ARN and a plain client for looking at executions.
-async fn moto_with_state_machine(execute: bool) -> (Moto, SdkConfig, String, aws_sdk_sfn::Client) {
-    let moto = Moto::start();
-    if execute {
-        moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}}));
+/// moto with the example Standard state machine, and an async agent in front of it.
+struct StandardMachine {
+    _moto: Moto,
+    config: SdkConfig,
+    /// The state machine's ARN.
+    arn: String,
+    /// A plain client, for looking at executions.
+    sfn: aws_sdk_sfn::Client,
+    agent: StepFunctionsAgent,
+}
+
+impl StandardMachine {
+    /// Creates the state machine; moto runs its executions when `execute` is set.
+    async fn start(execute: bool) -> Self {
+        let moto = Moto::start();
+        if execute {
+            moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}}));
+        }
+        let config = sdk_config_for(moto.endpoint(), REGION).await;
+        let sfn = aws_sdk_sfn::Client::new(&config);
+        let created = sfn
+            .create_state_machine()
+            .name("ops-agent")
+            .definition(EXAMPLE_DEFINITION)
+            .role_arn(ROLE_ARN)
+            .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+            .send()
+            .await
+            .expect("create the state machine in moto");
+        let arn = created.state_machine_arn().to_owned();
+        assert!(arn.contains(ACCOUNT), "{arn}");
+        let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
+        Self {
+            _moto: moto,
+            config,
+            arn,
+            sfn,
+            agent,
+        }
     }
-    let config = sdk_config_for(moto.endpoint(), REGION).await;
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let created = sfn
-        .create_state_machine()
-        .name("ops-agent")
-        .definition(EXAMPLE_DEFINITION)
-        .role_arn(ROLE_ARN)
-        .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
-        .send()
-        .await
-        .expect("create the state machine in moto");
-    let arn = created.state_machine_arn().to_owned();
-    assert!(arn.contains(ACCOUNT), "{arn}");
-    (moto, config, arn, sfn)
-}
 
-/// Asks `agent` (async) about `request`, which it answers later (no reply now), and returns
-/// every execution of `state_machine_arn` since: (name, execution ARN).
-async fn ask_async(
-    agent: &StepFunctionsAgent,
-    request: &AgentRequest,
-    sfn: &aws_sdk_sfn::Client,
-    state_machine_arn: &str,
-) -> Vec<(String, String)> {
-    assert_eq!(agent.ask(request).await.unwrap(), None);
-    executions(sfn, state_machine_arn).await
-}
+    /// Step Functions' description of the execution `execution_arn`.
+    async fn describe(&self, execution_arn: &str) -> DescribeExecutionOutput {
+        self.sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .expect("describe the execution")
+    }
 
-/// Every execution of `state_machine_arn`: (name, execution ARN).
-async fn executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str) -> Vec<(String, String)> {
-    sfn.list_executions()
-        .state_machine_arn(state_machine_arn)
-        .send()
-        .await
-        .expect("list executions")
-        .executions()
-        .iter()
-        .map(|e| (e.name().to_owned(), e.execution_arn().to_owned()))
-        .collect()
+    /// Asks the agent about `request`, which it answers later (no reply now), and returns every
+    /// execution of the state machine since: (name, execution ARN).
+    async fn ask(&self, request: &AgentRequest) -> Vec<(String, String)> {
+        assert_eq!(self.agent.ask(request).await.unwrap(), None);
+        self.sfn
+            .list_executions()
+            .state_machine_arn(&self.arn)
+            .send()
+            .await
+            .expect("list executions")
+            .executions()
+            .iter()
+            .map(|e| (e.name().to_owned(), e.execution_arn().to_owned()))
+            .collect()
+    }
 }
 
 #[tokio::test]
 async fn async_starts_one_execution_named_after_the_message_with_the_request_as_input() {
-    let (_moto, config, arn, sfn) = moto_with_state_machine(false).await;
-    let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
+    let machine = StandardMachine::start(false).await;
     let request = agent_request();
 
-    let started = ask_async(&agent, &request, &sfn, &arn).await;
+    let started = machine.ask(&request).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let (name, execution_arn) = &started[0];
     assert_eq!(name, &execution_name(&request.event.id));
-    let described = sfn
-        .describe_execution()
-        .execution_arn(execution_arn)
-        .send()
-        .await
-        .expect("describe the execution");
+    let described = machine.describe(execution_arn).await;
     assert_eq!(described.name(), Some(name.as_str()));
     let input: Value =
         serde_json::from_str(described.input().expect("an input")).expect("JSON input");
     assert_eq!(input, serde_json::to_value(&request).unwrap());
 
     // Meta delivers the same message again while the execution runs.
-    assert_eq!(ask_async(&agent, &request, &sfn, &arn).await.len(), 1);
+    assert_eq!(machine.ask(&request).await.len(), 1);
 }
 
 #[tokio::test]
 async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicate_is_harmless() {
-    let (_moto, config, arn, sfn) = moto_with_state_machine(true).await;
-    let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
+    let machine = StandardMachine::start(true).await;
     let request = agent_request();
 
-    let started = ask_async(&agent, &request, &sfn, &arn).await;
+    let started = machine.ask(&request).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let execution_arn = &started[0].1;
     let deadline = Instant::now() + EXECUTION_DEADLINE;
     let finished = loop {
-        let described = sfn
-            .describe_execution()
-            .execution_arn(execution_arn)
-            .send()
-            .await
-            .expect("describe the execution");
+        let described = machine.describe(execution_arn).await;
         if described.status().as_str() != "RUNNING" {
             break described;
         }
@@ -336,14 +345,14 @@ async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicat
 
     // The same message again after its execution closed: Step Functions answers
     // ExecutionAlreadyExists, which is no error for us.
-    assert_eq!(ask_async(&agent, &request, &sfn, &arn).await.len(), 1);
+    assert_eq!(machine.ask(&request).await.len(), 1);
 }
 
 #[tokio::test]
 async fn async_unknown_state_machine_is_a_non_retryable_error() {
-    let (_moto, config, arn, _sfn) = moto_with_state_machine(false).await;
-    let missing = arn.replace("ops-agent", "no-such-agent");
-    let agent = StepFunctionsAgent::new(&config, missing, StepFunctionsMode::Async);
+    let machine = StandardMachine::start(false).await;
+    let missing = machine.arn.replace("ops-agent", "no-such-agent");
+    let agent = StepFunctionsAgent::new(&machine.config, missing, StepFunctionsMode::Async);
     let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Status { status: 400, body } if body.starts_with("StateMachineDoesNotExist")),

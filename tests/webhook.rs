@@ -11,10 +11,10 @@ use support::fixtures::{
     BATCH_ALLOWED_IDS, event, event_json, get, post, secrets_with_app_secret, sent_messages,
     sent_texts, signed, signed_texts, text_of,
 };
-use support::harness::{Harness, echo_agent};
+use support::harness::{Harness, echo_agent, failing_agent};
 use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
 use whatsapp_agent_lambda::agent::DeliverEvent;
-use whatsapp_agent_lambda::agent::{AgentError, ScriptedAgent};
+use whatsapp_agent_lambda::agent::ScriptedAgent;
 use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
@@ -260,13 +260,7 @@ async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignore
 
 #[tokio::test]
 async fn agent_failure_gets_the_user_a_short_error_message() {
-    let h = after_the_sample_text(ScriptedAgent::new(|_| {
-        Err(AgentError::Status {
-            status: 500,
-            body: "Traceback: secret internals".to_owned(),
-        })
-    }))
-    .await;
+    let h = after_the_sample_text(failing_agent(500, "Traceback: secret internals")).await;
     let texts = sent_texts(&h.messenger);
     assert_eq!(texts, vec![AGENT_FAILED_TEXT.to_owned()]);
     assert!(!texts[0].contains("Traceback"));
@@ -274,13 +268,7 @@ async fn agent_failure_gets_the_user_a_short_error_message() {
 
 #[tokio::test]
 async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
-    let h = after_the_sample_text(ScriptedAgent::new(|_| {
-        Err(AgentError::Status {
-            status: 400,
-            body: "bad request".to_owned(),
-        })
-    }))
-    .await;
+    let h = after_the_sample_text(failing_agent(400, "bad request")).await;
     let texts = sent_texts(&h.messenger);
     assert_eq!(texts, vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]);
     assert!(!texts[0].to_lowercase().contains("try again"), "{texts:?}");

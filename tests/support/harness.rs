@@ -3,7 +3,7 @@
 
 use super::fixtures::secrets_with_app_secret;
 use std::sync::Arc;
-use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus, ScriptedAgent};
+use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
@@ -50,5 +50,15 @@ pub fn echo_agent() -> ScriptedAgent {
             Some(ReplyStatus::Success),
             format!("echo: {}", request.event.text),
         )))
+    })
+}
+
+/// An agent that fails every call with HTTP `status` and `body`, as an agent's server would.
+pub fn failing_agent(status: u16, body: &'static str) -> ScriptedAgent {
+    ScriptedAgent::new(move |_| {
+        Err(AgentError::Status {
+            status,
+            body: body.to_owned(),
+        })
     })
 }
