@@ -592,18 +592,18 @@ const SLOW_LEASE: Duration = Duration::from_millis(1000);
 const SLOW_STEP: Duration = Duration::from_millis(350);
 const REDELIVERIES: [Duration; 2] = [Duration::from_millis(1200), Duration::from_millis(2000)];
 
+/// One instance's handling of `slow`'s message, claims in the table, lease [`SLOW_LEASE`].
+fn slow_pipeline(aws: &Aws, slow: &SlowHandling) -> Pipeline {
+    let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
+    pipeline(&aws.config, agent, messenger, SLOW_LEASE)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
     let aws = aws().await;
     let slow = SlowHandling::new(SLOW_STEP);
     // Two worker instances, one table: SQS hands the job to the second while the first works.
-    let worker = || {
-        let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
-        Worker::new(
-            pipeline(&aws.config, agent, messenger, SLOW_LEASE),
-            MAX_RECEIVE_COUNT,
-        )
-    };
+    let worker = || Worker::new(slow_pipeline(&aws, &slow), MAX_RECEIVE_COUNT);
     let (first, second) = (worker(), worker());
     let (handled, redelivered, took) = with_redeliveries(
         first.handle(job_event("sqs-1", 1)),
@@ -629,9 +629,10 @@ async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answer
     let slow = SlowHandling::new(SLOW_STEP);
     // Two warm instances of the inline webhook, one table: Meta redelivers to the second.
     let instance = || {
-        let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
-        let pipeline = pipeline(&aws.config, agent, messenger, SLOW_LEASE);
-        webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
+        webhook(
+            LOCAL_ALLOWED_SENDERS,
+            Dispatcher::Inline(slow_pipeline(&aws, &slow)),
+        )
     };
     let (first, second) = (instance(), instance());
     let (handled, redelivered, took) = with_redeliveries(
