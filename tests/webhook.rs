@@ -11,7 +11,7 @@ use support::fixtures::{
     BATCH_ALLOWED_IDS, event, event_json, get, post, secrets_with_app_secret, sent_messages,
     sent_texts, signed, signed_texts, text_of,
 };
-use support::harness::{Harness, echo_agent, failing_agent};
+use support::harness::{Harness, failing_agent};
 use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
 use whatsapp_agent_lambda::agent::DeliverEvent;
 use whatsapp_agent_lambda::agent::ScriptedAgent;
@@ -26,10 +26,6 @@ use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
 
-fn harness() -> Harness {
-    Harness::inline(echo_agent(), LOCAL_APP_SECRET, 4 * 1024 * 1024)
-}
-
 /// `agent` behind the handler, after the sample text message was handled (answered 200).
 async fn after_the_sample_text(agent: ScriptedAgent) -> Harness {
     let h = Harness::inline(agent, LOCAL_APP_SECRET, 4 * 1024 * 1024);
@@ -39,7 +35,7 @@ async fn after_the_sample_text(agent: ScriptedAgent) -> Harness {
 
 #[tokio::test]
 async fn verification_get_echoes_the_challenge_as_text() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("get-verify.json")).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["content-type"], "text/plain");
@@ -48,7 +44,7 @@ async fn verification_get_echoes_the_challenge_as_text() {
 
 #[tokio::test]
 async fn verification_with_a_wrong_token_or_mode_is_forbidden() {
-    let h = harness();
+    let h = Harness::echo();
     for query in [
         "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
         "hub.mode=unsubscribe&hub.verify_token=local-test-verify-token&hub.challenge=1",
@@ -64,7 +60,7 @@ async fn verification_with_a_wrong_token_or_mode_is_forbidden() {
 
 #[tokio::test]
 async fn text_message_reaches_the_agent_and_the_reply_is_sent() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-text.json")).await;
     assert_eq!(answer.status(), 200);
 
@@ -111,7 +107,7 @@ async fn text_message_reaches_the_agent_and_the_reply_is_sent() {
 
 #[tokio::test]
 async fn duplicate_delivery_reaches_the_agent_once() {
-    let h = harness();
+    let h = Harness::echo();
     for _ in 0..3 {
         assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
     }
@@ -121,7 +117,7 @@ async fn duplicate_delivery_reaches_the_agent_once() {
 
 #[tokio::test]
 async fn bad_signature_is_refused_and_nothing_happens() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-bad-signature.json")).await;
     assert_eq!(answer.status(), 401);
     assert_eq!(h.agent.calls(), 0);
@@ -131,7 +127,7 @@ async fn bad_signature_is_refused_and_nothing_happens() {
 
 #[tokio::test]
 async fn missing_malformed_or_duplicated_signatures_are_refused() {
-    let h = harness();
+    let h = Harness::echo();
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
     let good = sign(LOCAL_APP_SECRET.as_bytes(), body);
     for signatures in [
@@ -163,7 +159,7 @@ async fn an_empty_app_secret_never_verifies() {
 
 #[tokio::test]
 async fn base64_bodies_are_verified_over_the_decoded_bytes() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-base64.json")).await;
     assert_eq!(answer.status(), 200);
     let requests = h.agent.requests();
@@ -185,14 +181,14 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
         ("post-image.json", "image", "grafana shows this since 09:40"),
     ];
     for (file, kind, text) in cases {
-        let h = harness();
+        let h = Harness::echo();
         assert_eq!(h.app.handle(event(file)).await.status(), 200, "{file}");
         let requests = h.agent.requests();
         assert_eq!(requests.len(), 1, "{file}");
         assert_eq!(requests[0].event.kind, kind, "{file}");
         assert_eq!(requests[0].event.text, text, "{file}");
     }
-    let h = harness();
+    let h = Harness::echo();
     h.app.handle(event("post-button-reply.json")).await;
     let request = &h.agent.requests()[0];
     let interactive = request.event.interactive.as_ref().unwrap();
@@ -209,7 +205,7 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
             .starts_with("wamid.")
     );
 
-    let h = harness();
+    let h = Harness::echo();
     h.app.handle(event("post-image.json")).await;
     let media = h.agent.requests()[0].event.media.clone().unwrap();
     assert_eq!(media.id, "1048399176812345");
@@ -218,7 +214,7 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
 
 #[tokio::test]
 async fn statuses_are_logged_not_sent_to_the_agent() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-status-only.json")).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(h.agent.calls(), 0);
@@ -227,7 +223,7 @@ async fn statuses_are_logged_not_sent_to_the_agent() {
 
 #[tokio::test]
 async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignored() {
-    let h = harness();
+    let h = Harness::echo();
     assert_eq!(h.app.handle(event("post-batch.json")).await.status(), 200);
     let mut ids: Vec<String> = h
         .agent
@@ -350,7 +346,7 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
             json!(null),
         ),
     ] {
-        let h = harness();
+        let h = Harness::echo();
         let pipeline = Pipeline::new(
             h.agent.clone(),
             h.messenger.clone(),
@@ -373,7 +369,7 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
 
 #[tokio::test]
 async fn a_delivered_reply_keeps_its_good_parts() {
-    let h = harness();
+    let h = Harness::echo();
     let pipeline = Pipeline::new(
         h.agent.clone(),
         h.messenger.clone(),
@@ -402,7 +398,7 @@ async fn agent_choosing_not_to_reply_sends_nothing() {
 
 #[tokio::test]
 async fn signed_garbage_gets_200_and_reaches_nobody() {
-    let h = harness();
+    let h = Harness::echo();
     for body in [
         &b"not json at all wamid.X1"[..],
         b"{}",
@@ -423,7 +419,7 @@ async fn bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn other_methods_and_paths_get_405_and_404() {
-    let h = harness();
+    let h = Harness::echo();
     let put = lambda_http::http::Request::builder()
         .method("PUT")
         .uri("/webhook")

@@ -4,7 +4,8 @@
 use super::fixtures::secrets_with_app_secret;
 use std::sync::Arc;
 use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
-use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
+use whatsapp_agent_lambda::config::DEFAULT_MAX_BODY_BYTES;
+use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
@@ -19,6 +20,12 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// The [`echo_agent`] behind the handler, requests signed with the local app secret
+    /// accepted, bodies up to the default limit read.
+    pub fn echo() -> Self {
+        Self::inline(echo_agent(), LOCAL_APP_SECRET, DEFAULT_MAX_BODY_BYTES)
+    }
+
     /// `agent` behind the handler, requests signed with `app_secret` accepted, bodies of up to
     /// `max_body` bytes read.
     pub fn inline(agent: ScriptedAgent, app_secret: &str, max_body: usize) -> Self {
