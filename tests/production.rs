@@ -148,6 +148,22 @@ async fn receive(aws: &Aws) -> Vec<aws_sdk_sqs::types::Message> {
         .to_vec()
 }
 
+/// Receives the jobs the queue holds and deletes them, as a worker that handled them would.
+async fn take_jobs(aws: &Aws) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for message in receive(aws).await {
+        jobs.push(serde_json::from_str(message.body().unwrap()).unwrap());
+        aws.sqs
+            .delete_message()
+            .queue_url(&aws.queue_url)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .send()
+            .await
+            .expect("delete");
+    }
+    jobs
+}
+
 /// The SQS event Lambda would hand the worker for these messages.
 fn sqs_event(messages: &[aws_sdk_sqs::types::Message], receive_count: Option<u32>) -> Value {
     let arn = format!("arn:aws:sqs:us-east-1:123456789012:{QUEUE}");
@@ -348,16 +364,8 @@ async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
     assert_eq!(webhook.handle(event("post-batch.json")).await.status(), 200);
     let mut ids = Vec::new();
     for _ in 0..5 {
-        for message in receive(&aws).await {
-            let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+        for job in take_jobs(&aws).await {
             ids.push(job.message.id.0.clone());
-            aws.sqs
-                .delete_message()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
         }
         if ids.len() >= 5 {
             break;
@@ -678,19 +686,10 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while seen.values().map(Vec::len).sum::<usize>() < SENDERS * PER_SENDER {
             assert!(Instant::now() < deadline, "queue not drained: {seen:?}");
-            let received = receive(&aws).await;
-            for message in &received {
-                let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+            for job in take_jobs(&aws).await {
                 seen.entry(job.message.sender.id().to_owned())
                     .or_default()
                     .push(job.message.id.as_str().to_owned());
-                aws.sqs
-                    .delete_message()
-                    .queue_url(&aws.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .expect("delete");
             }
         }
         assert_eq!(seen.len(), SENDERS);
