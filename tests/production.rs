@@ -92,16 +92,16 @@ fn pipeline(
     .with_lease(lease)
 }
 
+/// A worker asking `agent`, with a recording Graph API (returned for the test to look at) and
+/// claims in the table.
 fn worker(
     aws: &Aws,
     agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
     lease: Duration,
-) -> Worker {
-    Worker::new(
-        pipeline(&aws.config, agent, messenger, lease),
-        MAX_RECEIVE_COUNT,
-    )
+) -> (Worker, Arc<RecordingMessenger>) {
+    let messenger = Arc::new(RecordingMessenger::new());
+    let pipeline = pipeline(&aws.config, agent, messenger.clone(), lease);
+    (Worker::new(pipeline, MAX_RECEIVE_COUNT), messenger)
 }
 
 /// The echo agent, taking 200 ms a message.
@@ -109,14 +109,13 @@ fn echo_agent() -> Arc<ScriptedAgent> {
     Arc::new(harness::echo_agent().with_delay(Duration::from_millis(200)))
 }
 
-/// A worker with the echo agent, a recording Graph API and claims in the table; the agent and
-/// the Graph API for the test to look at.
+/// A [`worker`] asking the echo agent, which it returns too.
 fn echo_worker(
     aws: &Aws,
     lease: Duration,
 ) -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
-    let (agent, messenger) = (echo_agent(), Arc::new(RecordingMessenger::new()));
-    let worker = worker(aws, agent.clone(), messenger.clone(), lease);
+    let agent = echo_agent();
+    let (worker, messenger) = worker(aws, agent.clone(), lease);
     (worker, agent, messenger)
 }
 
@@ -431,13 +430,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
     let agent = Arc::new(ScriptedAgent::new(|_| {
         Err(AgentError::Timeout(Duration::from_secs(60)))
     }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    );
+    let (worker, messenger) = worker(&aws, agent.clone(), Duration::from_secs(60));
     for attempt in 1..MAX_RECEIVE_COUNT {
         let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
         assert_eq!(
@@ -471,13 +464,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
 async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
     let aws = aws().await;
     let agent = Arc::new(harness::failing_agent(400, "bad request"));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    );
+    let (worker, messenger) = worker(&aws, agent.clone(), Duration::from_secs(60));
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
     assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(
@@ -553,8 +540,8 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
     let failing = Arc::new(ScriptedAgent::new(|_| {
         Err(AgentError::Transport("agent restarting".into()))
     }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(&aws, failing, messenger.clone(), Duration::from_secs(60))
+    let (worker, messenger) = worker(&aws, failing, Duration::from_secs(60));
+    let worker = worker
         .with_redelivery(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url)))
         .with_retry_base(Duration::from_secs(1));
     let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
