@@ -53,8 +53,10 @@
 //! DynamoDB, SQS, Step Functions and Secrets Manager (started by the tests on a free loopback
 //! port), and cfn-lint/SAM for `template.yaml`; property tests in `tests/properties.rs` and
 //! `tests/reply.rs`; benchmarks under `tests/bench/` (`make bench`). The shared kit is
-//! `tests/support/`: fixtures (sample events, signed bodies), fakes (agent, Graph API), the
-//! in-process harness, the real-binary launcher, moto, free ports.
+//! `tests/support/`: fixtures (sample events, signed bodies, a contract request), fakes (agents,
+//! Graph API), the in-process harness, long handlings and wide batches, the real-binary
+//! launcher, the Lambda Runtime API emulator (the cold-start bench includes it too), moto, free
+//! ports, and the formatter's bounds (the fuzz target includes them too).
 
 pub mod agent;
 pub mod aws;

@@ -991,11 +991,10 @@ fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BoxFuture;
     use crate::agent::{AgentReply, ScriptedAgent};
     use crate::domain::{Channel, MessageKind, Sender};
     use crate::graph::RecordingMessenger;
-    use crate::idempotency::{IdempotencyError, MemoryIdempotency};
+    use crate::idempotency::{IdempotencyError, MemoryIdempotency, impl_idempotency_store};
     use std::sync::atomic::AtomicUsize;
 
     /// Claims kept in memory, but the `lose_after`-th renewal (and every later one) finds the
@@ -1006,41 +1005,46 @@ mod tests {
         lose_after: usize,
     }
 
-    impl IdempotencyStore for LosingStore {
-        fn claim<'a>(
-            &'a self,
-            id: &'a MessageId,
-            owner: &'a ClaimToken,
+    impl LosingStore {
+        async fn claim_now(
+            &self,
+            id: &MessageId,
+            owner: &ClaimToken,
             lease: Duration,
-        ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
-            self.inner.claim(id, owner, lease)
+        ) -> Result<Claim, IdempotencyError> {
+            self.inner.claim(id, owner, lease).await
         }
-        fn renew<'a>(
-            &'a self,
-            id: &'a MessageId,
-            owner: &'a ClaimToken,
+
+        async fn renew_now(
+            &self,
+            id: &MessageId,
+            owner: &ClaimToken,
             lease: Duration,
-        ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
+        ) -> Result<Renewal, IdempotencyError> {
             if self.renewals.fetch_add(1, Ordering::SeqCst) + 1 >= self.lose_after {
-                return Box::pin(async { Ok(Renewal::Lost) });
+                return Ok(Renewal::Lost);
             }
-            self.inner.renew(id, owner, lease)
+            self.inner.renew(id, owner, lease).await
         }
-        fn complete<'a>(
-            &'a self,
-            id: &'a MessageId,
-            owner: &'a ClaimToken,
-        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-            self.inner.complete(id, owner)
+
+        async fn complete_now(
+            &self,
+            id: &MessageId,
+            owner: &ClaimToken,
+        ) -> Result<(), IdempotencyError> {
+            self.inner.complete(id, owner).await
         }
-        fn release<'a>(
-            &'a self,
-            id: &'a MessageId,
-            owner: &'a ClaimToken,
-        ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-            self.inner.release(id, owner)
+
+        async fn release_now(
+            &self,
+            id: &MessageId,
+            owner: &ClaimToken,
+        ) -> Result<(), IdempotencyError> {
+            self.inner.release(id, owner).await
         }
     }
+
+    impl_idempotency_store!(LosingStore);
 
     fn message() -> InboundMessage {
         InboundMessage {

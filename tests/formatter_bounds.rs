@@ -13,8 +13,8 @@
 //! The peak counter is global: the tests take [`SERIAL`] so that they do not overlap.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use whatsapp_agent_lambda::agent::AgentReply;
 use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::reply::limits::{MAX_TEXT_PARTS, TEXT_BODY_MAX, check};
@@ -101,6 +101,13 @@ static ALLOCATOR: PeakAllocator = PeakAllocator;
 /// One test at a time: the peak is process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Holds [`SERIAL`] until dropped (a test that failed while holding it does not stop the rest).
+fn serially() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs `work`; returns its result and the peak heap bytes it added to what was live before.
 fn peak_of<T>(work: impl FnOnce() -> T) -> (T, usize) {
     let before = LIVE.load(Ordering::SeqCst);
@@ -112,6 +119,15 @@ fn peak_of<T>(work: impl FnOnce() -> T) -> (T, usize) {
 
 fn peak_bound(reply_len: usize) -> usize {
     PEAK_PER_BYTE * reply_len.min(PARSED_MAX) + PEAK_SLACK
+}
+
+/// Asserts that formatting `what`, a reply of `len` bytes, peaked within [`peak_bound`].
+fn assert_peak_within(what: &str, len: usize, peak: usize) {
+    assert!(
+        peak <= peak_bound(len),
+        "{what}: {len} bytes peaked at {peak} heap bytes, over {}",
+        peak_bound(len)
+    );
 }
 
 /// The issue's reply: `depth` nested quotes over a paragraph continued by `lines` lazy lines.
@@ -185,9 +201,7 @@ fn assert_sendable(name: &str, messages: &[OutgoingMessage]) {
 
 #[test]
 fn the_issues_quote_bomb_formats_in_memory_linear_in_the_reply_and_bounded() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = serially();
     // 32 KB, 70 KB and 140 KB as in the issue, then the largest reply the agent client reads.
     for (depth, lines) in [
         (1000, 10_000),
@@ -200,11 +214,7 @@ fn the_issues_quote_bomb_formats_in_memory_linear_in_the_reply_and_bounded() {
         assert!(len <= REPLY_MAX);
         let (messages, peak) = peak_of(|| format_reply(&reply));
         println!("quote bomb, {len} bytes: peak {peak} bytes");
-        assert!(
-            peak <= peak_bound(len),
-            "the {len}-byte quote bomb peaked at {peak} heap bytes, over {}",
-            peak_bound(len)
-        );
+        assert_peak_within("the quote bomb", len, peak);
         assert_sendable("quote bomb", &messages);
         match messages.first() {
             Some(OutgoingMessage::Text { body }) => {
@@ -217,18 +227,12 @@ fn the_issues_quote_bomb_formats_in_memory_linear_in_the_reply_and_bounded() {
 
 #[test]
 fn hostile_replies_of_1_mib_format_in_bounded_memory_and_output() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = serially();
     for (name, text) in hostile(REPLY_MAX) {
         let reply = AgentReply::text(None, text);
         let (messages, peak) = peak_of(|| format_reply(&reply));
         println!("{name}: peak {peak} bytes");
-        assert!(
-            peak <= peak_bound(REPLY_MAX),
-            "{name}: peaked at {peak} heap bytes, over {}",
-            peak_bound(REPLY_MAX)
-        );
+        assert_peak_within(name, REPLY_MAX, peak);
         assert_sendable(name, &messages);
         let converted = to_whatsapp(reply.text.as_deref().unwrap_or_default());
         assert!(
@@ -241,17 +245,11 @@ fn hostile_replies_of_1_mib_format_in_bounded_memory_and_output() {
 
 #[test]
 fn smaller_hostile_replies_take_proportionally_less() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = serially();
     const LEN: usize = 32 * 1024;
     for (name, text) in hostile(LEN) {
         let (converted, peak) = peak_of(|| to_whatsapp(&text));
-        assert!(
-            peak <= peak_bound(LEN),
-            "{name}: {LEN} bytes peaked at {peak} heap bytes, over {}",
-            peak_bound(LEN)
-        );
+        assert_peak_within(name, LEN, peak);
         // Output linear in the input: at most a line prefix of a few levels per line.
         assert!(
             converted.len() <= 16 * LEN,
@@ -263,9 +261,7 @@ fn smaller_hostile_replies_take_proportionally_less() {
 
 #[test]
 fn text_nested_past_any_depth_is_kept_flattened() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = serially();
     for prefix in ["> ", "- ", "1. ", "> - ", "* > 2) "] {
         let text = format!(
             "{}the deepest words\nand their lazy line\n",

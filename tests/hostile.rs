@@ -25,31 +25,31 @@
 
 mod support;
 
+use bytes::Bytes;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::fakes::{accepting_graph, recording_agent};
-use support::fixtures::{api_gateway_event, get, local_secrets, text_of};
-use support::local_webhook::LocalWebhook;
-use support::net::free_port;
-use whatsapp_agent_lambda::agent::{AgentReply, HttpAgent, ScriptedAgent};
+use support::fixtures::{api_gateway_event, get, local_secrets, post, signed, text_of};
+use support::harness::echo_agent;
+use support::local_webhook::{LocalWebhook, local_env};
+use support::runtime_api::RuntimeApi;
+use whatsapp_agent_lambda::agent::{AgentRequest, HttpAgent};
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+    LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::Recipient;
-use whatsapp_agent_lambda::entry::local::handler;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::Pipeline;
-use whatsapp_agent_lambda::webhook::answer::response;
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
@@ -91,32 +91,8 @@ fn signature(body: &[u8]) -> String {
     sign(LOCAL_APP_SECRET.as_bytes(), body)
 }
 
-fn post_with(body: &[u8], signatures: &[&[u8]]) -> Request {
-    let mut request = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
-        .header("content-type", "application/json")
-        .body(if body.is_empty() {
-            Body::Empty
-        } else {
-            Body::Binary(body.to_vec())
-        })
-        .unwrap();
-    for value in signatures {
-        request.headers_mut().append(
-            "x-hub-signature-256",
-            lambda_http::http::HeaderValue::from_bytes(value).unwrap(),
-        );
-    }
-    request
-}
-
-fn signed(body: &[u8]) -> Request {
-    post_with(body, &[signature(body).as_bytes()])
-}
-
 fn unsigned(body: &[u8]) -> Request {
-    post_with(body, &[])
+    post(body, &[])
 }
 
 fn verify_query() -> String {
@@ -150,14 +126,8 @@ fn harness() -> Harness {
 }
 
 fn harness_with(max_body: usize) -> Harness {
-    let agent = ScriptedAgent::new(|request| {
-        Ok(Some(AgentReply::text(
-            None,
-            format!("echo: {}", request.event.text),
-        )))
-    });
     Harness {
-        inline: support::harness::Harness::inline(agent, LOCAL_APP_SECRET, max_body),
+        inline: support::harness::Harness::inline(echo_agent(), LOCAL_APP_SECRET, max_body),
         alive: AtomicUsize::new(0),
     }
 }
@@ -196,6 +166,22 @@ impl Harness {
         }
         self.still_serving(what).await;
     }
+
+    /// [`Harness::check`] of a request that is answered 200 and reaches the agent once: what
+    /// the agent was asked.
+    async fn reaching_the_agent(&self, what: &str, request: Request) -> AgentRequest {
+        self.check(what, request, 200, 1).await;
+        // The last request is `still_serving`'s; the one before it is this request's.
+        self.agent.requests().iter().rev().nth(1).unwrap().clone()
+    }
+}
+
+/// Asserts that the agent got message `id` as one that cannot be read: kind `unsupported`.
+fn assert_passed_on_as_unsupported(request: &AgentRequest, id: &str) {
+    assert_eq!(
+        (request.event.id.as_str(), request.event.kind.as_str()),
+        (id, "unsupported")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,23 +233,20 @@ async fn unsigned_and_wrongly_signed_posts_get_401_and_reach_nobody() {
             [b"sha256=".as_slice(), &[0xC3; 64]].concat(),
         ),
         ("bearer style", format!("Bearer {hex}").into_bytes()),
+        (
+            "a GET-style verify token instead",
+            LOCAL_VERIFY_TOKEN.as_bytes().to_vec(),
+        ),
     ];
     for (what, value) in cases {
         let request = if value.is_empty() {
             unsigned(&body)
         } else {
-            post_with(&body, &[&value])
+            post(&body, &[&value])
         };
         h.check(what, request, 401, 0).await;
     }
     h.check("no header at all", unsigned(&body), 401, 0).await;
-    h.check(
-        "a GET-style verify token instead",
-        post_with(&body, &[LOCAL_VERIFY_TOKEN.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -272,49 +255,50 @@ async fn uppercase_hex_signatures_are_accepted_because_they_spell_the_same_mac()
     // comparison is of the 32 MAC bytes, in constant time. Accepting it is not a forgery: only
     // the app secret's holder can produce those bytes, in whatever case.
     let h = harness();
-    let body = one_text("wamid.UPPER.1", "uppercase");
-    let upper = format!(
-        "sha256={}",
-        signature(&body)["sha256=".len()..].to_ascii_uppercase()
-    );
-    h.check(
-        "uppercase hex",
-        post_with(&body, &[upper.as_bytes()]),
-        200,
-        1,
-    )
-    .await;
-    let mixed_hex: String = signature(&one_text("wamid.UPPER.2", "mixed"))["sha256=".len()..]
-        .chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if i % 2 == 0 {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            }
-        })
-        .collect();
-    let mixed = format!("sha256={mixed_hex}");
-    h.check(
-        "mixed-case hex",
-        post_with(&one_text("wamid.UPPER.2", "mixed"), &[mixed.as_bytes()]),
-        200,
-        1,
-    )
-    .await;
-    // The uppercase spelling of another body's MAC is still refused.
-    let other = format!(
-        "sha256={}",
-        signature(b"{}")["sha256=".len()..].to_ascii_uppercase()
-    );
-    h.check(
-        "uppercase hex of another body",
-        post_with(&one_text("wamid.UPPER.3", "x"), &[other.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
+    let uppercase = |body: &[u8]| signature(body)["sha256=".len()..].to_ascii_uppercase();
+    let mixed_case = |body: &[u8]| -> String {
+        signature(body)["sha256=".len()..]
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    let upper_body = one_text("wamid.UPPER.1", "uppercase");
+    let mixed_body = one_text("wamid.UPPER.2", "mixed");
+    for (what, body, hex, status, calls) in [
+        (
+            "uppercase hex",
+            upper_body.clone(),
+            uppercase(&upper_body),
+            200,
+            1,
+        ),
+        (
+            "mixed-case hex",
+            mixed_body.clone(),
+            mixed_case(&mixed_body),
+            200,
+            1,
+        ),
+        // The uppercase spelling of another body's MAC is still refused.
+        (
+            "uppercase hex of another body",
+            one_text("wamid.UPPER.3", "x"),
+            uppercase(b"{}"),
+            401,
+            0,
+        ),
+    ] {
+        let header = format!("sha256={hex}");
+        h.check(what, post(&body, &[header.as_bytes()]), status, calls)
+            .await;
+    }
 }
 
 #[tokio::test]
@@ -327,19 +311,12 @@ async fn two_signature_headers_are_refused_even_when_both_are_right() {
         ("right twice", vec![good.clone(), good.clone()]),
         ("right then wrong", vec![good.clone(), bad.clone()]),
         ("wrong then right", vec![bad.clone(), good.clone()]),
+        // API Gateway joins repeated headers with a comma into one value.
+        ("comma-joined by API Gateway", vec![format!("{good},{bad}")]),
     ] {
         let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        h.check(what, post_with(&body, &values), 401, 0).await;
+        h.check(what, post(&body, &values), 401, 0).await;
     }
-    // API Gateway joins repeated headers with a comma into one value.
-    let joined = format!("{good},{bad}");
-    h.check(
-        "comma-joined by API Gateway",
-        post_with(&body, &[joined.as_bytes()]),
-        401,
-        0,
-    )
-    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,42 +341,41 @@ async fn bodies_get_413_only_above_the_limit() {
         body.resize(size, b' ');
         body
     };
-    h.check(
-        "one byte under the limit",
-        signed(&padded("wamid.SIZE.1", MAX_BODY - 1)),
-        200,
-        1,
-    )
-    .await;
-    h.check(
-        "exactly at the limit",
-        signed(&padded("wamid.SIZE.2", MAX_BODY)),
-        200,
-        1,
-    )
-    .await;
-    h.check(
-        "one byte over the limit",
-        signed(&padded("wamid.SIZE.3", MAX_BODY + 1)),
-        413,
-        0,
-    )
-    .await;
-    // The limit is checked first: size is known before any HMAC work.
-    h.check(
-        "over the limit, unsigned",
-        unsigned(&padded("wamid.SIZE.4", MAX_BODY + 1)),
-        413,
-        0,
-    )
-    .await;
-    h.check(
-        "far over the limit",
-        signed(&vec![b'x'; 4 * MAX_BODY]),
-        413,
-        0,
-    )
-    .await;
+    for (what, request, status, calls) in [
+        (
+            "one byte under the limit",
+            signed(&padded("wamid.SIZE.1", MAX_BODY - 1)),
+            200,
+            1,
+        ),
+        (
+            "exactly at the limit",
+            signed(&padded("wamid.SIZE.2", MAX_BODY)),
+            200,
+            1,
+        ),
+        (
+            "one byte over the limit",
+            signed(&padded("wamid.SIZE.3", MAX_BODY + 1)),
+            413,
+            0,
+        ),
+        // The limit is checked first: size is known before any HMAC work.
+        (
+            "over the limit, unsigned",
+            unsigned(&padded("wamid.SIZE.4", MAX_BODY + 1)),
+            413,
+            0,
+        ),
+        (
+            "far over the limit",
+            signed(&vec![b'x'; 4 * MAX_BODY]),
+            413,
+            0,
+        ),
+    ] {
+        h.check(what, request, status, calls).await;
+    }
 }
 
 #[tokio::test]
@@ -595,31 +571,18 @@ async fn json_nested_ten_thousand_deep_neither_overflows_nor_reaches_the_agent()
     let body = webhook_json(json!([message]))
         .to_string()
         .replace(r#""PLACEHOLDER""#, &nested(DEEP, r#"{"k":"v"}"#));
-    h.check(
-        "an unknown field of a message",
-        signed(body.as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    assert_eq!(
-        h.agent.requests().iter().rev().nth(1).unwrap().event.text,
-        "deep unknown field"
-    );
+    let request = h
+        .reaching_the_agent("an unknown field of a message", signed(body.as_bytes()))
+        .await;
+    assert_eq!(request.event.text, "deep unknown field");
     // In `text.body`: the message is malformed and passed on as `unsupported`.
     let body = webhook_json(json!([text_message("wamid.DEEP.2", JOHN, "PLACEHOLDER")]))
         .to_string()
         .replace(r#""PLACEHOLDER""#, &nested(DEEP, ""));
-    h.check("a message's text.body", signed(body.as_bytes()), 200, 1)
+    let unsupported = h
+        .reaching_the_agent("a message's text.body", signed(body.as_bytes()))
         .await;
-    let unsupported = h.agent.requests().iter().rev().nth(1).unwrap().clone();
-    assert_eq!(
-        (
-            unsupported.event.id.as_str(),
-            unsupported.event.kind.as_str()
-        ),
-        ("wamid.DEEP.2", "unsupported")
-    );
+    assert_passed_on_as_unsupported(&unsupported, "wamid.DEEP.2");
     // Far deeper than any stack, well under the body limit: still no overflow.
     let very_deep = format!(
         r#"{{"object":"whatsapp_business_account","entry":[{}]}}"#,
@@ -645,14 +608,12 @@ async fn numbers_where_strings_belong_are_read_as_text() {
             "messages": [{"id": 12345, "from": 14155551234_u64, "timestamp": 1795514400, "type": "text", "text": {"body": 7}}]
         }}
     ]}]});
-    h.check(
-        "numbers for ids, sender, timestamp and text",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "numbers for ids, sender, timestamp and text",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
     assert_eq!(request.event.id, "12345");
     assert_eq!(request.event.text, "7");
     assert_eq!(request.event.user.phone.as_deref(), Some(JOHN));
@@ -765,14 +726,12 @@ async fn unknown_fields_everywhere_are_ignored() {
             }
         }]}]
     });
-    h.check(
-        "unknown fields at every level",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let request = h
+        .reaching_the_agent(
+            "unknown fields at every level",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
     assert_eq!(request.event.text, "unknown fields everywhere");
     assert_eq!(request.event.reply_to.as_deref(), Some("wamid.prev"));
     // Unknown kinds and unknown fields (account updates, templates…) never fail the batch.
@@ -782,18 +741,13 @@ async fn unknown_fields_everywhere_are_ignored() {
         {"field": "messages", "value": {"metadata": {"phone_number_id": PHONE_NUMBER_ID},
             "messages": [{"id": "wamid.UNKNOWN.2", "from": JOHN, "type": "hologram", "hologram": junk}]}}
     ]}]});
-    h.check(
-        "unknown kinds and fields",
-        signed(body.to_string().as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
-    assert_eq!(
-        (request.event.id.as_str(), request.event.kind.as_str()),
-        ("wamid.UNKNOWN.2", "unsupported")
-    );
+    let request = h
+        .reaching_the_agent(
+            "unknown kinds and fields",
+            signed(body.to_string().as_bytes()),
+        )
+        .await;
+    assert_passed_on_as_unsupported(&request, "wamid.UNKNOWN.2");
 }
 
 #[tokio::test]
@@ -832,30 +786,24 @@ async fn nulls_where_objects_belong_are_absent_not_fatal() {
             json!({"metadata": {"phone_number_id": PHONE_NUMBER_ID}, "contacts": [{"wa_id": JOHN, "profile": null}], "messages": [message]}),
         )
     };
-    h.check(
-        "null context, interactive, location, timestamp",
-        signed(with_parts("wamid.NULL.1", json!({"context": null, "interactive": null, "location": null, "timestamp": null, "contacts": null})).as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
+    let nulls = json!({"context": null, "interactive": null, "location": null, "timestamp": null, "contacts": null});
+    let request = h
+        .reaching_the_agent(
+            "null context, interactive, location, timestamp",
+            signed(with_parts("wamid.NULL.1", nulls).as_bytes()),
+        )
+        .await;
     assert_eq!(
         (request.event.kind.as_str(), request.event.text.as_str()),
         ("text", "null parts")
     );
-    h.check(
-        "null text",
-        signed(with_parts("wamid.NULL.2", json!({"text": null})).as_bytes()),
-        200,
-        1,
-    )
-    .await;
-    let request = h.agent.requests().iter().rev().nth(1).unwrap().clone();
-    assert_eq!(
-        (request.event.id.as_str(), request.event.kind.as_str()),
-        ("wamid.NULL.2", "unsupported")
-    );
+    let request = h
+        .reaching_the_agent(
+            "null text",
+            signed(with_parts("wamid.NULL.2", json!({"text": null})).as_bytes()),
+        )
+        .await;
+    assert_passed_on_as_unsupported(&request, "wamid.NULL.2");
 }
 
 #[tokio::test]
@@ -1125,7 +1073,7 @@ fn lambda_http_own_conversion_still_panics_on_invalid_base64() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loopback fakes: an agent that counts, a Graph API that accepts, a Lambda Runtime API
+// Lambda: the function process against a Runtime API emulator, an agent that counts
 // ---------------------------------------------------------------------------------------------
 
 struct FakeAgent {
@@ -1152,105 +1100,62 @@ enum Reported {
     Error(Value),
 }
 
-/// The Lambda Runtime API, enough for lambda_runtime: hands out queued events on
-/// `invocation/next` and records each `response` or `error`.
-struct FakeRuntimeApi {
-    server: LoopbackServer,
-    queue: Arc<Mutex<VecDeque<(String, Value)>>>,
-    reports: Arc<Mutex<Vec<(String, Reported)>>>,
+/// Longest wait for each step of an invocation (the function asking for it, answering it).
+const LAMBDA_WAIT: Duration = Duration::from_secs(30);
+
+/// A function process run as in Lambda against its own Runtime API emulator; killed when
+/// dropped.
+struct LambdaFunction {
+    api: RuntimeApi,
+    process: Killed,
+    /// Every invocation so far: its request id and what the function reported.
+    reports: Vec<(String, Reported)>,
 }
 
-impl FakeRuntimeApi {
-    fn start() -> Self {
-        let queue: Arc<Mutex<VecDeque<(String, Value)>>> = Arc::default();
-        let reports: Arc<Mutex<Vec<(String, Reported)>>> = Arc::default();
-        let (q, r) = (queue.clone(), reports.clone());
-        let server = LoopbackServer::start(handler(move |request: Request| {
-            let (queue, reports) = (q.clone(), r.clone());
-            async move {
-                let path = request.uri().path().to_owned();
-                if path.ends_with("/invocation/next") {
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    while Instant::now() < deadline {
-                        let next = queue.lock().unwrap().pop_front();
-                        if let Some((id, event)) = next {
-                            let deadline_ms = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .unwrap()
-                                .as_millis()
-                                + 60_000;
-                            let mut answer = response(200, "application/json", event.to_string());
-                            let headers = answer.headers_mut();
-                            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                            headers.insert(
-                                "lambda-runtime-deadline-ms",
-                                deadline_ms.to_string().parse().unwrap(),
-                            );
-                            headers.insert(
-                                "lambda-runtime-invoked-function-arn",
-                                "arn:aws:lambda:us-east-1:123456789012:function:webhook"
-                                    .parse()
-                                    .unwrap(),
-                            );
-                            headers.insert(
-                                "lambda-runtime-trace-id",
-                                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                            );
-                            return answer;
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    return response(500, "text/plain", "no more events");
-                }
-                let body: Value = serde_json::from_slice(
-                    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()),
-                )
-                .unwrap_or_else(|_| Value::String(text_of(request.body())));
-                let parts: Vec<&str> = path.split('/').collect();
-                if let [.., "invocation", id, kind] = parts.as_slice() {
-                    let report = match *kind {
-                        "response" => Reported::Response(body),
-                        _ => Reported::Error(body),
-                    };
-                    reports.lock().unwrap().push(((*id).to_owned(), report));
-                } else {
-                    reports
-                        .lock()
-                        .unwrap()
-                        .push((path.clone(), Reported::Error(body)));
-                }
-                response(202, "application/json", r#"{"status":"OK"}"#)
-            }
-        }));
+impl LambdaFunction {
+    /// Starts `command` with the Lambda environment, talking to a fresh emulator.
+    async fn start(mut command: Command) -> Self {
+        let api = RuntimeApi::start("webhook")
+            .await
+            .expect("start the Runtime API emulator");
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_LEVEL", "warn");
+        let process = Killed(command.spawn().unwrap());
         Self {
-            server,
-            queue,
-            reports,
+            api,
+            process,
+            reports: Vec::new(),
         }
     }
 
-    fn address(&self) -> String {
-        self.server.addr().to_string()
-    }
-
-    /// Queues `event` and waits for the function's report on it.
-    fn invoke(&self, id: &str, event: Value, child: &mut Child) -> Reported {
-        self.queue.lock().unwrap().push_back((id.to_owned(), event));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some((_, report)) = self.reports.lock().unwrap().iter().find(|(i, _)| i == id) {
-                return report.clone();
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the function exited ({status}) while handling {id}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no report for {id}: {:?}",
-                self.reports.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Hands `event` over as request `id` when the function asks for its next event, and
+    /// waits for its report on it.
+    async fn invoke(&mut self, id: &str, event: Value) -> Reported {
+        let function = &mut self.process.0;
+        let (_, reply) = self
+            .api
+            .next(function, LAMBDA_WAIT)
+            .await
+            .unwrap_or_else(|error| panic!("before {id}: {error}"));
+        let event = Bytes::from(event.to_string());
+        let answer = self
+            .api
+            .invoke(function, reply, id, event, LAMBDA_WAIT)
+            .await
+            .unwrap_or_else(|error| panic!("{id}: {error}"));
+        let body = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.body).into_owned()));
+        let report = if answer.error {
+            Reported::Error(body)
+        } else {
+            Reported::Response(body)
+        };
+        self.reports.push((id.to_owned(), report.clone()));
+        report
     }
 }
 
@@ -1262,15 +1167,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn lambda_env(command: &mut Command, runtime: &FakeRuntimeApi) {
-    command
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "warn");
 }
 
 fn status_of(report: &Reported) -> Option<i64> {
@@ -1296,20 +1192,19 @@ fn lambda_catalogue() -> Vec<(&'static str, Value, i64)> {
     ]
 }
 
-/// Drives `runtime` through the catalogue, a valid event after each, and returns the hostile
-/// events that ended in an invocation error instead of an answer. `strict`: every one must get
-/// its answer (the function decodes events itself); otherwise an error report is tolerated
-/// (`lambda_http::run` panics on some and refuses to deserialize others).
-fn drive_lambda_catalogue(
-    runtime: &FakeRuntimeApi,
+/// Drives `function` through the catalogue, a valid event after each, and returns the
+/// hostile events that ended in an invocation error instead of an answer. `strict`: every one
+/// must get its answer (the function decodes events itself); otherwise an error report is
+/// tolerated (`lambda_http::run` panics on some and refuses to deserialize others).
+async fn drive_lambda_catalogue(
+    function: &mut LambdaFunction,
     agent: &FakeAgent,
-    child: &mut Child,
     strict: bool,
 ) -> Vec<(&'static str, Reported)> {
     let mut errors = Vec::new();
     for (n, (what, event, status)) in lambda_catalogue().into_iter().enumerate() {
         let before = agent.calls();
-        let report = runtime.invoke(&format!("hostile-{n}"), event, child);
+        let report = function.invoke(&format!("hostile-{n}"), event).await;
         if matches!(report, Reported::Error(_)) && !strict {
             errors.push((what, report.clone()));
         } else {
@@ -1318,7 +1213,7 @@ fn drive_lambda_catalogue(
         assert_eq!(agent.calls(), before, "{what}: reached the agent");
         let id = format!("wamid.LAMBDA.{n}");
         let valid = api_gateway_event("POST", "", Some(&one_text(&id, "still there?")), true);
-        let report = runtime.invoke(&format!("valid-{n}"), valid, child);
+        let report = function.invoke(&format!("valid-{n}"), valid).await;
         assert_eq!(
             status_of(&report),
             Some(200),
@@ -1355,12 +1250,11 @@ async fn lambda_runtime_child() {
         .unwrap();
 }
 
-#[test]
-fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
+#[tokio::test]
+async fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
     // The real lambda_runtime loop (event deserialization, panic catching, response
     // serialization) around `webhook::run_lambda`, against a fake Runtime API.
     let agent = FakeAgent::start();
-    let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -1373,11 +1267,10 @@ fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
         .env("HOSTILE_CHILD_AGENT_URL", agent.server.url())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    lambda_env(&mut command, &runtime);
-    let mut child = Killed(command.spawn().unwrap());
-    let errors = drive_lambda_catalogue(&runtime, &agent, &mut child.0, true);
+    let mut function = LambdaFunction::start(command).await;
+    let errors = drive_lambda_catalogue(&mut function, &agent, true).await;
     assert!(errors.is_empty());
-    let reports = runtime.reports.lock().unwrap().clone();
+    let reports = &function.reports;
     assert!(
         reports
             .iter()
@@ -1386,30 +1279,19 @@ fn lambda_runtime_loop_answers_the_catalogue_and_keeps_serving() {
     );
 }
 
-#[test]
-fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
+#[tokio::test]
+async fn webhook_binary_in_lambda_mode_keeps_serving_after_the_catalogue() {
     // The real binary inside a (fake) Lambda. It must keep serving after every event. The
     // bad-base64 events get the clean 400 once the binary calls `webhook::run_lambda`; while it
     // still calls `lambda_http::run`, lambda_http panics on them and lambda_runtime reports the
     // panic as an invocation error (API Gateway: 500) — tolerated here, reported loudly.
     let agent = FakeAgent::start();
     let graph = accepting_graph(Arc::default());
-    let runtime = FakeRuntimeApi::start();
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent.server.url())
-        .env("GRAPH_API_BASE_URL", graph.url())
-        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    lambda_env(&mut command, &runtime);
-    let mut child = Killed(command.spawn().unwrap());
-    let errors = drive_lambda_catalogue(&runtime, &agent, &mut child.0, true);
+    local_env(&mut command, &agent.server.url(), &graph.url());
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut function = LambdaFunction::start(command).await;
+    let errors = drive_lambda_catalogue(&mut function, &agent, true).await;
     if !errors.is_empty() {
         let names: Vec<&str> = errors.iter().map(|(what, _)| *what).collect();
         eprintln!(
@@ -1494,49 +1376,6 @@ fn webhook_binary_over_http_survives_the_catalogue() {
 
     let body = one_text("wamid.HTTP.1", "let me in");
     let good = signature(&body);
-    check("unsigned", post_head(body.len(), &[]), &body, 401, 0);
-    check(
-        "wrong signature",
-        post_head(body.len(), &[&sign(b"forged", &body)]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "signature of another body",
-        post_head(body.len(), &[&signature(b"{}")]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "truncated",
-        post_head(body.len(), &[&good[..20]]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "non-hex",
-        post_head(body.len(), &[&format!("sha256={}", "zz".repeat(32))]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "sha1",
-        post_head(body.len(), &[&good.replace("sha256=", "sha1=")]),
-        &body,
-        401,
-        0,
-    );
-    check(
-        "two headers",
-        post_head(body.len(), &[&good, &good]),
-        &body,
-        401,
-        0,
-    );
     let mut latin1 = post_head(body.len(), &[]).into_bytes();
     latin1.extend_from_slice(b"\r\nX-Hub-Signature-256: sha256=\xE9\xE9");
     check(
@@ -1547,13 +1386,30 @@ fn webhook_binary_over_http_survives_the_catalogue() {
         0,
     );
     let upper = format!("sha256={}", good["sha256=".len()..].to_ascii_uppercase());
-    check(
-        "uppercase hex",
-        post_head(body.len(), &[&upper]),
-        &body,
-        200,
-        1,
-    );
+    for (what, signatures, status, calls) in [
+        ("unsigned", vec![], 401, 0),
+        ("wrong signature", vec![sign(b"forged", &body)], 401, 0),
+        ("signature of another body", vec![signature(b"{}")], 401, 0),
+        ("truncated", vec![good[..20].to_owned()], 401, 0),
+        (
+            "non-hex",
+            vec![format!("sha256={}", "zz".repeat(32))],
+            401,
+            0,
+        ),
+        ("sha1", vec![good.replace("sha256=", "sha1=")], 401, 0),
+        ("two headers", vec![good.clone(), good.clone()], 401, 0),
+        ("uppercase hex", vec![upper], 200, 1),
+    ] {
+        let signatures: Vec<&str> = signatures.iter().map(String::as_str).collect();
+        check(
+            what,
+            post_head(body.len(), &signatures),
+            &body,
+            status,
+            calls,
+        );
+    }
     check("empty, unsigned", post_head(0, &[]), b"", 401, 0);
     check(
         "empty, signed",
@@ -1658,33 +1514,10 @@ fn webhook_binary_over_http_survives_the_catalogue() {
         .into_bytes();
     assert!(batch.len() < MAX_BODY * 2, "{}", batch.len());
     // The batch is over the 64 KiB test limit: sent to a second webhook with the default limit.
-    let roomy = {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_webhook"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LOCAL_ADDR", &addr)
-            .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-            .env("AGENT_URL", agent.server.url())
-            .env("GRAPH_API_BASE_URL", graph.url())
-            .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-            .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-            .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let process = Killed(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (process, addr)
-    };
+    let roomy = LocalWebhook::start(&agent.server.url(), &graph.url(), &[], Stdio::null());
     let before = agent.calls();
     let answer = exchange(
-        &roomy.1,
+        &roomy.addr,
         &post_head(batch.len(), &[&signature(&batch)]),
         &batch,
     )

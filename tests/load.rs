@@ -56,23 +56,13 @@ fn env_count(name: &str, default: usize) -> usize {
 
 /// `(VmHWM, VmRSS)` of the webhook process, in bytes.
 fn memory(webhook: &LocalWebhook) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", webhook.child.id()))
-        .expect("read /proc/<pid>/status (Linux only)");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kib| kib * 1024)
-            .unwrap_or_else(|| panic!("{name} missing in {status}"))
+    let bytes = |field: &str| {
+        webhook
+            .status_kb(field)
+            .unwrap_or_else(|| panic!("{field} of /proc/<pid>/status (Linux only)"))
+            * 1024
     };
-    (field("VmHWM:"), field("VmRSS:"))
+    (bytes("VmHWM"), bytes("VmRSS"))
 }
 
 fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
@@ -117,6 +107,16 @@ impl Phase {
     fn percentile(&self, p: f64) -> Duration {
         let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies[index]
+    }
+
+    /// Asserts that every answer of the phase was as expected.
+    fn assert_no_errors(&self, name: &str) {
+        assert!(
+            self.errors.is_empty(),
+            "{name}: {} errors, first: {:?}",
+            self.errors.len(),
+            &self.errors[..self.errors.len().min(5)]
+        );
     }
 
     fn report(&self, name: &str) -> String {
@@ -205,11 +205,7 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
 
     let warm_up: Vec<String> = (0..WARM_UP).map(|n| format!("wamid.WARM.{n}")).collect();
     let warm = run_phase(&webhook.url, &warm_up, connections);
-    assert!(
-        warm.errors.is_empty(),
-        "warm-up: {:?}",
-        &warm.errors[..warm.errors.len().min(5)]
-    );
+    warm.assert_no_errors("warm-up");
     let (_, baseline_rss) = memory(&webhook);
 
     // Unique ids: the full inline pipeline for every request.
@@ -218,12 +214,7 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
         .collect();
     let unique = run_phase(&webhook.url, &ids, connections);
     let (unique_hwm, unique_rss) = memory(&webhook);
-    assert!(
-        unique.errors.is_empty(),
-        "{} errors, first: {:?}",
-        unique.errors.len(),
-        &unique.errors[..unique.errors.len().min(5)]
-    );
+    unique.assert_no_errors("unique");
     let received = agent_ids.lock().unwrap().clone();
     assert_eq!(received.len(), WARM_UP + requests, "agent calls");
     let distinct: HashSet<&String> = received.iter().collect();
@@ -238,12 +229,7 @@ fn local_mode_under_load_answers_everything_once_in_bounded_memory() {
     // The same messages again: deduplicated, nothing reaches the agent or the Graph API.
     let duplicate = run_phase(&webhook.url, &ids, connections);
     let (peak, final_rss) = memory(&webhook);
-    assert!(
-        duplicate.errors.is_empty(),
-        "{} errors, first: {:?}",
-        duplicate.errors.len(),
-        &duplicate.errors[..duplicate.errors.len().min(5)]
-    );
+    duplicate.assert_no_errors("duplicate");
     assert_eq!(agent_ids.lock().unwrap().len(), WARM_UP + requests);
     assert_eq!(
         graph_calls.load(Ordering::Relaxed),

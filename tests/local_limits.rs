@@ -4,18 +4,15 @@
 
 mod support;
 
-use lambda_http::Request;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::event_json;
+use support::fakes::accepting_graph;
 use support::local_webhook::LocalWebhook;
 use whatsapp_agent_lambda::dev::LoopbackServer;
-use whatsapp_agent_lambda::dev::events::body_bytes;
 use whatsapp_agent_lambda::dev::sample_agent;
-use whatsapp_agent_lambda::entry::local::handler;
-use whatsapp_agent_lambda::webhook::answer::response;
 
 /// The webhook's open-files limit in the flood test: low, so the test opens few sockets itself.
 const OPEN_FILES: u32 = 256;
@@ -34,34 +31,14 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 /// The sample agent and a Graph API that accepts everything, on loopback.
 fn backends() -> (LoopbackServer, LoopbackServer) {
     let agent = LoopbackServer::start(sample_agent::http_handler(None));
-    let graph = LoopbackServer::start(handler(|_: Request| async {
-        response(
-            200,
-            "application/json",
-            r#"{"messages":[{"id":"wamid.out.1"}]}"#,
-        )
-    }));
-    (agent, graph)
+    (agent, accepting_graph(Arc::default()))
 }
 
 /// Sends the signed text event of `events/` as Meta would; the status and how long it took.
 fn signed_post(webhook: &LocalWebhook) -> (u16, Duration) {
-    let event = event_json("post-text.json");
-    let body = body_bytes(&event).unwrap().unwrap();
-    let signature = event["headers"]["x-hub-signature-256"].as_str().unwrap();
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
     let started = Instant::now();
-    let answer = http
-        .post(&webhook.url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .send(&body[..])
-        .expect("the webhook answers");
-    (answer.status().as_u16(), started.elapsed())
+    let (status, _) = webhook.post_sample("post-text.json");
+    (status, started.elapsed())
 }
 
 #[test]

@@ -3,17 +3,16 @@
 
 mod support;
 
-use lambda_http::Request;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use support::fakes::{numbering_graph, recording_graph, requests_agent};
+use support::fixtures::event_json;
 use support::local_webhook::LocalWebhook;
+use support::net::http_client;
 use whatsapp_agent_lambda::dev::LoopbackServer;
-use whatsapp_agent_lambda::dev::events::{LOCAL_ACCESS_TOKEN, body_bytes, with_message};
+use whatsapp_agent_lambda::dev::events::{LOCAL_ACCESS_TOKEN, with_message};
 use whatsapp_agent_lambda::dev::sample_agent;
-use whatsapp_agent_lambda::entry::local::handler;
-use whatsapp_agent_lambda::webhook::answer::response;
 
 fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
     LocalWebhook::start(
@@ -24,52 +23,16 @@ fn start_webhook(agent_url: &str, graph_url: &str) -> LocalWebhook {
     )
 }
 
-fn envelope(name: &str) -> Value {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn http() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
 #[test]
 fn local_mode_serves_the_webhook_over_http_end_to_end() {
     let agent = LoopbackServer::start(sample_agent::http_handler(None));
     let graph_bodies: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-    let graph = {
-        let bodies = graph_bodies.clone();
-        LoopbackServer::start(handler(move |request: Request| {
-            let bodies = bodies.clone();
-            async move {
-                let auth = request
-                    .headers()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = serde_json::from_slice(
-                    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body()),
-                )
-                .unwrap_or(Value::Null);
-                bodies.lock().unwrap().push((auth, body));
-                response(
-                    200,
-                    "application/json",
-                    r#"{"messages":[{"id":"wamid.out.1"}]}"#,
-                )
-            }
-        }))
-    };
+    let graph = recording_graph(graph_bodies.clone());
     let webhook = start_webhook(&agent.url(), &graph.url());
-    let http = http();
+    let http = http_client();
 
     // GET: the subscription handshake.
-    let verify = envelope("get-verify.json");
+    let verify = event_json("get-verify.json");
     let query = verify["rawQueryString"].as_str().unwrap();
     let mut answer = http
         .get(&format!("{}?{query}", webhook.url))
@@ -79,16 +42,7 @@ fn local_mode_serves_the_webhook_over_http_end_to_end() {
     assert_eq!(answer.body_mut().read_to_string().unwrap(), "1158201444");
 
     // POST: the signed text event, as Meta would send it.
-    let text = envelope("post-text.json");
-    let body = body_bytes(&text).unwrap().unwrap();
-    let signature = text["headers"]["x-hub-signature-256"].as_str().unwrap();
-    let answer = http
-        .post(&webhook.url)
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .send(&body[..])
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    assert_eq!(webhook.post_sample("post-text.json").0, 200);
 
     let bodies = graph_bodies.lock().unwrap().clone();
     assert!(
@@ -124,16 +78,7 @@ fn local_mode_serves_the_webhook_over_http_end_to_end() {
     assert_eq!(titles, ["View Logs", "Describe Pod", "Check Events"]);
 
     // The forged event is refused over HTTP too.
-    let forged = envelope("post-bad-signature.json");
-    let answer = http
-        .post(&webhook.url)
-        .header(
-            "x-hub-signature-256",
-            forged["headers"]["x-hub-signature-256"].as_str().unwrap(),
-        )
-        .send(&body_bytes(&forged).unwrap().unwrap()[..])
-        .unwrap();
-    assert_eq!(answer.status(), 401);
+    assert_eq!(webhook.post_sample("post-bad-signature.json").0, 401);
 
     // Wrong paths and methods.
     assert_eq!(
@@ -158,53 +103,9 @@ fn webhook_refuses_to_start_without_an_allowlist() {
     assert!(stderr.contains("ALLOWED_SENDERS is required"), "{stderr}");
 }
 
-/// An agent on loopback that answers every request with `reply` and keeps the requests.
-fn recording_agent(reply: &'static str) -> (LoopbackServer, Arc<Mutex<Vec<Value>>>) {
-    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = requests.clone();
-    let server = LoopbackServer::start(handler(move |request: Request| {
-        let seen = seen.clone();
-        async move {
-            let body = serde_json::from_slice(body_bytes_of(&request)).unwrap_or(Value::Null);
-            seen.lock().unwrap().push(body);
-            response(200, "application/json", format!(r#"{{"text":"{reply}"}}"#))
-        }
-    }));
-    (server, requests)
-}
-
-fn body_bytes_of(request: &Request) -> &[u8] {
-    whatsapp_agent_lambda::webhook::answer::body_bytes(request.body())
-}
-
-/// What the Graph API stand-in was sent: each body with the id it gave it.
-type Sent = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A Graph API on loopback that keeps every body and gives each send its own id.
-fn recording_graph() -> (LoopbackServer, Sent) {
-    let bodies: Sent = Arc::default();
-    let seen = bodies.clone();
-    let server = LoopbackServer::start(handler(move |request: Request| {
-        let seen = seen.clone();
-        async move {
-            let body: Value =
-                serde_json::from_slice(body_bytes_of(&request)).unwrap_or(Value::Null);
-            let mut seen = seen.lock().unwrap();
-            let id = format!("wamid.out.{}", seen.len() + 1);
-            seen.push((id.clone(), body));
-            response(
-                200,
-                "application/json",
-                format!(r#"{{"messages":[{{"id":"{id}"}}]}}"#),
-            )
-        }
-    }));
-    (server, bodies)
-}
-
 /// POSTs `message` (from the sample sender) to the webhook, signed like Meta signs.
 fn say(http: &ureq::Agent, webhook: &LocalWebhook, message: Value) {
-    let envelope = with_message(&envelope("post-text.json"), message).unwrap();
+    let envelope = with_message(&event_json("post-text.json"), message).unwrap();
     let answer = http
         .post(&webhook.url)
         .header("content-type", "application/json")
@@ -219,9 +120,9 @@ fn say(http: &ureq::Agent, webhook: &LocalWebhook, message: Value) {
 
 #[test]
 fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_binary() {
-    let (k8s, k8s_requests) = recording_agent("k8s here");
-    let (cost, cost_requests) = recording_agent("cost here");
-    let (graph, bodies) = recording_graph();
+    let (k8s, k8s_requests) = requests_agent("k8s here");
+    let (cost, cost_requests) = requests_agent("cost here");
+    let (graph, bodies) = numbering_graph();
     let agents = serde_json::json!([
         {"name": "k8s", "url": k8s.url(), "description": "Kubernetes"},
         {"name": "cost", "url": cost.url(), "description": "AWS cost"},
@@ -233,7 +134,7 @@ fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_
         &[("AGENTS", agents.as_str()), ("AGENT_TIMEOUT_SECS", "10")],
         Stdio::inherit(),
     );
-    let http = http();
+    let http = http_client();
     let from =
         |id: &str| serde_json::json!({"from": "14155551234", "id": id, "timestamp": "1795514400"});
 

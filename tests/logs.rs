@@ -28,10 +28,10 @@ use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use support::net::free_port;
+use std::time::Duration;
+use support::fixtures::event_json;
+use support::local_webhook::LocalWebhook;
 use whatsapp_agent_lambda::agent::HttpAgent;
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, body_bytes};
@@ -189,9 +189,7 @@ impl Call {
 }
 
 fn sample_body(name: &str) -> Vec<u8> {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let envelope: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    body_bytes(&envelope).unwrap().unwrap()
+    body_bytes(&event_json(name)).unwrap().unwrap()
 }
 
 fn webhook_body(messages: Value, contacts: Value, statuses: Value) -> Vec<u8> {
@@ -899,67 +897,35 @@ fn logs_of_a_full_run_in_process() {
     assert!(trace.len() > captures.plain_info.text().len());
 }
 
-/// The webhook binary in local mode; killed when dropped.
-struct Webhook(Child);
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// The webhook binary in local mode with this file's secrets, served `calls` over HTTP: its
+/// logs.
 fn run_binary(
     agent: &LoopbackServer,
     graph: &LoopbackServer,
     log_env: &[(&str, &str)],
     calls: Vec<(Call, u16)>,
 ) -> String {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOCAL_ADDR", &addr)
-        .env("MAX_BODY_BYTES", MAX_BODY.to_string())
-        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-        .env("AGENT_URL", agent.url())
-        .env("AGENT_TIMEOUT_SECS", "1")
-        .env("GRAPH_API_BASE_URL", graph.url())
-        .env("WHATSAPP_APP_SECRET", APP_SECRET)
-        .env("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN)
-        .env("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
-        .env("AGENT_TOKEN", AGENT_TOKEN)
-        .envs(log_env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut webhook = Webhook(command.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "webhook did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let max_body = MAX_BODY.to_string();
+    let mut env = vec![
+        ("MAX_BODY_BYTES", max_body.as_str()),
+        ("AGENT_TIMEOUT_SECS", "1"),
+        ("WHATSAPP_APP_SECRET", APP_SECRET),
+        ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN),
+        ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+        ("AGENT_TOKEN", AGENT_TOKEN),
+    ];
+    env.extend_from_slice(log_env);
+    let webhook = LocalWebhook::start_logging(&agent.url(), &graph.url(), &env);
     for (call, status) in calls {
-        assert_eq!(call.send(&addr), status, "{} {}", call.method, call.target);
+        assert_eq!(
+            call.send(&webhook.addr),
+            status,
+            "{} {}",
+            call.method,
+            call.target
+        );
     }
-    let _ = webhook.0.kill();
-    let mut out = String::new();
-    webhook
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    webhook
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    out + &err
+    webhook.logs()
 }
 
 #[test]

@@ -13,26 +13,30 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::fixtures::{event, local_secrets, sent_texts, signed_texts};
+use support::fixtures::{
+    BATCH_ALLOWED_IDS, event, failed_ids, local_secrets, sent_texts, signed_texts,
+};
+use support::harness;
 use support::moto::Moto;
 use support::net::free_port;
-use support::slow::CountingAgent;
+use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
 use whatsapp_agent_lambda::agent::{
-    Agent, AgentError, AgentReply, AgentRequest, ReplyStatus, ScriptedAgent, TransportError,
+    Agent, AgentError, AgentRequest, ScriptedAgent, TransportError,
 };
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::dev::events::LOCAL_ALLOWED_SENDERS;
 use whatsapp_agent_lambda::dev::moto::create_pipeline_resources;
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::MessageId;
-use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::IdempotencyError;
-use whatsapp_agent_lambda::idempotency::{ClaimToken, DynamoIdempotency, IdempotencyStore};
+use whatsapp_agent_lambda::idempotency::{
+    ClaimToken, DynamoIdempotency, IdempotencyStore, MemoryIdempotency,
+};
 use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::queue::SqsQueue;
 use whatsapp_agent_lambda::queue::{Job, JobQueue, QueueError};
-use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, format_reply};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT};
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp};
 use whatsapp_agent_lambda::worker::Worker;
 
@@ -64,15 +68,23 @@ async fn aws() -> Aws {
     }
 }
 
-fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
+/// The webhook with the local test secrets, senders of `allowlist` allowed.
+fn webhook(allowlist: &str, dispatcher: Dispatcher) -> WebhookApp {
     WebhookApp::new(
         local_secrets(),
-        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(config, queue_url))),
+        Allowlist::parse(allowlist).unwrap(),
+        dispatcher,
         4 * 1024 * 1024,
     )
 }
 
+/// The webhook queueing jobs to `queue_url`, the local test senders allowed.
+fn queue_webhook(config: &aws_config::SdkConfig, queue_url: &str) -> WebhookApp {
+    let queue = Arc::new(SqsQueue::new(config, queue_url));
+    webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Queue(queue))
+}
+
+/// One message's handling with claims in the table.
 fn pipeline(
     config: &aws_config::SdkConfig,
     agent: Arc<dyn Agent>,
@@ -87,27 +99,43 @@ fn pipeline(
     .with_lease(lease)
 }
 
+/// A worker asking `agent`, with a recording Graph API (returned for the test to look at) and
+/// claims in the table.
 fn worker(
     aws: &Aws,
     agent: Arc<ScriptedAgent>,
-    messenger: Arc<RecordingMessenger>,
     lease: Duration,
-) -> Worker {
-    Worker::new(
-        pipeline(&aws.config, agent, messenger, lease),
-        MAX_RECEIVE_COUNT,
-    )
+) -> (Worker, Arc<RecordingMessenger>) {
+    let messenger = Arc::new(RecordingMessenger::new());
+    let pipeline = pipeline(&aws.config, agent, messenger.clone(), lease);
+    (Worker::new(pipeline, MAX_RECEIVE_COUNT), messenger)
 }
 
+/// The echo agent, taking 200 ms a message.
 fn echo_agent() -> Arc<ScriptedAgent> {
-    Arc::new(
-        ScriptedAgent::new(|request| {
-            Ok(Some(AgentReply::text(
-                Some(ReplyStatus::Success),
-                format!("echo: {}", request.event.text),
-            )))
-        })
-        .with_delay(Duration::from_millis(200)),
+    Arc::new(harness::echo_agent().with_delay(Duration::from_millis(200)))
+}
+
+/// A [`worker`] asking the echo agent, which it returns too.
+fn echo_worker(
+    aws: &Aws,
+    lease: Duration,
+) -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
+    let agent = echo_agent();
+    let (worker, messenger) = worker(aws, agent.clone(), lease);
+    (worker, agent, messenger)
+}
+
+/// A worker with in-memory claims and Graph API: no AWS needed.
+fn memory_worker(agent: Arc<dyn Agent>) -> Worker {
+    Worker::new(
+        Pipeline::new(
+            agent,
+            Arc::new(RecordingMessenger::new()),
+            Arc::new(MemoryIdempotency::default()),
+        )
+        .with_lease(Duration::from_secs(60)),
+        MAX_RECEIVE_COUNT,
     )
 }
 
@@ -124,6 +152,22 @@ async fn receive(aws: &Aws) -> Vec<aws_sdk_sqs::types::Message> {
         .expect("receive")
         .messages()
         .to_vec()
+}
+
+/// Receives the jobs the queue holds and deletes them, as a worker that handled them would.
+async fn take_jobs(aws: &Aws) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for message in receive(aws).await {
+        jobs.push(serde_json::from_str(message.body().unwrap()).unwrap());
+        aws.sqs
+            .delete_message()
+            .queue_url(&aws.queue_url)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .send()
+            .await
+            .expect("delete");
+    }
+    jobs
 }
 
 /// The SQS event Lambda would hand the worker for these messages.
@@ -170,8 +214,14 @@ fn job_event(message_id: &str, receive_count: u32) -> Value {
     }]})
 }
 
-fn failed_items(response: &Value) -> usize {
-    response["batchItemFailures"].as_array().map_or(0, Vec::len)
+/// A batch record of the job of `job_event` with its message's id and text replaced, in the
+/// message group `group`.
+fn batch_record(sqs_id: &str, wamid: &str, text: &str, group: &str) -> Value {
+    let mut job: Value =
+        serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap()).unwrap();
+    job["message"]["id"] = json!(wamid);
+    job["message"]["kind"]["body"] = json!(text);
+    json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -211,14 +261,8 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     );
 
     // The queue hands the job to five worker instances at once (at-least-once delivery).
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    ));
+    let (worker, agent, messenger) = echo_worker(&aws, Duration::from_secs(60));
+    let worker = Arc::new(worker);
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..5 {
         let worker = worker.clone();
@@ -227,7 +271,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     }
     let mut failed = 0;
     while let Some(response) = runs.join_next().await {
-        failed += failed_items(&response.unwrap());
+        failed += failed_ids(&response.unwrap()).len();
     }
     println!(
         "five concurrent deliveries: agent calls = {}, replies sent = {}, deliveries told to retry = {failed}",
@@ -246,7 +290,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
         .handle(sqs_event(&queued[..1], Some(2)))
         .await
         .unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(agent.calls(), 1);
     assert_eq!(messenger.sent().len(), 1);
 }
@@ -267,21 +311,19 @@ async fn worker_dying_after_the_claim_is_answered_once_after_the_lease() {
         whatsapp_agent_lambda::idempotency::Claim::Acquired
     );
 
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(&aws, agent.clone(), messenger.clone(), lease);
+    let (worker, agent, messenger) = echo_worker(&aws, lease);
 
     // Redelivered while the dead worker's lease still holds: not handled, retried later.
     let early = worker.handle(job_event("sqs-1", 2)).await.unwrap();
-    assert_eq!(failed_items(&early), 1);
+    assert_eq!(failed_ids(&early).len(), 1);
     assert_eq!(agent.calls(), 0);
 
     // After the lease: answered exactly once.
     tokio::time::sleep(lease + Duration::from_millis(300)).await;
     let late = worker.handle(job_event("sqs-1", 3)).await.unwrap();
-    assert_eq!(failed_items(&late), 0);
+    assert_eq!(failed_ids(&late).len(), 0);
     let again = worker.handle(job_event("sqs-1", 3)).await.unwrap();
-    assert_eq!(failed_items(&again), 0);
+    assert_eq!(failed_ids(&again).len(), 0);
     println!(
         "crash after claim: agent calls = {}, replies = {}",
         agent.calls(),
@@ -406,45 +448,22 @@ async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
     assert_eq!(webhook.handle(event("post-batch.json")).await.status(), 200);
     let mut ids = Vec::new();
     for _ in 0..5 {
-        for message in receive(&aws).await {
-            let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+        for job in take_jobs(&aws).await {
             ids.push(job.message.id.0.clone());
-            aws.sqs
-                .delete_message()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
         }
         if ids.len() >= 5 {
             break;
         }
     }
     ids.sort();
-    assert_eq!(
-        ids,
-        [
-            "wamid.BATCH.0001",
-            "wamid.BATCH.0002",
-            "wamid.BATCH.0003",
-            "wamid.BATCH.0004",
-            "wamid.BATCH.0005"
-        ]
-    );
+    assert_eq!(ids, BATCH_ALLOWED_IDS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_event_delivered_twice_sends_one_reply() {
     let aws = aws().await;
-    let agent = echo_agent();
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = Arc::new(worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    ));
+    let (worker, agent, messenger) = echo_worker(&aws, Duration::from_secs(60));
+    let worker = Arc::new(worker);
     let job: Job = serde_json::from_value(
         serde_json::from_str::<Value>(job_event("x", 1)["Records"][0]["body"].as_str().unwrap())
             .unwrap(),
@@ -496,16 +515,14 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
     let agent = Arc::new(ScriptedAgent::new(|_| {
         Err(AgentError::Timeout(Duration::from_secs(60)))
     }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    );
+    let (worker, messenger) = worker(&aws, agent.clone(), Duration::from_secs(60));
     for attempt in 1..MAX_RECEIVE_COUNT {
         let response = worker.handle(job_event("sqs-t", attempt)).await.unwrap();
-        assert_eq!(failed_items(&response), 1, "attempt {attempt} is retried");
+        assert_eq!(
+            failed_ids(&response).len(),
+            1,
+            "attempt {attempt} is retried"
+        );
         assert!(
             sent_texts(&messenger).is_empty(),
             "no ❌ before the last attempt"
@@ -516,7 +533,7 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
         .await
         .unwrap();
     assert_eq!(
-        failed_items(&last),
+        failed_ids(&last).len(),
         1,
         "the last failure goes to the dead-letter queue"
     );
@@ -524,28 +541,17 @@ async fn transient_agent_failures_are_retried_then_the_user_is_told_and_the_job_
     assert_eq!(agent.calls(), MAX_RECEIVE_COUNT as usize);
     // A redrive from the dead-letter queue does not answer twice.
     let redriven = worker.handle(job_event("sqs-t", 1)).await.unwrap();
-    assert_eq!(failed_items(&redriven), 0);
+    assert_eq!(failed_ids(&redriven).len(), 0);
     assert_eq!(messenger.sent().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_agent_failures_are_answered_at_once_and_not_retried() {
     let aws = aws().await;
-    let agent = Arc::new(ScriptedAgent::new(|_| {
-        Err(AgentError::Status {
-            status: 400,
-            body: "bad request".to_owned(),
-        })
-    }));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(
-        &aws,
-        agent.clone(),
-        messenger.clone(),
-        Duration::from_secs(60),
-    );
+    let agent = Arc::new(harness::failing_agent(400, "bad request"));
+    let (worker, messenger) = worker(&aws, agent.clone(), Duration::from_secs(60));
     let response = worker.handle(job_event("sqs-p", 1)).await.unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(
         sent_texts(&messenger),
         vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
@@ -560,17 +566,13 @@ async fn inline_mode_with_a_table_shares_claims_across_instances() {
     let messenger = Arc::new(RecordingMessenger::new());
     // Two warm Lambda instances of the inline webhook, one table.
     let instance = || {
-        WebhookApp::new(
-            local_secrets(),
-            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-            Dispatcher::Inline(pipeline(
-                &aws.config,
-                agent.clone(),
-                messenger.clone(),
-                Duration::from_secs(60),
-            )),
-            4 * 1024 * 1024,
-        )
+        let pipeline = pipeline(
+            &aws.config,
+            agent.clone(),
+            messenger.clone(),
+            Duration::from_secs(60),
+        );
+        webhook(LOCAL_ALLOWED_SENDERS, Dispatcher::Inline(pipeline))
     };
     let (first, second) = (instance(), instance());
     let (a, b) = tokio::join!(
@@ -592,37 +594,15 @@ async fn a_failed_message_holds_back_the_later_ones_of_the_same_sender() {
             Ok(None)
         }
     }));
-    let worker = Worker::new(
-        Pipeline::new(
-            agent.clone(),
-            Arc::new(RecordingMessenger::new()),
-            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-        )
-        .with_lease(Duration::from_secs(60)),
-        MAX_RECEIVE_COUNT,
-    );
-    let record = |sqs_id: &str, wamid: &str, text: &str, group: &str| {
-        let mut job: Value =
-            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
-                .unwrap();
-        job["message"]["id"] = json!(wamid);
-        job["message"]["kind"]["body"] = json!(text);
-        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
-    };
+    let worker = memory_worker(agent.clone());
     let batch = json!({"Records": [
-        record("1", "wamid.f1", "first", "john"),
-        record("2", "wamid.f2", "second", "john"),
-        record("3", "wamid.o1", "other", "ana"),
+        batch_record("1", "wamid.f1", "first", "john"),
+        batch_record("2", "wamid.f2", "second", "john"),
+        batch_record("3", "wamid.o1", "other", "ana"),
     ]});
     let response = worker.handle(batch).await.unwrap();
-    let failed: Vec<&str> = response["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        failed,
+        failed_ids(&response),
         ["1", "2"],
         "john's second message waits for his first"
     );
@@ -643,12 +623,12 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
     assert_eq!(queued.len(), 1);
 
     let failing = Arc::new(ScriptedAgent::new(|_| Err(agent_down())));
-    let messenger = Arc::new(RecordingMessenger::new());
-    let worker = worker(&aws, failing, messenger.clone(), Duration::from_secs(60))
+    let (worker, messenger) = worker(&aws, failing, Duration::from_secs(60));
+    let worker = worker
         .with_redelivery(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url)))
         .with_retry_base(Duration::from_secs(1));
     let response = worker.handle(sqs_event(&queued, None)).await.unwrap();
-    assert_eq!(failed_items(&response), 1);
+    assert_eq!(failed_ids(&response).len(), 1);
     assert!(
         sent_texts(&messenger).is_empty(),
         "no ❌ before the last attempt"
@@ -666,70 +646,21 @@ async fn a_transient_failure_is_retried_after_the_workers_backoff_not_the_visibi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn different_senders_in_one_batch_are_answered_concurrently() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use whatsapp_agent_lambda::agent::Agent;
-
-    /// Counts how many agent calls overlap.
-    #[derive(Default)]
-    struct Overlap {
-        now: AtomicUsize,
-        max: AtomicUsize,
-    }
-    impl Agent for Overlap {
-        fn ask<'a>(
-            &'a self,
-            _: &'a AgentRequest,
-        ) -> whatsapp_agent_lambda::BoxFuture<'a, Result<Option<AgentReply>, AgentError>> {
-            Box::pin(async move {
-                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-                self.max.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                self.now.fetch_sub(1, Ordering::SeqCst);
-                Ok(None)
-            })
-        }
-    }
-    let agent = Arc::new(Overlap::default());
-    let worker = Worker::new(
-        Pipeline::new(
-            agent.clone(),
-            Arc::new(RecordingMessenger::new()),
-            Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
-        )
-        .with_lease(Duration::from_secs(60)),
-        MAX_RECEIVE_COUNT,
-    );
-    let record = |sqs_id: &str, wamid: &str, group: &str| {
-        let mut job: Value =
-            serde_json::from_str(job_event(sqs_id, 1)["Records"][0]["body"].as_str().unwrap())
-                .unwrap();
-        job["message"]["id"] = json!(wamid);
-        json!({"messageId": sqs_id, "body": job.to_string(), "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group}})
-    };
+    let agent = Arc::new(CountingAgent::new("ok", Duration::from_millis(300)));
+    let worker = memory_worker(agent.clone());
     let batch = json!({"Records": [
-        record("1", "wamid.j1", "john"),
-        record("2", "wamid.a1", "ana"),
-        record("3", "wamid.j2", "john"),
-        record("4", "wamid.e1", "eve"),
+        batch_record("1", "wamid.j1", "status?", "john"),
+        batch_record("2", "wamid.a1", "status?", "ana"),
+        batch_record("3", "wamid.j2", "status?", "john"),
+        batch_record("4", "wamid.e1", "status?", "eve"),
     ]});
     let response = worker.handle(batch).await.unwrap();
-    assert_eq!(failed_items(&response), 0);
+    assert_eq!(failed_ids(&response).len(), 0);
     assert_eq!(
-        agent.max.load(Ordering::SeqCst),
+        agent.most_at_once(),
         3,
         "one call per sender at a time, senders in parallel"
     );
-}
-
-/// A reply long enough to go out in several parts, and those parts.
-fn long_reply() -> (String, Vec<OutgoingMessage>) {
-    let reply = (0..6)
-        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    let parts = format_reply(&AgentReply::text(None, reply.clone()));
-    assert!(parts.len() >= 5, "{} parts", parts.len());
-    (reply, parts)
 }
 
 /// Lease 1 s (renewed every third of it: two renewals may be late by a third of a second on a
@@ -737,107 +668,67 @@ fn long_reply() -> (String, Vec<OutgoingMessage>) {
 /// part); redeliveries at 1.2 s and 2 s, after the first lease ran out.
 const SLOW_LEASE: Duration = Duration::from_millis(1000);
 const SLOW_STEP: Duration = Duration::from_millis(350);
-const REDELIVERIES_MS: [u64; 2] = [1200, 2000];
+const REDELIVERIES: [Duration; 2] = [Duration::from_millis(1200), Duration::from_millis(2000)];
+
+/// One instance's handling of `slow`'s message, claims in the table, lease [`SLOW_LEASE`].
+fn slow_pipeline(aws: &Aws, slow: &SlowHandling) -> Pipeline {
+    let (agent, messenger) = (slow.agent.clone(), slow.messenger.clone());
+    pipeline(&aws.config, agent, messenger, SLOW_LEASE)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
     let aws = aws().await;
-    let (reply, parts) = long_reply();
-    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
-    let messenger = Arc::new(RecordingMessenger::with_delay(SLOW_STEP));
+    let slow = SlowHandling::new(SLOW_STEP);
     // Two worker instances, one table: SQS hands the job to the second while the first works.
-    let worker = || {
-        Worker::new(
-            pipeline(&aws.config, agent.clone(), messenger.clone(), SLOW_LEASE),
-            MAX_RECEIVE_COUNT,
-        )
-    };
+    let worker = || Worker::new(slow_pipeline(&aws, &slow), MAX_RECEIVE_COUNT);
     let (first, second) = (worker(), worker());
-    let started = Instant::now();
-    let redeliveries = async {
-        let mut failed = Vec::new();
-        for at in REDELIVERIES_MS {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            failed.push(failed_items(
-                &second.handle(job_event("sqs-1", 2)).await.unwrap(),
-            ));
-        }
-        failed
-    };
-    let (handled, redelivered) = tokio::join!(first.handle(job_event("sqs-1", 1)), redeliveries);
-    assert!(
-        started.elapsed() > SLOW_LEASE * 2,
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(failed_items(&handled.unwrap()), 0);
+    let (handled, redelivered, took) = with_redeliveries(
+        first.handle(job_event("sqs-1", 1)),
+        &REDELIVERIES,
+        async || failed_ids(&second.handle(job_event("sqs-1", 2)).await.unwrap()).len(),
+    )
+    .await;
+    assert!(took > SLOW_LEASE * 2, "{took:?}");
+    assert_eq!(failed_ids(&handled.unwrap()).len(), 0);
     assert_eq!(redelivered, [1, 1], "in progress elsewhere: retried later");
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent: Vec<_> = messenger
-        .sent()
-        .into_iter()
-        .map(|record| record.message)
-        .collect();
-    assert_eq!(sent, parts, "each part exactly once, in order");
+    slow.assert_answered_once();
     // SQS's later retry finds it done.
     assert_eq!(
-        failed_items(&second.handle(job_event("sqs-1", 3)).await.unwrap()),
+        failed_ids(&second.handle(job_event("sqs-1", 3)).await.unwrap()).len(),
         0
     );
-    assert_eq!(agent.calls(), 1);
+    assert_eq!(slow.agent.calls(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_redelivered_during_a_handling_longer_than_the_lease_is_answered_once() {
     let aws = aws().await;
-    let (reply, parts) = long_reply();
-    let agent = Arc::new(CountingAgent::new(reply, SLOW_STEP));
-    let messenger = Arc::new(RecordingMessenger::with_delay(SLOW_STEP));
+    let slow = SlowHandling::new(SLOW_STEP);
     // Two warm instances of the inline webhook, one table: Meta redelivers to the second.
     let instance = || {
-        WebhookApp::new(
-            local_secrets(),
-            Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
-            Dispatcher::Inline(pipeline(
-                &aws.config,
-                agent.clone(),
-                messenger.clone(),
-                SLOW_LEASE,
-            )),
-            4 * 1024 * 1024,
+        webhook(
+            LOCAL_ALLOWED_SENDERS,
+            Dispatcher::Inline(slow_pipeline(&aws, &slow)),
         )
     };
     let (first, second) = (instance(), instance());
-    let started = Instant::now();
-    let redeliveries = async {
-        let mut statuses = Vec::new();
-        for at in REDELIVERIES_MS {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            statuses.push(
-                second
-                    .handle(event("post-text.json"))
-                    .await
-                    .status()
-                    .as_u16(),
-            );
-        }
-        statuses
-    };
-    let (handled, redelivered) = tokio::join!(first.handle(event("post-text.json")), redeliveries);
-    assert!(
-        started.elapsed() > SLOW_LEASE * 2,
-        "{:?}",
-        started.elapsed()
-    );
+    let (handled, redelivered, took) = with_redeliveries(
+        first.handle(event("post-text.json")),
+        &REDELIVERIES,
+        async || {
+            second
+                .handle(event("post-text.json"))
+                .await
+                .status()
+                .as_u16()
+        },
+    )
+    .await;
+    assert!(took > SLOW_LEASE * 2, "{took:?}");
     assert_eq!(handled.status(), 200);
     assert_eq!(redelivered, [200, 200]);
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent: Vec<_> = messenger
-        .sent()
-        .into_iter()
-        .map(|record| record.message)
-        .collect();
-    assert_eq!(sent, parts, "each part exactly once, in order");
+    slow.assert_answered_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,12 +737,8 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
     const PER_SENDER: usize = 13;
     const ROUNDS: usize = 5;
     let aws = aws().await;
-    let webhook = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse("*").unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
-        4 * 1024 * 1024,
-    );
+    let queue = Arc::new(SqsQueue::new(&aws.config, &aws.queue_url));
+    let webhook = webhook("*", Dispatcher::Queue(queue));
     for round in 0..ROUNDS {
         // Interleaved as Meta may batch them: sender 0, 1, 2, 3, 0, 1, …
         let messages: Vec<(String, String, String)> = (0..PER_SENDER)
@@ -869,19 +756,10 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while seen.values().map(Vec::len).sum::<usize>() < SENDERS * PER_SENDER {
             assert!(Instant::now() < deadline, "queue not drained: {seen:?}");
-            let received = receive(&aws).await;
-            for message in &received {
-                let job: Job = serde_json::from_str(message.body().unwrap()).unwrap();
+            for job in take_jobs(&aws).await {
                 seen.entry(job.message.sender.id().to_owned())
                     .or_default()
                     .push(job.message.id.as_str().to_owned());
-                aws.sqs
-                    .delete_message()
-                    .queue_url(&aws.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .expect("delete");
             }
         }
         assert_eq!(seen.len(), SENDERS);
@@ -978,12 +856,8 @@ async fn queue_depth(aws: &Aws) -> (u64, u64) {
 async fn the_local_poller_hands_lambda_batches_over_and_deletes_all_but_the_failed_items() {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
     let aws = aws().await;
-    let webhook = WebhookApp::new(
-        local_secrets(),
-        Allowlist::parse("*").unwrap(),
-        Dispatcher::Queue(Arc::new(SqsQueue::new(&aws.config, &aws.queue_url))),
-        4 * 1024 * 1024,
-    );
+    let queue = Arc::new(SqsQueue::new(&aws.config, &aws.queue_url));
+    let webhook = webhook("*", Dispatcher::Queue(queue));
     let messages: Vec<(String, String, String)> = ["ok", "fails"]
         .iter()
         .enumerate()

@@ -8,6 +8,8 @@
 //! Case counts honour `PROPTEST_CASES`. A known bug has an ignored test, and the generators
 //! leave its inputs out until it is fixed (`known bug` below).
 
+mod support;
+
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::Serialize;
@@ -15,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+use support::reply_bounds::check_formatted;
 use whatsapp_agent_lambda::agent::contract::{
     AgentEvent, ChannelRef, InteractiveRef, LocationRef, MediaRef, Role, SessionInfo, Turn, UserRef,
 };
@@ -25,13 +28,12 @@ use whatsapp_agent_lambda::agent::{
 use whatsapp_agent_lambda::agent::{Deliver, DeliverEvent};
 use whatsapp_agent_lambda::dev::events::{LOCAL_APP_SECRET, body_bytes};
 use whatsapp_agent_lambda::domain::Allowlist;
-use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender,
 };
 use whatsapp_agent_lambda::queue::Job;
 use whatsapp_agent_lambda::reply::format_reply;
-use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
+use whatsapp_agent_lambda::reply::limits::check;
 use whatsapp_agent_lambda::webhook::{self, VerifyError, sign, verify_signature};
 
 /// The case count unless `PROPTEST_CASES` says otherwise (`make fuzz` raises it).
@@ -404,24 +406,7 @@ proptest! {
 
     #[test]
     fn any_reply_formats_within_whatsapp_limits_and_bounds(reply in any_reply()) {
-        let messages = format_reply(&reply);
-        for message in &messages {
-            prop_assert!(check(message).is_ok(), "{:?}: {:?}", check(message), message);
-        }
-        let texts = messages
-            .iter()
-            .take_while(|m| matches!(m, OutgoingMessage::Text { .. }))
-            .count();
-        let media = messages[texts..]
-            .iter()
-            .take_while(|m| matches!(m, OutgoingMessage::Image { .. } | OutgoingMessage::Document { .. }
-                | OutgoingMessage::Video { .. } | OutgoingMessage::Audio { .. } | OutgoingMessage::Sticker { .. }))
-            .count();
-        let interactive = messages.len() - texts - media;
-        prop_assert!(interactive <= 1, "{:?}", messages);
-        prop_assert!(media <= reply.attachments.len().min(MAX_ATTACHMENTS));
-        // The bound counts the interactive body as one of the reply's text parts (limits.rs).
-        prop_assert!(texts + interactive <= MAX_TEXT_PARTS, "{:?}", messages);
+        check_formatted(&reply, &format_reply(&reply)).map_err(TestCaseError::fail)?;
     }
 }
 

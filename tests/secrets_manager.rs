@@ -8,6 +8,7 @@ use lambda_http::Request;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::fakes::header;
 use support::moto::Moto;
 use support::net::free_port;
 use whatsapp_agent_lambda::aws::sdk_config_for;
@@ -173,13 +174,8 @@ fn fake_secrets_manager(
         let counter = counter.clone();
         let answer = answer.clone();
         async move {
-            let target = request
-                .headers()
-                .get("x-amz-target")
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            assert_eq!(target, "secretsmanager.GetSecretValue");
+            let target = header(&request, "x-amz-target");
+            assert_eq!(target.as_deref(), Some("secretsmanager.GetSecretValue"));
             let n = counter.fetch_add(1, Ordering::SeqCst);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -398,12 +394,7 @@ async fn graph_client_rereads_a_rotated_token_from_secrets_manager() {
     let graph = LoopbackServer::start(handler(move |request: Request| {
         let seen = seen.clone();
         async move {
-            let bearer = request
-                .headers()
-                .get("authorization")
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let bearer = header(&request, "authorization").unwrap_or_default();
             seen.lock().unwrap().push(bearer.clone());
             if bearer == "Bearer EAAG-new" {
                 response(

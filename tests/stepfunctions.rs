@@ -7,9 +7,11 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_sdk_sfn::config::http::HttpResponse;
 use aws_sdk_sfn::error::SdkError;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::operation::start_sync_execution::StartSyncExecutionError;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use support::fixtures::agent_request;
 use support::moto::Moto;
 use support::net::free_port;
 use support::sfn_sync::{CONTENT_TYPE, SfnSync, SyncAnswer, TARGET};
@@ -47,24 +49,6 @@ const EXAMPLE_DEFINITION: &str = r#"{
   }
 }"#;
 
-fn request() -> AgentRequest {
-    serde_json::from_value(json!({
-        "version": "1",
-        "platform": "whatsapp",
-        "session_id": "whatsapp:106540352242922:14155551234",
-        "event": {
-            "id": "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQTdBNUQ0RjFFQkE3QkFBQkFBAA==",
-            "type": "text",
-            "text": "pods crashing in prod",
-            "reply_to": null,
-            "timestamp": "2026-11-24T10:00:00Z",
-            "user": {"id": "14155551234", "phone": "14155551234", "bsuid": null, "display_name": "John Doe"},
-            "channel": {"phone_number_id": "106540352242922", "display_phone_number": "15550001111", "business_account_id": "1029384756"}
-        }
-    }))
-    .expect("a contract request")
-}
-
 /// The SDK configuration for a local endpoint, without SDK retries: one call, one request.
 async fn config_without_retries(endpoint: &str) -> SdkConfig {
     sdk_config_for(endpoint, REGION)
@@ -90,7 +74,7 @@ async fn sync_sends_the_contract_request_under_the_deterministic_name_and_return
         r#"{"status":"success","text":"Found 2 pods in CrashLoopBackOff","actions":[{"id":"view_logs","label":"View Logs"}]}"#,
     ))
     .await;
-    let request = request();
+    let request = agent_request();
 
     let reply = agent.ask(&request).await.unwrap().expect("a reply");
 
@@ -122,7 +106,7 @@ async fn sync_sends_the_contract_request_under_the_deterministic_name_and_return
 async fn sync_output_alias_is_accepted() {
     let (_stand_in, agent) =
         sync_agent(SyncAnswer::succeeded(r#"{"output":"all pods healthy"}"#)).await;
-    let reply = agent.ask(&request()).await.unwrap().expect("a reply");
+    let reply = agent.ask(&agent_request()).await.unwrap().expect("a reply");
     assert_eq!(reply.text.as_deref(), Some("all pods healthy"));
 }
 
@@ -135,7 +119,11 @@ async fn sync_null_empty_or_absent_output_means_no_reply() {
         SyncAnswer::Succeeded { output: None },
     ] {
         let (stand_in, agent) = sync_agent(answer.clone()).await;
-        assert_eq!(agent.ask(&request()).await.unwrap(), None, "{answer:?}");
+        assert_eq!(
+            agent.ask(&agent_request()).await.unwrap(),
+            None,
+            "{answer:?}"
+        );
         assert_eq!(stand_in.calls().len(), 1);
     }
 }
@@ -148,7 +136,7 @@ async fn sync_failed_execution_is_not_retryable_and_keeps_error_and_cause() {
     ))
     .await;
 
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
 
     assert!(!error.is_retryable(), "{error}");
     let AgentError::Execution {
@@ -175,7 +163,7 @@ async fn sync_failed_execution_is_not_retryable_and_keeps_error_and_cause() {
 #[tokio::test]
 async fn sync_timed_out_execution_is_retryable() {
     let (_stand_in, agent) = sync_agent(SyncAnswer::TimedOut).await;
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Execution { status, .. } if status == "TIMED_OUT"),
         "{error:?}"
@@ -187,7 +175,7 @@ async fn sync_timed_out_execution_is_retryable() {
 async fn sync_malformed_output_is_a_decode_error_with_an_excerpt() {
     for output in ["<html>oops</html>", r#"{"text": 42}"#, r#"["text"]"#] {
         let (_stand_in, agent) = sync_agent(SyncAnswer::succeeded(output)).await;
-        let error = agent.ask(&request()).await.unwrap_err();
+        let error = agent.ask(&agent_request()).await.unwrap_err();
         let AgentError::Decode { body, .. } = &error else {
             panic!("expected a decode error for {output}, got {error:?}");
         };
@@ -204,7 +192,7 @@ async fn sync_unknown_state_machine_is_a_non_retryable_service_error() {
         "State Machine Does Not Exist: 'arn:aws:states:us-east-1:123456789012:stateMachine:ops-agent-express'",
     ))
     .await;
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Status { status: 400, body } if body.starts_with("StateMachineDoesNotExist: State Machine Does Not Exist")),
         "{error:?}"
@@ -217,7 +205,7 @@ async fn sync_throttling_and_server_errors_are_retryable_transport_errors() {
     for (status, kind) in [(400, "ThrottlingException"), (500, "InternalFailure")] {
         let (stand_in, agent) =
             sync_agent(SyncAnswer::service_error(status, kind, "slow down")).await;
-        let error = agent.ask(&request()).await.unwrap_err();
+        let error = agent.ask(&agent_request()).await.unwrap_err();
         assert!(
             matches!(
                 &error,
@@ -242,7 +230,7 @@ async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
     let port = free_port();
     let config = config_without_retries(&format!("http://127.0.0.1:{port}")).await;
     let agent = StepFunctionsAgent::new(&config, EXPRESS_ARN, StepFunctionsMode::Sync);
-    let error = agent.ask(&request()).await.unwrap_err();
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(matches!(error, AgentError::Transport(_)), "{error:?}");
     assert!(error.is_retryable());
     // No answer: the SDK's error is kept as the source, typed.
@@ -260,89 +248,104 @@ async fn sync_unreachable_endpoint_is_a_retryable_transport_error() {
 
 // ---------------------------------------------------------------- async (Standard)
 
-/// moto with the example Standard state machine; returns moto (keep it alive), the SDK
-/// configuration, the state machine's ARN and a plain client for looking at executions.
-async fn moto_with_state_machine(execute: bool) -> (Moto, SdkConfig, String, aws_sdk_sfn::Client) {
-    let moto = Moto::start();
-    if execute {
-        moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}}));
-    }
-    let config = sdk_config_for(moto.endpoint(), REGION).await;
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let created = sfn
-        .create_state_machine()
-        .name("ops-agent")
-        .definition(EXAMPLE_DEFINITION)
-        .role_arn(ROLE_ARN)
-        .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
-        .send()
-        .await
-        .expect("create the state machine in moto");
-    let arn = created.state_machine_arn().to_owned();
-    assert!(arn.contains(ACCOUNT), "{arn}");
-    (moto, config, arn, sfn)
+/// moto with the example Standard state machine, and an async agent in front of it.
+struct StandardMachine {
+    _moto: Moto,
+    config: SdkConfig,
+    /// The state machine's ARN.
+    arn: String,
+    /// A plain client, for looking at executions.
+    sfn: aws_sdk_sfn::Client,
+    agent: StepFunctionsAgent,
 }
 
-/// Every execution of `state_machine_arn`: (name, execution ARN).
-async fn executions(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str) -> Vec<(String, String)> {
-    sfn.list_executions()
-        .state_machine_arn(state_machine_arn)
-        .send()
-        .await
-        .expect("list executions")
-        .executions()
-        .iter()
-        .map(|e| (e.name().to_owned(), e.execution_arn().to_owned()))
-        .collect()
+impl StandardMachine {
+    /// Creates the state machine; moto runs its executions when `execute` is set.
+    async fn start(execute: bool) -> Self {
+        let moto = Moto::start();
+        if execute {
+            moto.configure(&json!({"stepfunctions": {"execute_state_machine": true}}));
+        }
+        let config = sdk_config_for(moto.endpoint(), REGION).await;
+        let sfn = aws_sdk_sfn::Client::new(&config);
+        let created = sfn
+            .create_state_machine()
+            .name("ops-agent")
+            .definition(EXAMPLE_DEFINITION)
+            .role_arn(ROLE_ARN)
+            .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+            .send()
+            .await
+            .expect("create the state machine in moto");
+        let arn = created.state_machine_arn().to_owned();
+        assert!(arn.contains(ACCOUNT), "{arn}");
+        let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
+        Self {
+            _moto: moto,
+            config,
+            arn,
+            sfn,
+            agent,
+        }
+    }
+
+    /// Step Functions' description of the execution `execution_arn`.
+    async fn describe(&self, execution_arn: &str) -> DescribeExecutionOutput {
+        self.sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .expect("describe the execution")
+    }
+
+    /// Asks the agent about `request`, which it answers later (no reply now), and returns every
+    /// execution of the state machine since: (name, execution ARN).
+    async fn ask(&self, request: &AgentRequest) -> Vec<(String, String)> {
+        assert_eq!(self.agent.ask(request).await.unwrap(), None);
+        self.sfn
+            .list_executions()
+            .state_machine_arn(&self.arn)
+            .send()
+            .await
+            .expect("list executions")
+            .executions()
+            .iter()
+            .map(|e| (e.name().to_owned(), e.execution_arn().to_owned()))
+            .collect()
+    }
 }
 
 #[tokio::test]
 async fn async_starts_one_execution_named_after_the_message_with_the_request_as_input() {
-    let (_moto, config, arn, sfn) = moto_with_state_machine(false).await;
-    let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
-    let request = request();
+    let machine = StandardMachine::start(false).await;
+    let request = agent_request();
 
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-
-    let started = executions(&sfn, &arn).await;
+    let started = machine.ask(&request).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let (name, execution_arn) = &started[0];
     assert_eq!(name, &execution_name(&request.event.id));
-    let described = sfn
-        .describe_execution()
-        .execution_arn(execution_arn)
-        .send()
-        .await
-        .expect("describe the execution");
+    let described = machine.describe(execution_arn).await;
     assert_eq!(described.name(), Some(name.as_str()));
     let input: Value =
         serde_json::from_str(described.input().expect("an input")).expect("JSON input");
     assert_eq!(input, serde_json::to_value(&request).unwrap());
 
     // Meta delivers the same message again while the execution runs.
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-    assert_eq!(executions(&sfn, &arn).await.len(), 1);
+    assert_eq!(machine.ask(&request).await.len(), 1);
 }
 
 #[tokio::test]
 async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicate_is_harmless() {
-    let (_moto, config, arn, sfn) = moto_with_state_machine(true).await;
-    let agent = StepFunctionsAgent::new(&config, arn.clone(), StepFunctionsMode::Async);
-    let request = request();
+    let machine = StandardMachine::start(true).await;
+    let request = agent_request();
 
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-
-    let started = executions(&sfn, &arn).await;
+    let started = machine.ask(&request).await;
     assert_eq!(started.len(), 1, "{started:?}");
     let execution_arn = &started[0].1;
     let deadline = Instant::now() + EXECUTION_DEADLINE;
     let finished = loop {
-        let described = sfn
-            .describe_execution()
-            .execution_arn(execution_arn)
-            .send()
-            .await
-            .expect("describe the execution");
+        let described = machine.describe(execution_arn).await;
         if described.status().as_str() != "RUNNING" {
             break described;
         }
@@ -361,16 +364,15 @@ async fn async_example_state_machine_answers_in_the_contract_and_a_late_duplicat
 
     // The same message again after its execution closed: Step Functions answers
     // ExecutionAlreadyExists, which is no error for us.
-    assert_eq!(agent.ask(&request).await.unwrap(), None);
-    assert_eq!(executions(&sfn, &arn).await.len(), 1);
+    assert_eq!(machine.ask(&request).await.len(), 1);
 }
 
 #[tokio::test]
 async fn async_unknown_state_machine_is_a_non_retryable_error() {
-    let (_moto, config, arn, _sfn) = moto_with_state_machine(false).await;
-    let missing = arn.replace("ops-agent", "no-such-agent");
-    let agent = StepFunctionsAgent::new(&config, missing, StepFunctionsMode::Async);
-    let error = agent.ask(&request()).await.unwrap_err();
+    let machine = StandardMachine::start(false).await;
+    let missing = machine.arn.replace("ops-agent", "no-such-agent");
+    let agent = StepFunctionsAgent::new(&machine.config, missing, StepFunctionsMode::Async);
+    let error = agent.ask(&agent_request()).await.unwrap_err();
     assert!(
         matches!(&error, AgentError::Status { status: 400, body } if body.starts_with("StateMachineDoesNotExist")),
         "{error:?}"

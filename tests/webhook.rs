@@ -3,59 +3,39 @@
 
 mod support;
 
-use lambda_http::{Body, Request};
+use lambda_http::Body;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::fixtures::{
-    event, event_json, get, secrets_with_app_secret, sent_texts, signed_texts, text_of,
+    BATCH_ALLOWED_IDS, event, event_json, get, post, secrets_with_app_secret, sent_messages,
+    sent_texts, signed, signed_texts, text_of,
 };
-use support::harness::Harness;
-use support::slow::CountingAgent;
+use support::harness::{Harness, failing_agent};
+use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
 use whatsapp_agent_lambda::agent::DeliverEvent;
-use whatsapp_agent_lambda::agent::{AgentError, AgentReply, ReplyStatus, ScriptedAgent};
+use whatsapp_agent_lambda::agent::ScriptedAgent;
 use whatsapp_agent_lambda::dev::events::{LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET};
 use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
-use whatsapp_agent_lambda::pipeline::{
-    Attempt, DEFAULT_LEASE, MAX_CONCURRENT_SENDERS, Outcome, Pipeline,
-};
-use whatsapp_agent_lambda::reply::{
-    AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE, format_reply,
-};
+use whatsapp_agent_lambda::pipeline::{Attempt, DEFAULT_LEASE, Outcome, Pipeline};
+use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE};
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
 const JOHN: &str = "14155551234";
 
-fn harness() -> Harness {
-    Harness::inline(
-        ScriptedAgent::new(|request| {
-            Ok(Some(AgentReply::text(
-                Some(ReplyStatus::Success),
-                format!("echo: {}", request.event.text),
-            )))
-        }),
-        LOCAL_APP_SECRET,
-        4 * 1024 * 1024,
-    )
-}
-
-fn post(body: &[u8], signature: Option<String>) -> Request {
-    let mut builder = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
-        .header("content-type", "application/json");
-    if let Some(signature) = signature {
-        builder = builder.header("x-hub-signature-256", signature);
-    }
-    builder.body(Body::Binary(body.to_vec())).unwrap()
+/// `agent` behind the handler, after the sample text message was handled (answered 200).
+async fn after_the_sample_text(agent: ScriptedAgent) -> Harness {
+    let h = Harness::inline(agent, LOCAL_APP_SECRET, 4 * 1024 * 1024);
+    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    h
 }
 
 #[tokio::test]
 async fn verification_get_echoes_the_challenge_as_text() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("get-verify.json")).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["content-type"], "text/plain");
@@ -64,7 +44,7 @@ async fn verification_get_echoes_the_challenge_as_text() {
 
 #[tokio::test]
 async fn verification_with_a_wrong_token_or_mode_is_forbidden() {
-    let h = harness();
+    let h = Harness::echo();
     for query in [
         "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
         "hub.mode=unsubscribe&hub.verify_token=local-test-verify-token&hub.challenge=1",
@@ -80,7 +60,7 @@ async fn verification_with_a_wrong_token_or_mode_is_forbidden() {
 
 #[tokio::test]
 async fn text_message_reaches_the_agent_and_the_reply_is_sent() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-text.json")).await;
     assert_eq!(answer.status(), 200);
 
@@ -127,7 +107,7 @@ async fn text_message_reaches_the_agent_and_the_reply_is_sent() {
 
 #[tokio::test]
 async fn duplicate_delivery_reaches_the_agent_once() {
-    let h = harness();
+    let h = Harness::echo();
     for _ in 0..3 {
         assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
     }
@@ -137,7 +117,7 @@ async fn duplicate_delivery_reaches_the_agent_once() {
 
 #[tokio::test]
 async fn bad_signature_is_refused_and_nothing_happens() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-bad-signature.json")).await;
     assert_eq!(answer.status(), 401);
     assert_eq!(h.agent.calls(), 0);
@@ -147,25 +127,22 @@ async fn bad_signature_is_refused_and_nothing_happens() {
 
 #[tokio::test]
 async fn missing_malformed_or_duplicated_signatures_are_refused() {
-    let h = harness();
+    let h = Harness::echo();
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
     let good = sign(LOCAL_APP_SECRET.as_bytes(), body);
-    for signature in [
-        None,
-        Some(String::new()),
-        Some("sha256=".to_owned()),
-        Some(good.replace("sha256=", "sha1=")),
-        Some(good[..good.len() - 2].to_owned()),
-        Some(sign(b"another secret", body)),
+    for signatures in [
+        vec![],
+        vec![String::new()],
+        vec!["sha256=".to_owned()],
+        vec![good.replace("sha256=", "sha1=")],
+        vec![good[..good.len() - 2].to_owned()],
+        vec![sign(b"another secret", body)],
+        vec![good.clone(), good.clone()],
     ] {
-        let answer = h.app.handle(post(body, signature.clone())).await;
-        assert_eq!(answer.status(), 401, "{signature:?}");
+        let headers: Vec<&[u8]> = signatures.iter().map(|s| s.as_bytes()).collect();
+        let answer = h.app.handle(post(body, &headers)).await;
+        assert_eq!(answer.status(), 401, "{signatures:?}");
     }
-    let mut doubled = post(body, Some(good.clone()));
-    doubled
-        .headers_mut()
-        .append("x-hub-signature-256", good.parse().unwrap());
-    assert_eq!(h.app.handle(doubled).await.status(), 401);
     assert_eq!(h.agent.calls(), 0);
 }
 
@@ -173,13 +150,16 @@ async fn missing_malformed_or_duplicated_signatures_are_refused() {
 async fn an_empty_app_secret_never_verifies() {
     let h = Harness::inline(ScriptedAgent::replying_text("hi"), "", 4096);
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
-    let answer = h.app.handle(post(body, Some(sign(b"", body)))).await;
+    let answer = h
+        .app
+        .handle(post(body, &[sign(b"", body).as_bytes()]))
+        .await;
     assert_eq!(answer.status(), 401);
 }
 
 #[tokio::test]
 async fn base64_bodies_are_verified_over_the_decoded_bytes() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-base64.json")).await;
     assert_eq!(answer.status(), 200);
     let requests = h.agent.requests();
@@ -201,14 +181,14 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
         ("post-image.json", "image", "grafana shows this since 09:40"),
     ];
     for (file, kind, text) in cases {
-        let h = harness();
+        let h = Harness::echo();
         assert_eq!(h.app.handle(event(file)).await.status(), 200, "{file}");
         let requests = h.agent.requests();
         assert_eq!(requests.len(), 1, "{file}");
         assert_eq!(requests[0].event.kind, kind, "{file}");
         assert_eq!(requests[0].event.text, text, "{file}");
     }
-    let h = harness();
+    let h = Harness::echo();
     h.app.handle(event("post-button-reply.json")).await;
     let request = &h.agent.requests()[0];
     let interactive = request.event.interactive.as_ref().unwrap();
@@ -225,7 +205,7 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
             .starts_with("wamid.")
     );
 
-    let h = harness();
+    let h = Harness::echo();
     h.app.handle(event("post-image.json")).await;
     let media = h.agent.requests()[0].event.media.clone().unwrap();
     assert_eq!(media.id, "1048399176812345");
@@ -234,7 +214,7 @@ async fn taps_and_media_reach_the_agent_with_their_contract_fields() {
 
 #[tokio::test]
 async fn statuses_are_logged_not_sent_to_the_agent() {
-    let h = harness();
+    let h = Harness::echo();
     let answer = h.app.handle(event("post-status-only.json")).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(h.agent.calls(), 0);
@@ -243,7 +223,7 @@ async fn statuses_are_logged_not_sent_to_the_agent() {
 
 #[tokio::test]
 async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignored() {
-    let h = harness();
+    let h = Harness::echo();
     assert_eq!(h.app.handle(event("post-batch.json")).await.status(), 200);
     let mut ids: Vec<String> = h
         .agent
@@ -252,16 +232,7 @@ async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignore
         .map(|r| r.event.id.clone())
         .collect();
     ids.sort();
-    assert_eq!(
-        ids,
-        [
-            "wamid.BATCH.0001",
-            "wamid.BATCH.0002",
-            "wamid.BATCH.0003",
-            "wamid.BATCH.0004",
-            "wamid.BATCH.0005"
-        ]
-    );
+    assert_eq!(ids, BATCH_ALLOWED_IDS);
     // One sender's messages reach the agent in order.
     let john: Vec<String> = h
         .agent
@@ -285,17 +256,7 @@ async fn every_allowed_message_of_a_batch_is_handled_and_unlisted_senders_ignore
 
 #[tokio::test]
 async fn agent_failure_gets_the_user_a_short_error_message() {
-    let h = Harness::inline(
-        ScriptedAgent::new(|_| {
-            Err(AgentError::Status {
-                status: 500,
-                body: "Traceback: secret internals".to_owned(),
-            })
-        }),
-        LOCAL_APP_SECRET,
-        4096 * 1024,
-    );
-    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let h = after_the_sample_text(failing_agent(500, "Traceback: secret internals")).await;
     let texts = sent_texts(&h.messenger);
     assert_eq!(texts, vec![AGENT_FAILED_TEXT.to_owned()]);
     assert!(!texts[0].contains("Traceback"));
@@ -303,17 +264,7 @@ async fn agent_failure_gets_the_user_a_short_error_message() {
 
 #[tokio::test]
 async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
-    let h = Harness::inline(
-        ScriptedAgent::new(|_| {
-            Err(AgentError::Status {
-                status: 400,
-                body: "bad request".to_owned(),
-            })
-        }),
-        LOCAL_APP_SECRET,
-        4096 * 1024,
-    );
-    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let h = after_the_sample_text(failing_agent(400, "bad request")).await;
     let texts = sent_texts(&h.messenger);
     assert_eq!(texts, vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]);
     assert!(!texts[0].to_lowercase().contains("try again"), "{texts:?}");
@@ -321,27 +272,23 @@ async fn a_permanent_agent_failure_does_not_invite_the_user_to_try_again() {
 
 #[tokio::test]
 async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
-    let h = Harness::inline(
-        ScriptedAgent::new(|_| {
-            // Decoded from JSON, as every adapter does.
-            Ok(Some(
-                serde_json::from_value(json!({
-                    "status": "success",
-                    "text": "Restarted api-1",
-                    "attachments": [
-                        {"type": "VIDEO", "url": "https://x.y/rollout.mp4"},
-                        {"type": "gif", "url": "https://x.y/party.gif"}
-                    ],
-                    "actions": [{"id": "logs", "label": "\u{200b}"}, {"id": ["x"], "label": "Bad"}]
-                }))
-                .expect("a reply"),
-            ))
-        }),
-        LOCAL_APP_SECRET,
-        4096 * 1024,
-    );
-    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
-    let sent: Vec<OutgoingMessage> = h.messenger.sent().into_iter().map(|s| s.message).collect();
+    let h = after_the_sample_text(ScriptedAgent::new(|_| {
+        // Decoded from JSON, as every adapter does.
+        Ok(Some(
+            serde_json::from_value(json!({
+                "status": "success",
+                "text": "Restarted api-1",
+                "attachments": [
+                    {"type": "VIDEO", "url": "https://x.y/rollout.mp4"},
+                    {"type": "gif", "url": "https://x.y/party.gif"}
+                ],
+                "actions": [{"id": "logs", "label": "\u{200b}"}, {"id": ["x"], "label": "Bad"}]
+            }))
+            .expect("a reply"),
+        ))
+    }))
+    .await;
+    let sent = sent_messages(&h.messenger);
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(
         sent[0],
@@ -364,19 +311,15 @@ async fn a_reply_with_bad_parts_reaches_the_user_with_a_note() {
 
 #[tokio::test]
 async fn a_reply_with_no_readable_part_is_a_failure_not_silence() {
-    let h = Harness::inline(
-        ScriptedAgent::new(|_| {
-            Ok(Some(
-                serde_json::from_value(
-                    json!({"attachments": [{"type": null, "url": "https://x.y/a"}]}),
-                )
-                .expect("a reply"),
-            ))
-        }),
-        LOCAL_APP_SECRET,
-        4096 * 1024,
-    );
-    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let h = after_the_sample_text(ScriptedAgent::new(|_| {
+        Ok(Some(
+            serde_json::from_value(
+                json!({"attachments": [{"type": null, "url": "https://x.y/a"}]}),
+            )
+            .expect("a reply"),
+        ))
+    }))
+    .await;
     assert_eq!(
         sent_texts(&h.messenger),
         vec![AGENT_FAILED_PERMANENT_TEXT.to_owned()]
@@ -403,7 +346,7 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
             json!(null),
         ),
     ] {
-        let h = harness();
+        let h = Harness::echo();
         let pipeline = Pipeline::new(
             h.agent.clone(),
             h.messenger.clone(),
@@ -426,7 +369,7 @@ async fn a_delivered_failure_or_unreadable_reply_does_not_invite_a_retry() {
 
 #[tokio::test]
 async fn a_delivered_reply_keeps_its_good_parts() {
-    let h = harness();
+    let h = Harness::echo();
     let pipeline = Pipeline::new(
         h.agent.clone(),
         h.messenger.clone(),
@@ -448,30 +391,21 @@ async fn a_delivered_reply_keeps_its_good_parts() {
 
 #[tokio::test]
 async fn agent_choosing_not_to_reply_sends_nothing() {
-    let h = Harness::inline(
-        ScriptedAgent::new(|_| Ok(None)),
-        LOCAL_APP_SECRET,
-        4096 * 1024,
-    );
-    assert_eq!(h.app.handle(event("post-text.json")).await.status(), 200);
+    let h = after_the_sample_text(ScriptedAgent::new(|_| Ok(None))).await;
     assert_eq!(h.agent.calls(), 1);
     assert!(h.messenger.sent().is_empty());
 }
 
 #[tokio::test]
 async fn signed_garbage_gets_200_and_reaches_nobody() {
-    let h = harness();
+    let h = Harness::echo();
     for body in [
         &b"not json at all wamid.X1"[..],
         b"{}",
         br#"{"object":"page","entry":[]}"#,
         b"[1,2]",
     ] {
-        let answer = h
-            .app
-            .handle(post(body, Some(sign(LOCAL_APP_SECRET.as_bytes(), body))))
-            .await;
-        assert_eq!(answer.status(), 200);
+        assert_eq!(h.app.handle(signed(body)).await.status(), 200);
     }
     assert_eq!(h.agent.calls(), 0);
 }
@@ -479,23 +413,13 @@ async fn signed_garbage_gets_200_and_reaches_nobody() {
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let h = Harness::inline(ScriptedAgent::replying_text("hi"), LOCAL_APP_SECRET, 1024);
-    let body = vec![b' '; 1025];
-    let answer = h
-        .app
-        .handle(post(&body, Some(sign(LOCAL_APP_SECRET.as_bytes(), &body))))
-        .await;
-    assert_eq!(answer.status(), 413);
-    let body = vec![b' '; 1024];
-    let answer = h
-        .app
-        .handle(post(&body, Some(sign(LOCAL_APP_SECRET.as_bytes(), &body))))
-        .await;
-    assert_eq!(answer.status(), 200);
+    assert_eq!(h.app.handle(signed(&[b' '; 1025])).await.status(), 413);
+    assert_eq!(h.app.handle(signed(&[b' '; 1024])).await.status(), 200);
 }
 
 #[tokio::test]
 async fn other_methods_and_paths_get_405_and_404() {
-    let h = harness();
+    let h = Harness::echo();
     let put = lambda_http::http::Request::builder()
         .method("PUT")
         .uri("/webhook")
@@ -528,27 +452,16 @@ fn inline_app(
     )
 }
 
-/// Paragraphs long enough that the reply goes out in several parts.
-fn long_reply() -> String {
-    (0..6)
-        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
 #[tokio::test]
 async fn a_redelivery_during_a_handling_longer_than_the_lease_asks_the_agent_once() {
     // Lease 500 ms (renewed every 167 ms); the handling takes about 1.6 s: 400 ms of agent
-    // (the read mark, 200 ms, at the same time), then 200 ms per part. Meta redelivers twice while it runs, after the first lease expired.
+    // (the read mark, 200 ms, at the same time), then 200 ms per part. Meta redelivers twice while it runs, after
+    // the first lease expired.
     let lease = Duration::from_millis(500);
-    let reply = long_reply();
-    let parts = format_reply(&AgentReply::text(None, reply.clone()));
-    assert!(parts.len() >= 5, "{} parts", parts.len());
-    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(400)));
-    let messenger = Arc::new(RecordingMessenger::with_delay(Duration::from_millis(200)));
+    let slow = SlowHandling::new(Duration::from_millis(200));
     let app = inline_app(
-        agent.clone(),
-        messenger.clone(),
+        slow.agent.clone(),
+        slow.messenger.clone(),
         lease,
         LOCAL_ALLOWED_SENDERS,
     );
@@ -558,34 +471,23 @@ async fn a_redelivery_during_a_handling_longer_than_the_lease_asks_the_agent_onc
         "status?".to_owned(),
     )];
 
-    let started = Instant::now();
-    let first = app.handle(signed_texts(&message));
-    let redeliveries = async {
-        let mut statuses = Vec::new();
-        for at in [600, 1200] {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            statuses.push(app.handle(signed_texts(&message)).await.status().as_u16());
-        }
-        statuses
-    };
-    let (first, redelivered) = tokio::join!(first, redeliveries);
+    let (first, redelivered, took) = with_redeliveries(
+        app.handle(signed_texts(&message)),
+        &[Duration::from_millis(600), Duration::from_millis(1200)],
+        async || app.handle(signed_texts(&message)).await.status().as_u16(),
+    )
+    .await;
     assert_eq!(first.status(), 200);
     assert_eq!(redelivered, [200, 200]);
     assert!(
-        started.elapsed() > lease * 3,
-        "the handling must outlast the lease: {:?}",
-        started.elapsed()
+        took > lease * 3,
+        "the handling must outlast the lease: {took:?}"
     );
-
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent = messenger.sent();
-    assert_eq!(sent.len(), parts.len(), "each part exactly once");
-    let sent: Vec<_> = sent.into_iter().map(|record| record.message).collect();
-    assert_eq!(sent, parts, "the parts, in order");
+    slow.assert_answered_once();
 
     // Settled: a later redelivery is a duplicate.
     app.handle(signed_texts(&message)).await;
-    assert_eq!(agent.calls(), 1);
+    assert_eq!(slow.agent.calls(), 1);
 }
 
 #[tokio::test]
@@ -604,13 +506,5 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
         .collect();
     let answer = app.handle(signed_texts(&messages)).await;
     assert_eq!(answer.status(), 200);
-    assert_eq!(agent.calls(), 200);
-    assert_eq!(messenger.sent().len(), 200);
-    const {
-        assert!(
-            MAX_CONCURRENT_SENDERS < 200 / 4,
-            "a bound well under the batch's senders"
-        )
-    };
-    agent.assert_concurrent_within(MAX_CONCURRENT_SENDERS);
+    agent.assert_wide_batch_answered(&messenger, 200);
 }

@@ -5,15 +5,14 @@ mod support;
 
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use support::fixtures::event_json;
-use support::slow::CountingAgent;
+use std::time::Duration;
+use support::fixtures::{event_json, failed_ids};
+use support::slow::{CountingAgent, SlowHandling, with_redeliveries};
 use whatsapp_agent_lambda::agent::{AgentReply, ReplyStatus, ScriptedAgent};
 use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::{IdempotencyStore, MemoryIdempotency};
-use whatsapp_agent_lambda::pipeline::{MAX_CONCURRENT_SENDERS, Pipeline};
-use whatsapp_agent_lambda::reply::format_reply;
+use whatsapp_agent_lambda::pipeline::Pipeline;
 use whatsapp_agent_lambda::worker::{Worker, WorkerError};
 
 fn worker() -> (Worker, Arc<ScriptedAgent>, Arc<RecordingMessenger>) {
@@ -98,62 +97,31 @@ fn slow_worker(
     )
 }
 
-fn failed_ids(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .expect("a batch response")
-        .iter()
-        .map(|failure| {
-            failure["itemIdentifier"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_job_redelivered_to_another_worker_during_a_long_handling_is_answered_once() {
     // Two worker instances share the claims (as they share the DynamoDB table). Lease 500 ms
     // (renewed every 167 ms); the first worker takes about 1.6 s (400 ms of agent, the read
     // mark at the same time, then 200 ms per part); SQS hands the same job to the second one meanwhile.
     let lease = Duration::from_millis(500);
-    let reply = (0..6)
-        .map(|n| format!("part {n}: {}", "log line ".repeat(450)))
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    let parts = format_reply(&AgentReply::text(None, reply.clone()));
-    assert!(parts.len() >= 5, "{} parts", parts.len());
-    let agent = Arc::new(CountingAgent::new(reply, Duration::from_millis(400)));
-    let messenger = Arc::new(RecordingMessenger::with_delay(Duration::from_millis(200)));
+    let slow = SlowHandling::new(Duration::from_millis(200));
+    let (agent, messenger) = (&slow.agent, &slow.messenger);
     let claims: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotency::default());
     let first = slow_worker(agent.clone(), messenger.clone(), claims.clone(), lease);
     let second = slow_worker(agent.clone(), messenger.clone(), claims, lease);
 
-    let started = Instant::now();
-    let handling = first.handle(event_json("sqs-job.json"));
-    let redeliveries = async {
-        let mut responses = Vec::new();
-        for at in [600, 1200] {
-            tokio::time::sleep_until((started + Duration::from_millis(at)).into()).await;
-            responses.push(second.handle(event_json("sqs-job.json")).await.unwrap());
-        }
-        responses
-    };
-    let (handled, redelivered) = tokio::join!(handling, redeliveries);
-    assert!(started.elapsed() > lease * 3, "{:?}", started.elapsed());
+    let (handled, redelivered, took) = with_redeliveries(
+        first.handle(event_json("sqs-job.json")),
+        &[Duration::from_millis(600), Duration::from_millis(1200)],
+        async || second.handle(event_json("sqs-job.json")).await.unwrap(),
+    )
+    .await;
+    assert!(took > lease * 3, "{took:?}");
     assert!(failed_ids(&handled.unwrap()).is_empty());
     for response in &redelivered {
         // Being handled elsewhere: retried later, not handled.
         assert_eq!(failed_ids(response).len(), 1, "{response}");
     }
-    assert_eq!(agent.calls(), 1, "the agent was asked again");
-    let sent: Vec<_> = messenger
-        .sent()
-        .into_iter()
-        .map(|record| record.message)
-        .collect();
-    assert_eq!(sent, parts, "each part exactly once, in order");
+    slow.assert_answered_once();
 
     // The retry SQS makes later finds it done.
     let late = second.handle(event_json("sqs-job.json")).await.unwrap();
@@ -187,13 +155,5 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
         .collect();
     let response = worker.handle(json!({ "Records": records })).await.unwrap();
     assert!(failed_ids(&response).is_empty());
-    assert_eq!(agent.calls(), 100);
-    assert_eq!(messenger.sent().len(), 100);
-    const {
-        assert!(
-            MAX_CONCURRENT_SENDERS < 100 / 4,
-            "a bound well under the batch's senders"
-        )
-    };
-    agent.assert_concurrent_within(MAX_CONCURRENT_SENDERS);
+    agent.assert_wide_batch_answered(&messenger, 100);
 }

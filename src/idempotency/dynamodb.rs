@@ -4,8 +4,7 @@
 //! A claim is a conditional write: it succeeds only when the id is new or its lease expired,
 //! and records its owner; renewing, completing and releasing are conditional on that owner.
 
-use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
-use crate::BoxFuture;
+use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, Renewal};
 use crate::domain::MessageId;
 use crate::redact;
 use aws_sdk_dynamodb::Client;
@@ -193,41 +192,7 @@ impl DynamoIdempotency {
     }
 }
 
-impl IdempotencyStore for DynamoIdempotency {
-    fn claim<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
-        Box::pin(self.claim_now(id, owner, lease))
-    }
-
-    fn renew<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
-        Box::pin(self.renew_now(id, owner, lease))
-    }
-
-    fn complete<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(self.complete_now(id, owner))
-    }
-
-    fn release<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(self.release_now(id, owner))
-    }
-}
+super::impl_idempotency_store!(DynamoIdempotency);
 
 fn now() -> Duration {
     SystemTime::now()

@@ -1,7 +1,6 @@
 //! In-process idempotency: bounded in size (oldest forgotten first) with lease and TTL.
 
-use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, IdempotencyStore, Renewal};
-use crate::BoxFuture;
+use super::{COMPLETED_TTL, Claim, ClaimToken, IdempotencyError, Renewal};
 use crate::domain::MessageId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -151,59 +150,59 @@ impl MemoryIdempotency {
     }
 }
 
-impl IdempotencyStore for MemoryIdempotency {
-    fn claim<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
+/// The port's operations, boxed into [`IdempotencyStore`] by `impl_idempotency_store!`.
+impl MemoryIdempotency {
+    async fn claim_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, IdempotencyError>> {
-        Box::pin(async move { Ok(self.claim_at(id, owner, lease, Instant::now())) })
+    ) -> Result<Claim, IdempotencyError> {
+        Ok(self.claim_at(id, owner, lease, Instant::now()))
     }
 
-    fn renew<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
+    async fn renew_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Renewal, IdempotencyError>> {
-        Box::pin(async move { Ok(self.renew_at(id, owner, lease, Instant::now())) })
+    ) -> Result<Renewal, IdempotencyError> {
+        Ok(self.renew_at(id, owner, lease, Instant::now()))
     }
 
-    fn complete<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(async move {
-            let mut memory = self.memory();
-            if Self::holds(&memory, id, owner)
-                && let Some(entry) = memory.entries.get_mut(id)
-            {
-                entry.state = State::Completed;
-            }
-            Ok(())
-        })
+    async fn complete_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
+        let mut memory = self.memory();
+        if Self::holds(&memory, id, owner)
+            && let Some(entry) = memory.entries.get_mut(id)
+        {
+            entry.state = State::Completed;
+        }
+        Ok(())
     }
 
-    fn release<'a>(
-        &'a self,
-        id: &'a MessageId,
-        owner: &'a ClaimToken,
-    ) -> BoxFuture<'a, Result<(), IdempotencyError>> {
-        Box::pin(async move {
-            let mut memory = self.memory();
-            if Self::holds(&memory, id, owner) {
-                memory.entries.remove(id);
-            }
-            Ok(())
-        })
+    async fn release_now(
+        &self,
+        id: &MessageId,
+        owner: &ClaimToken,
+    ) -> Result<(), IdempotencyError> {
+        let mut memory = self.memory();
+        if Self::holds(&memory, id, owner) {
+            memory.entries.remove(id);
+        }
+        Ok(())
     }
 }
+
+super::impl_idempotency_store!(MemoryIdempotency);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idempotency::IdempotencyStore;
 
     const LEASE: Duration = Duration::from_secs(60);
 

@@ -150,6 +150,57 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> BoxFuture<'a, Result<(), IdempotencyError>>;
 }
 
+/// Implements [`IdempotencyStore`] for a store from its inherent `async fn`s `claim_now`,
+/// `renew_now`, `complete_now` and `release_now`, which take the arguments of the trait's
+/// methods of the same name and give their results: each trait method boxes the future of
+/// its `_now` twin. The `dyn`-compatible signatures are written here once, not in every store.
+macro_rules! impl_idempotency_store {
+    ($store:ty) => {
+        impl $crate::idempotency::IdempotencyStore for $store {
+            fn claim<'a>(
+                &'a self,
+                id: &'a $crate::domain::MessageId,
+                owner: &'a $crate::idempotency::ClaimToken,
+                lease: ::std::time::Duration,
+            ) -> $crate::BoxFuture<
+                'a,
+                Result<$crate::idempotency::Claim, $crate::idempotency::IdempotencyError>,
+            > {
+                Box::pin(self.claim_now(id, owner, lease))
+            }
+
+            fn renew<'a>(
+                &'a self,
+                id: &'a $crate::domain::MessageId,
+                owner: &'a $crate::idempotency::ClaimToken,
+                lease: ::std::time::Duration,
+            ) -> $crate::BoxFuture<
+                'a,
+                Result<$crate::idempotency::Renewal, $crate::idempotency::IdempotencyError>,
+            > {
+                Box::pin(self.renew_now(id, owner, lease))
+            }
+
+            fn complete<'a>(
+                &'a self,
+                id: &'a $crate::domain::MessageId,
+                owner: &'a $crate::idempotency::ClaimToken,
+            ) -> $crate::BoxFuture<'a, Result<(), $crate::idempotency::IdempotencyError>> {
+                Box::pin(self.complete_now(id, owner))
+            }
+
+            fn release<'a>(
+                &'a self,
+                id: &'a $crate::domain::MessageId,
+                owner: &'a $crate::idempotency::ClaimToken,
+            ) -> $crate::BoxFuture<'a, Result<(), $crate::idempotency::IdempotencyError>> {
+                Box::pin(self.release_now(id, owner))
+            }
+        }
+    };
+}
+pub(crate) use impl_idempotency_store;
+
 #[cfg(test)]
 mod tests {
     use super::ClaimToken;

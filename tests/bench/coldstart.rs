@@ -1,7 +1,7 @@
 //! Cold start and warm latency of the `webhook` Lambda function compared with a bare
 //! lambda_runtime "hello" function (`tests/bench/hello_lambda.rs`), both run as real processes
-//! against an in-repo Lambda Runtime API emulator (`runtime_api.rs`), with the webhook's
-//! secret and job queue served by moto (the local AWS emulator, from `.venv`).
+//! against an in-repo Lambda Runtime API emulator (`tests/support/runtime_api.rs`), with the
+//! webhook's secret and job queue served by moto (the local AWS emulator, from `.venv`).
 //!
 //! **What is measured**, for each function:
 //! - cold (`COLD_RUNS` fresh processes, default 20, webhook and hello runs interleaved):
@@ -55,13 +55,14 @@
 mod fixtures;
 #[path = "hello_lambda.rs"]
 mod hello_lambda;
+#[path = "../support/runtime_api.rs"]
 mod runtime_api;
 
 use bytes::Bytes;
-use runtime_api::{ApiEvent, Invocation, RuntimeApi};
+use runtime_api::{Invocation, RuntimeApi};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -79,8 +80,6 @@ const SECRET_NAME: &str = "coldstart/whatsapp";
 const QUEUE_PREFIX: &str = "coldstart-jobs";
 /// Longest wait for anything a function does (start, answer); then the harness fails.
 const WAIT: Duration = Duration::from_secs(30);
-/// How often a waiting harness checks that the function is still alive.
-const LIVENESS_POLL: Duration = Duration::from_millis(20);
 /// Invocations run before a warm measurement (not counted).
 const WARMUP: usize = 5;
 /// Warm invocations per function before switching to the other one.
@@ -424,10 +423,6 @@ struct Process {
 }
 
 impl Process {
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
     /// CPU time the process has used so far, all threads, in ms: the first field of each
     /// `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on a CPU). This is what Lambda's CPU
     /// share stretches at small memory sizes; waiting on the network costs none.
@@ -529,37 +524,12 @@ impl Session {
         }
     }
 
-    /// The next thing the function does, within [`WAIT`]; fails on an init error, an
-    /// unexpected request, the process exiting, or silence.
-    async fn wait(&mut self, waiting_for: &str) -> ApiEvent {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.api.recv(LIVENESS_POLL).await {
-                Some(ApiEvent::InitError { body }) => {
-                    self.fail(&format!("init error: {}", String::from_utf8_lossy(&body)))
-                }
-                Some(ApiEvent::Unexpected { method, path }) => {
-                    self.fail(&format!("unexpected Runtime API request {method} {path}"))
-                }
-                Some(event) => return event,
-                None => {}
-            }
-            if let Some(status) = self.process.exited() {
-                self.fail(&format!(
-                    "exited ({status}) while waiting for {waiting_for}"
-                ));
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!("no {waiting_for} within {WAIT:?}"));
-            }
-        }
-    }
-
-    /// Waits for `GET /next`: when it arrived, and where to send the event.
+    /// Waits for `GET /next` (within [`WAIT`]): when it arrived, and where to send the event.
+    /// Fails on an init error, an unexpected request, the process exiting, or silence.
     async fn next(&mut self) -> (Instant, oneshot::Sender<Invocation>) {
-        match self.wait("GET /next").await {
-            ApiEvent::Next { at, reply } => (at, reply),
-            other => self.fail(&format!("expected GET /next, got {}", describe(&other))),
+        match self.api.next(&mut self.process.child, WAIT).await {
+            Ok(next) => next,
+            Err(error) => self.fail(&error),
         }
     }
 
@@ -567,46 +537,32 @@ impl Session {
     async fn invoke(&mut self, reply: oneshot::Sender<Invocation>, event: Bytes) -> Timed {
         let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("c01d5747-0000-4000-8000-{id:012x}");
-        if reply
-            .send(Invocation {
-                request_id: request_id.clone(),
-                event,
-            })
-            .is_err()
+        let answer = match self
+            .api
+            .invoke(&mut self.process.child, reply, &request_id, event, WAIT)
+            .await
         {
-            self.fail("the held GET /next went away");
-        }
-        let handed_over = match self.wait("the event to be handed over").await {
-            ApiEvent::HandedOver { request_id: id, at } if id == request_id => at,
-            other => self.fail(&format!("expected the hand-over, got {}", describe(&other))),
+            Ok(answer) => answer,
+            Err(error) => self.fail(&error),
         };
-        let (answered, body) = match self.wait("the invocation's response").await {
-            ApiEvent::Result {
-                request_id: id,
-                at,
-                error: false,
-                body,
-            } if id == request_id => (at, body),
-            ApiEvent::Result {
-                error: true, body, ..
-            } => self.fail(&format!(
+        if answer.error {
+            self.fail(&format!(
                 "invocation error: {}",
-                String::from_utf8_lossy(&body)
-            )),
-            other => self.fail(&format!("expected /response, got {}", describe(&other))),
-        };
-        let status = serde_json::from_slice::<Value>(&body)
+                String::from_utf8_lossy(&answer.body)
+            ));
+        }
+        let status = serde_json::from_slice::<Value>(&answer.body)
             .ok()
             .and_then(|answer| answer.get("statusCode").and_then(Value::as_i64));
         if status != Some(200) {
             self.fail(&format!(
                 "answered {status:?} instead of statusCode 200: {}",
-                String::from_utf8_lossy(&body)
+                String::from_utf8_lossy(&answer.body)
             ));
         }
         Timed {
-            handed_over,
-            answered,
+            handed_over: answer.handed_over,
+            answered: answer.answered,
         }
     }
 
@@ -618,21 +574,6 @@ impl Session {
             self.process.stderr.display(),
             self.process.stderr_tail(20)
         )
-    }
-}
-
-fn describe(event: &ApiEvent) -> String {
-    match event {
-        ApiEvent::Next { .. } => "GET /next".to_owned(),
-        ApiEvent::HandedOver { request_id, .. } => format!("the hand-over of {request_id}"),
-        ApiEvent::Result {
-            request_id, error, ..
-        } => format!(
-            "/{} for {request_id}",
-            if *error { "error" } else { "response" }
-        ),
-        ApiEvent::InitError { .. } => "/init/error".to_owned(),
-        ApiEvent::Unexpected { method, path } => format!("{method} {path}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Loopback fakes of the agent and the Graph API, for tests that run the real binary or the
 //! real HTTP adapters against them. Each is a `LoopbackServer` on 127.0.0.1, stopped when
-//! dropped.
+//! dropped. Fakes of their own (a Graph API that refuses a token, Secrets Manager) read
+//! requests with [`header`].
 
 use lambda_http::Request;
 use serde_json::Value;
@@ -28,6 +29,20 @@ pub fn recording_agent(ids: Arc<Mutex<Vec<String>>>, answer: &'static str) -> Lo
     }))
 }
 
+/// The Graph API: accepts every call and records it in `calls` as its `Authorization` header
+/// and its JSON body (`Value::Null` when it is not JSON).
+pub fn recording_graph(calls: Arc<Mutex<Vec<(String, Value)>>>) -> LoopbackServer {
+    LoopbackServer::start(handler(move |request: Request| {
+        let calls = calls.clone();
+        async move {
+            let authorization = header(&request, "authorization").unwrap_or_default();
+            let body = serde_json::from_slice(body_bytes(request.body())).unwrap_or(Value::Null);
+            calls.lock().unwrap().push((authorization, body));
+            response(200, "application/json", GRAPH_ACCEPTED)
+        }
+    }))
+}
+
 /// The Graph API: accepts every call and counts them in `calls`.
 pub fn accepting_graph(calls: Arc<AtomicUsize>) -> LoopbackServer {
     LoopbackServer::start(handler(move |_request: Request| {
@@ -37,4 +52,54 @@ pub fn accepting_graph(calls: Arc<AtomicUsize>) -> LoopbackServer {
             response(200, "application/json", GRAPH_ACCEPTED)
         }
     }))
+}
+
+/// The value of header `name` of `request`, when it has one that is text.
+pub fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// An agent that answers every request with the text `reply` and keeps each request's JSON.
+pub fn requests_agent(reply: &'static str) -> (LoopbackServer, Arc<Mutex<Vec<Value>>>) {
+    let requests: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = requests.clone();
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let body = serde_json::from_slice(body_bytes(request.body())).unwrap_or(Value::Null);
+            seen.lock().unwrap().push(body);
+            response(200, "application/json", format!(r#"{{"text":"{reply}"}}"#))
+        }
+    }));
+    (server, requests)
+}
+
+/// What the Graph API stand-in was sent: each body with the id it gave it.
+pub type Sent = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// The Graph API: keeps every body with the id it gave that send (`wamid.out.<n>`), so that
+/// a test can reply to a message it was sent (a tap on a list).
+pub fn numbering_graph() -> (LoopbackServer, Sent) {
+    let bodies: Sent = Arc::default();
+    let seen = bodies.clone();
+    let server = LoopbackServer::start(handler(move |request: Request| {
+        let seen = seen.clone();
+        async move {
+            let body: Value =
+                serde_json::from_slice(body_bytes(request.body())).unwrap_or(Value::Null);
+            let mut seen = seen.lock().unwrap();
+            let id = format!("wamid.out.{}", seen.len() + 1);
+            seen.push((id.clone(), body));
+            response(
+                200,
+                "application/json",
+                format!(r#"{{"messages":[{{"id":"{id}"}}]}}"#),
+            )
+        }
+    }));
+    (server, bodies)
 }

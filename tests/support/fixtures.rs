@@ -2,9 +2,11 @@
 
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
+use whatsapp_agent_lambda::agent::AgentRequest;
 use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
 };
+use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::secrets::Secrets;
 use whatsapp_agent_lambda::webhook::answer::body_bytes;
@@ -25,6 +27,16 @@ pub fn secrets_with_app_secret(app_secret: &str) -> Secrets {
 pub fn local_secrets() -> Secrets {
     secrets_with_app_secret(LOCAL_APP_SECRET)
 }
+
+/// The messages of `events/post-batch.json` from allowed senders (not the unlisted sender's
+/// `wamid.BATCH.0006`), in order of their ids.
+pub const BATCH_ALLOWED_IDS: [&str; 5] = [
+    "wamid.BATCH.0001",
+    "wamid.BATCH.0002",
+    "wamid.BATCH.0003",
+    "wamid.BATCH.0004",
+    "wamid.BATCH.0005",
+];
 
 /// `events/<name>` as JSON.
 pub fn event_json(name: &str) -> Value {
@@ -110,14 +122,34 @@ pub fn signed_texts(messages: &[(String, String, String)]) -> Request {
     ]}]})
     .to_string()
     .into_bytes();
-    let signature = sign(LOCAL_APP_SECRET.as_bytes(), &body);
-    lambda_http::http::Request::builder()
+    signed(&body)
+}
+
+/// A webhook POST of `body` as API Gateway hands it to the handler, with one
+/// `X-Hub-Signature-256` header per item of `signatures` (none: unsigned).
+pub fn post(body: &[u8], signatures: &[&[u8]]) -> Request {
+    let mut request = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://abc123.execute-api.us-east-1.amazonaws.com/webhook")
         .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .body(lambda_http::Body::Binary(body))
-        .unwrap()
+        .body(if body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Binary(body.to_vec())
+        })
+        .unwrap();
+    for value in signatures {
+        request.headers_mut().append(
+            "x-hub-signature-256",
+            lambda_http::http::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    request
+}
+
+/// A webhook POST of `body` signed with the local app secret, as Meta signs it.
+pub fn signed(body: &[u8]) -> Request {
+    post(body, &[sign(LOCAL_APP_SECRET.as_bytes(), body).as_bytes()])
 }
 
 /// `GET /webhook?{query}` as API Gateway hands it to the handler (Meta's verification call).
@@ -136,6 +168,15 @@ pub fn text_of(body: &Body) -> String {
     String::from_utf8_lossy(body_bytes(body)).into_owned()
 }
 
+/// The messages `messenger` sent, in order.
+pub fn sent_messages(messenger: &RecordingMessenger) -> Vec<OutgoingMessage> {
+    messenger
+        .sent()
+        .into_iter()
+        .map(|record| record.message)
+        .collect()
+}
+
 /// The texts `messenger` sent, in order (other kinds of message left out).
 pub fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
     messenger
@@ -143,4 +184,38 @@ pub fn sent_texts(messenger: &RecordingMessenger) -> Vec<String> {
         .into_iter()
         .filter_map(|record| record.message.text_body().map(str::to_owned))
         .collect()
+}
+
+/// The ids of the records an SQS batch response (the worker's answer) reports failed.
+pub fn failed_ids(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("a batch response")
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The agent contract's request for John's text "pods crashing in prod".
+pub fn agent_request() -> AgentRequest {
+    serde_json::from_value(json!({
+        "version": "1",
+        "platform": "whatsapp",
+        "session_id": "whatsapp:106540352242922:14155551234",
+        "event": {
+            "id": "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQTdBNUQ0RjFFQkE3QkFBQkFBAA==",
+            "type": "text",
+            "text": "pods crashing in prod",
+            "reply_to": null,
+            "timestamp": "2026-11-24T10:00:00Z",
+            "user": {"id": "14155551234", "phone": "14155551234", "bsuid": null, "display_name": "John Doe"},
+            "channel": {"phone_number_id": "106540352242922", "display_phone_number": "15550001111", "business_account_id": "1029384756"}
+        }
+    }))
+    .expect("a contract request")
 }

@@ -1,12 +1,14 @@
 //! The real `webhook` binary in local HTTP mode (no `AWS_LAMBDA_RUNTIME_API`) on a free
 //! loopback port, with the local test secrets and allowlist of `events/`; killed when dropped.
 
-use super::net::free_port;
+use super::fixtures::event_json;
+use super::net::{free_port, http_client};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use whatsapp_agent_lambda::dev::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN,
+    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN, body_bytes,
 };
 
 /// How long the binary may take to listen.
@@ -30,7 +32,19 @@ impl LocalWebhook {
             agent_url,
             graph_url,
             extra,
-            stderr,
+            (Stdio::null(), stderr),
+        )
+    }
+
+    /// [`LocalWebhook::start`], keeping what the binary writes to stdout and stderr (its logs)
+    /// for [`LocalWebhook::logs`].
+    pub fn start_logging(agent_url: &str, graph_url: &str, extra: &[(&str, &str)]) -> Self {
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_webhook")),
+            agent_url,
+            graph_url,
+            extra,
+            (Stdio::piped(), Stdio::piped()),
         )
     }
 
@@ -48,7 +62,13 @@ impl LocalWebhook {
             .arg("-c")
             .arg(format!("ulimit -n {open_files} && exec \"$0\""))
             .arg(env!("CARGO_BIN_EXE_webhook"));
-        Self::launch(command, agent_url, graph_url, extra, stderr)
+        Self::launch(
+            command,
+            agent_url,
+            graph_url,
+            extra,
+            (Stdio::null(), stderr),
+        )
     }
 
     fn launch(
@@ -56,24 +76,18 @@ impl LocalWebhook {
         agent_url: &str,
         graph_url: &str,
         extra: &[(&str, &str)],
-        stderr: Stdio,
+        (stdout, stderr): (Stdio, Stdio),
     ) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
+        local_env(&mut command, agent_url, graph_url);
         command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOCAL_ADDR", &addr)
-            .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
-            .env("GRAPH_API_BASE_URL", graph_url)
-            .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
-            .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
-            .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN)
             .envs(extra.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr);
         // `AGENTS` replaces the one-agent shorthand (both set is a configuration error).
-        if !extra.iter().any(|(name, _)| *name == "AGENTS") {
-            command.env("AGENT_URL", agent_url);
+        if extra.iter().any(|(name, _)| *name == "AGENTS") {
+            command.env_remove("AGENT_URL");
         }
         let child = command.spawn().expect("start the webhook binary");
         // Built before waiting, so a failed wait still kills the process.
@@ -94,6 +108,46 @@ impl LocalWebhook {
         webhook
     }
 
+    /// POSTs the sample event `events/<name>` over HTTP as Meta would: its body and its
+    /// signature header. The status and the body of the answer.
+    pub fn post_sample(&self, name: &str) -> (u16, String) {
+        let event = event_json(name);
+        let body = body_bytes(&event)
+            .unwrap_or_else(|error| panic!("{name}: {error}"))
+            .unwrap_or_default();
+        let signature = event["headers"]["x-hub-signature-256"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} carries no signature"));
+        let mut answer = http_client()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .send(&body[..])
+            .expect("the webhook answers");
+        let status = answer.status().as_u16();
+        (
+            status,
+            answer.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Stops a webhook started with [`LocalWebhook::start_logging`]: everything it wrote, its
+    /// stdout then its stderr.
+    pub fn logs(mut self) -> String {
+        let _ = self.child.kill();
+        let (stdout, stderr) = (self.child.stdout.take(), self.child.stderr.take());
+        let (mut out, mut err) = (String::new(), String::new());
+        stdout
+            .expect("started with start_logging")
+            .read_to_string(&mut out)
+            .expect("read the webhook's stdout");
+        stderr
+            .expect("started with start_logging")
+            .read_to_string(&mut err)
+            .expect("read the webhook's stderr");
+        out + &err
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -110,6 +164,21 @@ impl LocalWebhook {
             .parse()
             .ok()
     }
+}
+
+/// The webhook binary's environment in the tests: nothing inherited but `PATH`; the local test
+/// secrets and allowlist of `events/`; the agent and the Graph API at `agent_url` and
+/// `graph_url`.
+pub fn local_env(command: &mut Command, agent_url: &str, graph_url: &str) {
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ALLOWED_SENDERS", LOCAL_ALLOWED_SENDERS)
+        .env("AGENT_URL", agent_url)
+        .env("GRAPH_API_BASE_URL", graph_url)
+        .env("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET)
+        .env("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN)
+        .env("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN);
 }
 
 impl Drop for LocalWebhook {

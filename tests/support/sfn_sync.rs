@@ -7,6 +7,7 @@
 //! scripted result. Anything else gets the 400 `UnknownOperationException` Step Functions would
 //! send, so a wrong target or path fails the test instead of passing silently.
 
+use super::fakes::header;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -125,13 +126,7 @@ impl SfnSync {
 }
 
 fn record(request: &Request) -> SyncCall {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header(request, name);
     SyncCall {
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),

@@ -8,11 +8,14 @@
 
 #![no_main]
 
+/// The property, shared with `tests/properties.rs`.
+#[path = "../../support/reply_bounds.rs"]
+mod reply_bounds;
+
 use libfuzzer_sys::fuzz_target;
+use reply_bounds::check_formatted;
 use whatsapp_agent_lambda::agent::{Action, AgentReply, ReplyStatus};
-use whatsapp_agent_lambda::domain::OutgoingMessage;
 use whatsapp_agent_lambda::reply::format_reply;
-use whatsapp_agent_lambda::reply::limits::{MAX_ATTACHMENTS, MAX_TEXT_PARTS, check};
 
 fuzz_target!(|data: &[u8]| {
     match serde_json::from_slice::<AgentReply>(data) {
@@ -33,50 +36,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn assert_formats_within_limits(reply: &AgentReply) {
-    let messages = format_reply(reply);
-    for message in &messages {
-        if let Err(broken) = check(message) {
-            panic!("{broken}: {message:?}");
-        }
+    if let Err(broken) = check_formatted(reply, &format_reply(reply)) {
+        panic!("{broken}");
     }
-    let texts = messages
-        .iter()
-        .take_while(|m| matches!(m, OutgoingMessage::Text { .. }))
-        .count();
-    let media = messages[texts..]
-        .iter()
-        .take_while(|m| {
-            matches!(
-                m,
-                OutgoingMessage::Image { .. }
-                    | OutgoingMessage::Document { .. }
-                    | OutgoingMessage::Video { .. }
-                    | OutgoingMessage::Audio { .. }
-                    | OutgoingMessage::Sticker { .. }
-            )
-        })
-        .count();
-    let interactive = messages.len() - texts - media;
-    assert!(texts <= MAX_TEXT_PARTS, "{texts} text parts: {messages:?}");
-    assert!(
-        media <= reply.attachments.len().min(MAX_ATTACHMENTS),
-        "{media} attachments from {}: {messages:?}",
-        reply.attachments.len()
-    );
-    assert!(
-        interactive <= 1,
-        "{interactive} interactive messages, or out of order: {messages:?}"
-    );
-    // The bound counts the interactive body as one of the reply's text parts (limits.rs).
-    assert!(
-        texts + interactive <= MAX_TEXT_PARTS,
-        "{texts} text parts and {interactive} interactive: {messages:?}"
-    );
-    assert!(
-        messages[texts + media..].iter().all(|m| matches!(
-            m,
-            OutgoingMessage::Buttons { .. } | OutgoingMessage::List { .. }
-        )),
-        "messages out of order (texts, attachments, interactive): {messages:?}"
-    );
 }

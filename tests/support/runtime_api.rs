@@ -1,5 +1,7 @@
-//! A Lambda Runtime API emulator for the cold-start harness: HTTP/1.1 (hyper) on
-//! `127.0.0.1:<free port>`, one per function process, stopped when dropped.
+//! A Lambda Runtime API emulator, for a function process run as in Lambda: HTTP/1.1 (hyper) on
+//! `127.0.0.1:<free port>`, one per function process, stopped when dropped. The cold-start
+//! benchmark (`tests/bench/coldstart.rs`, which includes this file) times the function through
+//! it; `tests/hostile.rs` drives the real runtime loop and the real binary through it.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>
 //!
 //! - `GET /2018-06-01/runtime/invocation/next` is held until the harness hands over an event
@@ -10,6 +12,11 @@
 //!
 //! Every instant is taken in the request handler, as close to the wire as hyper allows: a
 //! request's when its head has been read, an event's right before its response is returned.
+//!
+//! A harness drives one invocation with [`RuntimeApi::next`] (the function asks for an event)
+//! then [`RuntimeApi::invoke`] (the event handed over, the function's [`Answer`] awaited); both
+//! fail, in words, when the function could not start, exited, made a request the emulator does
+//! not serve, or stayed silent.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,6 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
@@ -34,6 +42,8 @@ const INVOCATION_DEADLINE: Duration = Duration::from_secs(30);
 const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// A fixed, well-formed X-Ray trace header.
 const TRACE_ID: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+/// How often a waiting harness checks that the function is still alive.
+const LIVENESS_POLL: Duration = Duration::from_millis(20);
 
 /// An event for the function, handed over through [`ApiEvent::Next`]'s `reply`.
 pub struct Invocation {
@@ -99,6 +109,120 @@ impl RuntimeApi {
             .await
             .ok()
             .flatten()
+    }
+
+    /// The next thing `function` (the process talking to this emulator) did within `within`.
+    /// An error, in words, when it could not start (`/init/error`), made a request the emulator
+    /// does not serve, exited, or did nothing in time.
+    pub async fn wait(
+        &mut self,
+        function: &mut Child,
+        waiting_for: &str,
+        within: Duration,
+    ) -> Result<ApiEvent, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.recv(LIVENESS_POLL).await {
+                Some(ApiEvent::InitError { body }) => {
+                    return Err(format!("init error: {}", String::from_utf8_lossy(&body)));
+                }
+                Some(ApiEvent::Unexpected { method, path }) => {
+                    return Err(format!("unexpected Runtime API request {method} {path}"));
+                }
+                Some(event) => return Ok(event),
+                None => {}
+            }
+            if let Ok(Some(status)) = function.try_wait() {
+                return Err(format!("exited ({status}) while waiting for {waiting_for}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no {waiting_for} within {within:?}"));
+            }
+        }
+    }
+
+    /// Waits (as [`RuntimeApi::wait`]) for `function`'s `GET /next`: when it arrived, and where
+    /// to send the event.
+    pub async fn next(
+        &mut self,
+        function: &mut Child,
+        within: Duration,
+    ) -> Result<(Instant, oneshot::Sender<Invocation>), String> {
+        match self.wait(function, "GET /next", within).await? {
+            ApiEvent::Next { at, reply } => Ok((at, reply)),
+            other => Err(format!("expected GET /next, got {}", describe(&other))),
+        }
+    }
+
+    /// Hands `event` over as `request_id` on the held `/next` (`reply`), then waits (as
+    /// [`RuntimeApi::wait`], `within` for each step) for its hand-over and `function`'s
+    /// `/response` or `/error`.
+    pub async fn invoke(
+        &mut self,
+        function: &mut Child,
+        reply: oneshot::Sender<Invocation>,
+        request_id: &str,
+        event: Bytes,
+        within: Duration,
+    ) -> Result<Answer, String> {
+        let invocation = Invocation {
+            request_id: request_id.to_owned(),
+            event,
+        };
+        if reply.send(invocation).is_err() {
+            return Err("the held GET /next went away".to_owned());
+        }
+        let handed_over = match self
+            .wait(function, "the event to be handed over", within)
+            .await?
+        {
+            ApiEvent::HandedOver { request_id: id, at } if id == request_id => at,
+            other => return Err(format!("expected the hand-over, got {}", describe(&other))),
+        };
+        match self
+            .wait(function, "the invocation's response", within)
+            .await?
+        {
+            ApiEvent::Result {
+                request_id: id,
+                at,
+                error,
+                body,
+            } if id == request_id => Ok(Answer {
+                handed_over,
+                answered: at,
+                error,
+                body,
+            }),
+            other => Err(format!("expected the answer, got {}", describe(&other))),
+        }
+    }
+}
+
+/// How the function answered one invocation.
+pub struct Answer {
+    /// When the event's `/next` response was about to be sent.
+    pub handed_over: Instant,
+    /// When `/response` or `/error` arrived.
+    pub answered: Instant,
+    /// `/error` (an invocation error) rather than `/response`.
+    pub error: bool,
+    pub body: Bytes,
+}
+
+/// What the function did, in a few words, for failure messages.
+fn describe(event: &ApiEvent) -> String {
+    match event {
+        ApiEvent::Next { .. } => "GET /next".to_owned(),
+        ApiEvent::HandedOver { request_id, .. } => format!("the hand-over of {request_id}"),
+        ApiEvent::Result {
+            request_id, error, ..
+        } => format!(
+            "/{} for {request_id}",
+            if *error { "error" } else { "response" }
+        ),
+        ApiEvent::InitError { .. } => "/init/error".to_owned(),
+        ApiEvent::Unexpected { method, path } => format!("{method} {path}"),
     }
 }
 
