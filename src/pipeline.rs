@@ -992,7 +992,7 @@ fn log_agent_failure(id: &MessageId, error: &AgentError, agent_ms: u64) {
 mod tests {
     use super::*;
     use crate::agent::{AgentReply, ScriptedAgent};
-    use crate::domain::{Channel, MessageKind, Sender};
+    use crate::domain::MessageKind;
     use crate::graph::RecordingMessenger;
     use crate::idempotency::{IdempotencyError, MemoryIdempotency, impl_idempotency_store};
     use std::sync::atomic::AtomicUsize;
@@ -1047,23 +1047,12 @@ mod tests {
     impl_idempotency_store!(LosingStore);
 
     fn message() -> InboundMessage {
-        InboundMessage {
-            id: MessageId::from("wamid.LOST.1"),
-            timestamp: 1_795_514_400,
-            sender: Sender {
-                phone: Some("14155551234".into()),
-                ..Sender::default()
-            },
-            channel: Channel {
-                phone_number_id: PhoneNumberId("106540352242922".into()),
-                display_phone_number: None,
-                business_account_id: None,
-            },
-            reply_to: None,
-            kind: MessageKind::Text {
+        InboundMessage::sample(
+            "wamid.LOST.1",
+            MessageKind::Text {
                 body: "status?".into(),
             },
-        }
+        )
     }
 
     #[tokio::test]

@@ -755,24 +755,12 @@ mod tests {
     }
 
     fn message() -> InboundMessage {
-        use crate::domain::{Channel, MessageId, PhoneNumberId, Sender};
-        InboundMessage {
-            id: MessageId::from("wamid.1"),
-            timestamp: 1_795_514_400,
-            sender: Sender {
-                phone: Some("14155551234".into()),
-                ..Sender::default()
-            },
-            channel: Channel {
-                phone_number_id: PhoneNumberId::from("106540352242922"),
-                display_phone_number: None,
-                business_account_id: None,
-            },
-            reply_to: None,
-            kind: MessageKind::Text {
+        InboundMessage::sample(
+            "wamid.1",
+            MessageKind::Text {
                 body: "and in staging?".into(),
             },
-        }
+        )
     }
 
     #[test]

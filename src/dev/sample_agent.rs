@@ -228,24 +228,10 @@ fn action(id: &str, label: &str) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Channel, InboundMessage, MessageKind, PhoneNumberId, Sender};
+    use crate::domain::{InboundMessage, MessageKind};
 
     fn ask(kind: MessageKind) -> Option<AgentReply> {
-        let message = InboundMessage {
-            id: "wamid.1".into(),
-            timestamp: 0,
-            sender: Sender {
-                phone: Some("14155551234".into()),
-                ..Sender::default()
-            },
-            channel: Channel {
-                phone_number_id: PhoneNumberId::from("1"),
-                display_phone_number: None,
-                business_account_id: None,
-            },
-            reply_to: None,
-            kind,
-        };
+        let message = InboundMessage::sample("wamid.1", kind);
         answer(&AgentRequest::from_message(&message))
     }
 
@@ -255,21 +241,7 @@ mod tests {
         let text = |body: &str| MessageKind::Text { body: body.into() };
         let first = ask(text("what did I ask before?")).unwrap();
         assert!(first.text.unwrap().contains("start of our conversation"));
-        let message = InboundMessage {
-            id: "wamid.2".into(),
-            timestamp: 0,
-            sender: Sender {
-                phone: Some("14155551234".into()),
-                ..Sender::default()
-            },
-            channel: Channel {
-                phone_number_id: PhoneNumberId::from("1"),
-                display_phone_number: None,
-                business_account_id: None,
-            },
-            reply_to: None,
-            kind: text("What did I ask before?"),
-        };
+        let message = InboundMessage::sample("wamid.2", text("What did I ask before?"));
         let request = AgentRequest::from_message(&message).with_session(
             vec![
                 Turn::new(Role::User, "pods crashing in prod", 1),

@@ -26,6 +26,29 @@ pub struct InboundMessage {
     pub kind: MessageKind,
 }
 
+impl InboundMessage {
+    /// A message from the sample sender (`14155551234`, as in `events/`) on the sample business
+    /// number, received at 2026-11-24T10:00:00Z: for unit tests and examples.
+    #[cfg(any(test, feature = "dev"))]
+    pub fn sample(id: &str, kind: MessageKind) -> Self {
+        Self {
+            id: MessageId::from(id),
+            timestamp: 1_795_514_400,
+            sender: Sender {
+                phone: Some("14155551234".into()),
+                ..Sender::default()
+            },
+            channel: Channel {
+                phone_number_id: PhoneNumberId::from("106540352242922"),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: None,
+            kind,
+        }
+    }
+}
+
 /// Media message kinds that carry a media id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

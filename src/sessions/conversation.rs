@@ -384,24 +384,10 @@ pub fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use crate::agent::ScriptedAgent;
-    use crate::domain::{Channel, MessageId, PhoneNumberId, Sender};
+    use crate::domain::MessageId;
 
     fn message(kind: MessageKind) -> InboundMessage {
-        InboundMessage {
-            id: MessageId::from("wamid.C.1"),
-            timestamp: 1_795_000_000,
-            sender: Sender {
-                phone: Some("14155551234".into()),
-                ..Sender::default()
-            },
-            channel: Channel {
-                phone_number_id: PhoneNumberId::from("106540352242922"),
-                display_phone_number: None,
-                business_account_id: None,
-            },
-            reply_to: None,
-            kind,
-        }
+        InboundMessage::sample("wamid.C.1", kind)
     }
 
     fn text(body: &str) -> InboundMessage {
