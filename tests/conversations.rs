@@ -46,6 +46,20 @@ fn text(id: &str, body: &str) -> InboundMessage {
     inbound(id, MessageKind::Text { body: body.into() })
 }
 
+/// A tap on the list row `row` of the list message `list`.
+fn tap(id: &str, row: &str, list: MessageId) -> InboundMessage {
+    let mut tap = inbound(
+        id,
+        MessageKind::ListReply {
+            id: row.to_owned(),
+            title: "row".into(),
+            description: None,
+        },
+    );
+    tap.reply_to = Some(list);
+    tap
+}
+
 fn key() -> SessionKey {
     SessionKey::of(&text("wamid.K", "x")).unwrap()
 }
@@ -173,16 +187,9 @@ async fn agents_list_then_a_tap_sends_the_next_message_to_the_chosen_agent() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|id| id.starts_with("wal:cmd:")));
 
-    let mut tap = inbound(
-        "wamid.A2",
-        MessageKind::ListReply {
-            id: rows[1].clone(),
-            title: "cost".into(),
-            description: None,
-        },
-    );
-    tap.reply_to = Some(list_id);
-    s.pipeline.handle(&tap, Attempt::Retryable).await;
+    s.pipeline
+        .handle(&tap("wamid.A2", &rows[1], list_id), Attempt::Retryable)
+        .await;
     assert!(
         s.messenger
             .texts()
@@ -215,16 +222,9 @@ async fn a_tap_on_an_old_list_or_another_message_selects_nothing() {
     s.pipeline
         .handle(&text("wamid.O2", "/env"), Attempt::Retryable)
         .await;
-    let mut tap = inbound(
-        "wamid.O3",
-        MessageKind::ListReply {
-            id: old_rows[1].clone(),
-            title: "staging".into(),
-            description: None,
-        },
-    );
-    tap.reply_to = Some(old_list);
-    s.pipeline.handle(&tap, Attempt::Retryable).await;
+    s.pipeline
+        .handle(&tap("wamid.O3", &old_rows[1], old_list), Attempt::Retryable)
+        .await;
     assert!(s.messenger.texts().last().unwrap().contains("out of date"));
     let session = s.store.load(&key()).await.unwrap();
     assert_eq!(session.environment, None);

@@ -104,18 +104,9 @@ fn webhook_refuses_to_start_without_an_allowlist() {
 }
 
 /// POSTs `message` (from the sample sender) to the webhook, signed like Meta signs.
-fn say(http: &ureq::Agent, webhook: &LocalWebhook, message: Value) {
+fn say(webhook: &LocalWebhook, message: Value) {
     let envelope = with_message(&event_json("post-text.json"), message).unwrap();
-    let answer = http
-        .post(&webhook.url)
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            envelope["headers"]["x-hub-signature-256"].as_str().unwrap(),
-        )
-        .send(envelope["body"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    assert_eq!(webhook.post_envelope(&envelope).0, 200);
 }
 
 #[test]
@@ -141,7 +132,7 @@ fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_
     let mut agents_command = from("wamid.CONV.1");
     agents_command["type"] = "text".into();
     agents_command["text"] = serde_json::json!({"body": "/agents"});
-    say(&http, &webhook, agents_command);
+    say(&webhook, agents_command);
     let (list_id, rows) = {
         let bodies = bodies.lock().unwrap();
         let (id, list) = bodies
@@ -173,12 +164,12 @@ fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_
     tap["context"] = serde_json::json!({"from": "15550000000", "id": list_id});
     tap["interactive"] =
         serde_json::json!({"type": "list_reply", "list_reply": {"id": rows[1].0, "title": "cost"}});
-    say(&http, &webhook, tap);
+    say(&webhook, tap);
 
     let mut question = from("wamid.CONV.3");
     question["type"] = "text".into();
     question["text"] = serde_json::json!({"body": "how much did we spend?"});
-    say(&http, &webhook, question);
+    say(&webhook, question);
 
     assert!(
         k8s_requests.lock().unwrap().is_empty(),

@@ -432,3 +432,52 @@ async fn memory_every_write_sets_the_expiry() {
 async fn memory_an_expired_session_starts_afresh() {
     an_expired_session_starts_afresh(&MemorySessions::new(Duration::ZERO)).await;
 }
+
+/// The real `webhook` binary (inline dispatch) with `SESSIONS_TABLE` on moto: the conversation
+/// outlives the process. The second process's agent request carries the first exchange.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_survives_a_new_process_of_the_real_binary() {
+    use support::fakes::{recording_graph, requests_agent};
+    use support::local_webhook::LocalWebhook;
+    use whatsapp_agent_lambda::dev::events::with_message;
+
+    let aws = Aws::start().await;
+    let (agent, requests) = requests_agent("noted");
+    let graph = recording_graph(Arc::default());
+    let missing = std::env::temp_dir().join("no-such-aws-config");
+    let missing = missing.to_string_lossy().into_owned();
+    let env = [
+        ("SESSIONS_TABLE", TABLE),
+        ("AWS_ENDPOINT_URL", aws.moto.endpoint()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_CONFIG_FILE", missing.as_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let say = |webhook: &LocalWebhook, id: &str, text: &str| {
+        let message = serde_json::json!({
+            "from": "14155551234", "id": id, "timestamp": "1795514400",
+            "type": "text", "text": {"body": text},
+        });
+        let envelope = with_message(&support::fixtures::event_json("post-text.json"), message).unwrap();
+        assert_eq!(webhook.post_envelope(&envelope).0, 200);
+    };
+    let first = LocalWebhook::start(&agent.url(), &graph.url(), &env, std::process::Stdio::inherit());
+    say(&first, "wamid.PROC.1", "pods crashing in prod");
+    drop(first);
+    let second = LocalWebhook::start(&agent.url(), &graph.url(), &env, std::process::Stdio::inherit());
+    say(&second, "wamid.PROC.2", "what did I ask before?");
+    drop(second);
+
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 2);
+    let history = requests[1]["history"].as_array().expect("a history");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0]["role"], "user");
+    assert_eq!(history[0]["text"], "pods crashing in prod");
+    assert_eq!(history[1]["role"], "assistant");
+    assert_eq!(history[1]["text"], "noted");
+}
+

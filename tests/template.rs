@@ -478,10 +478,10 @@ fn roles_grant_no_wildcard_beyond_log_delivery() {
     }
 }
 
-#[test]
-fn idempotency_table_expires_claims_on_expires_at() {
-    let stack = Stack::deployed(&[]);
-    let table = stack.properties("IdempotencyTable");
+/// A table as both of ours are declared: partition key `id` (S), TTL on `expires_at`, on
+/// demand, point-in-time recovery, encrypted.
+fn assert_keyed_table(stack: &Stack, name: &str) {
+    let table = stack.properties(name);
     assert_eq!(
         table["KeySchema"],
         json!([{"AttributeName": "id", "KeyType": "HASH"}])
@@ -500,6 +500,12 @@ fn idempotency_table_expires_claims_on_expires_at() {
         json!(true)
     );
     assert_eq!(table["SSESpecification"]["SSEEnabled"], json!(true));
+}
+
+#[test]
+fn idempotency_table_expires_claims_on_expires_at() {
+    let stack = Stack::deployed(&[]);
+    assert_keyed_table(&stack, "IdempotencyTable");
 
     assert_eq!(
         stack.raw_environment("WorkerFunction")["IDEMPOTENCY_TABLE"],
@@ -745,25 +751,7 @@ fn template_sets_only_variables_the_configuration_reads() {
 #[test]
 fn sessions_table_expires_sessions_on_expires_at_and_only_the_worker_uses_it() {
     let stack = Stack::deployed(&[]);
-    let table = stack.properties("SessionsTable");
-    assert_eq!(
-        table["KeySchema"],
-        json!([{"AttributeName": "id", "KeyType": "HASH"}])
-    );
-    assert_eq!(
-        table["AttributeDefinitions"],
-        json!([{"AttributeName": "id", "AttributeType": "S"}])
-    );
-    assert_eq!(
-        table["TimeToLiveSpecification"],
-        json!({"AttributeName": "expires_at", "Enabled": true})
-    );
-    assert_eq!(table["BillingMode"], json!("PAY_PER_REQUEST"));
-    assert_eq!(
-        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-        json!(true)
-    );
-    assert_eq!(table["SSESpecification"]["SSEEnabled"], json!(true));
+    assert_keyed_table(&stack, "SessionsTable");
 
     assert_eq!(
         stack.raw_environment("WorkerFunction")["SESSIONS_TABLE"],

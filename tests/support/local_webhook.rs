@@ -111,13 +111,18 @@ impl LocalWebhook {
     /// POSTs the sample event `events/<name>` over HTTP as Meta would: its body and its
     /// signature header. The status and the body of the answer.
     pub fn post_sample(&self, name: &str) -> (u16, String) {
-        let event = event_json(name);
-        let body = body_bytes(&event)
-            .unwrap_or_else(|error| panic!("{name}: {error}"))
+        self.post_envelope(&event_json(name))
+    }
+
+    /// POSTs the body of an API Gateway envelope with its signature header (a sample event,
+    /// or one written with `dev::events::with_message`): the status and the answer's body.
+    pub fn post_envelope(&self, event: &serde_json::Value) -> (u16, String) {
+        let body = body_bytes(event)
+            .unwrap_or_else(|error| panic!("the envelope's body: {error}"))
             .unwrap_or_default();
         let signature = event["headers"]["x-hub-signature-256"]
             .as_str()
-            .unwrap_or_else(|| panic!("{name} carries no signature"));
+            .expect("the envelope carries a signature");
         let mut answer = http_client()
             .post(&self.url)
             .header("content-type", "application/json")
