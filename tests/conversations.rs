@@ -122,6 +122,25 @@ fn setup(template: Option<&str>) -> Setup {
     }
 }
 
+impl Setup {
+    /// A Step Functions delivery of `reply` to the message `id`, `hours` after the user last
+    /// wrote.
+    async fn deliver_late(&self, hours: i64, id: &str, reply: &str) -> Outcome {
+        self.store
+            .update(&key(), &mut |session| {
+                session.last_user_message_at = Some(unix_now() - hours * 3600)
+            })
+            .await
+            .unwrap();
+        self.pipeline
+            .deliver(
+                &deliver_for(&text(id, "report?"), reply),
+                Attempt::Retryable,
+            )
+            .await
+    }
+}
+
 /// The row ids of the last list sent, with the id WhatsApp gave that list.
 fn last_list(messenger: &RecordingMessenger) -> (Vec<String>, MessageId) {
     let sent = messenger.sent();
@@ -376,20 +395,9 @@ fn deliver_for(message: &InboundMessage, reply: &str) -> Deliver {
 #[tokio::test]
 async fn a_reply_after_the_window_closed_is_kept_and_delivered_when_the_user_taps_the_template() {
     let s = setup(Some("answer_ready:en_US"));
-    let question = text("wamid.W1", "full cost report please");
     // The user wrote 25 hours ago (a long Step Functions run).
-    s.store
-        .update(&key(), &mut |session| {
-            session.last_user_message_at = Some(unix_now() - 25 * 3600)
-        })
-        .await
-        .unwrap();
     let outcome = s
-        .pipeline
-        .deliver(
-            &deliver_for(&question, "Report: $1,234 this month"),
-            Attempt::Retryable,
-        )
+        .deliver_late(25, "wamid.W1", "Report: $1,234 this month")
         .await;
     assert_eq!(outcome, Outcome::Kept { parts: 1 });
     let sent = s.messenger.sent();
@@ -425,19 +433,7 @@ async fn a_reply_after_the_window_closed_is_kept_and_delivered_when_the_user_tap
 #[tokio::test]
 async fn a_kept_reply_goes_out_before_the_answer_to_the_users_next_message() {
     let s = setup(None);
-    s.store
-        .update(&key(), &mut |session| {
-            session.last_user_message_at = Some(unix_now() - 30 * 3600)
-        })
-        .await
-        .unwrap();
-    let outcome = s
-        .pipeline
-        .deliver(
-            &deliver_for(&text("wamid.N1", "report?"), "late report"),
-            Attempt::Retryable,
-        )
-        .await;
+    let outcome = s.deliver_late(30, "wamid.N1", "late report").await;
     // No template configured: kept, and the log says why nothing went out.
     assert_eq!(outcome, Outcome::Kept { parts: 1 });
     assert!(s.messenger.sent().is_empty());

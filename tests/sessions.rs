@@ -461,13 +461,24 @@ async fn a_conversation_survives_a_new_process_of_the_real_binary() {
             "from": "14155551234", "id": id, "timestamp": "1795514400",
             "type": "text", "text": {"body": text},
         });
-        let envelope = with_message(&support::fixtures::event_json("post-text.json"), message).unwrap();
+        let envelope =
+            with_message(&support::fixtures::event_json("post-text.json"), message).unwrap();
         assert_eq!(webhook.post_envelope(&envelope).0, 200);
     };
-    let first = LocalWebhook::start(&agent.url(), &graph.url(), &env, std::process::Stdio::inherit());
+    let first = LocalWebhook::start(
+        &agent.url(),
+        &graph.url(),
+        &env,
+        std::process::Stdio::inherit(),
+    );
     say(&first, "wamid.PROC.1", "pods crashing in prod");
     drop(first);
-    let second = LocalWebhook::start(&agent.url(), &graph.url(), &env, std::process::Stdio::inherit());
+    let second = LocalWebhook::start(
+        &agent.url(),
+        &graph.url(),
+        &env,
+        std::process::Stdio::inherit(),
+    );
     say(&second, "wamid.PROC.2", "what did I ask before?");
     drop(second);
 
@@ -480,4 +491,3 @@ async fn a_conversation_survives_a_new_process_of_the_real_binary() {
     assert_eq!(history[1]["role"], "assistant");
     assert_eq!(history[1]["text"], "noted");
 }
-
