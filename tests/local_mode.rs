@@ -125,7 +125,6 @@ fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_
         &[("AGENTS", agents.as_str()), ("AGENT_TIMEOUT_SECS", "10")],
         Stdio::inherit(),
     );
-    let http = http_client();
     let from =
         |id: &str| serde_json::json!({"from": "14155551234", "id": id, "timestamp": "1795514400"});
 
