@@ -174,8 +174,18 @@ impl Pipeline {
         messenger: Arc<dyn Messenger>,
         idempotency: Arc<dyn IdempotencyStore>,
     ) -> Self {
+        Self::conversing(Conversations::single(agent), messenger, idempotency)
+    }
+
+    /// A pipeline over these conversations (the configured agents, environments, history and
+    /// session store) and ports, with the default lease.
+    pub fn conversing(
+        conversations: Conversations,
+        messenger: Arc<dyn Messenger>,
+        idempotency: Arc<dyn IdempotencyStore>,
+    ) -> Self {
         Self {
-            conversations: Arc::new(Conversations::single(agent)),
+            conversations: Arc::new(conversations),
             messenger,
             idempotency,
             lease: DEFAULT_LEASE,

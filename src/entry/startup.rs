@@ -166,7 +166,6 @@ impl Env {
     /// The ports one message needs, from configuration.
     pub fn pipeline(&self) -> Result<Pipeline, StartupError> {
         let conversations = self.conversations()?;
-        let agent = conversations.agents().default_agent().agent.clone();
         // The Graph API token: re-read from Secrets Manager when Meta refuses it (rotation).
         let tokens: Arc<dyn secrets::TokenSource> = match (&self.config.secret_id, &self.aws) {
             (Some(secret_id), Some(aws)) => Arc::new(secrets::SecretsManagerToken::new(
@@ -189,8 +188,7 @@ impl Env {
             )),
             None => Arc::new(MemoryIdempotency::default()),
         };
-        Ok(Pipeline::new(agent, messenger, idempotency)
-            .with_conversations(conversations)
+        Ok(Pipeline::conversing(conversations, messenger, idempotency)
             .with_lease(self.config.lease))
     }
 
