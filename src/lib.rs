@@ -61,6 +61,7 @@
 //! ports, and the formatter's bounds (the fuzz target includes them too).
 
 pub mod agent;
+pub mod alerts;
 pub mod aws;
 pub mod backoff;
 pub mod config;

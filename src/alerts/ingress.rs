@@ -1,0 +1,1 @@
+//! Alert ingress: the bodies `POST /alerts` accepts.

@@ -1,0 +1,4 @@
+//! (adapter: being written)
+
+/// Being written.
+pub struct MemoryAlerts;

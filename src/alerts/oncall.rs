@@ -1,0 +1,1 @@
+//! `ONCALL`: who is paged for an alert.

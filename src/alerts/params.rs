@@ -1,0 +1,1 @@
+//! Template parameters cleaned to Meta's rules.
