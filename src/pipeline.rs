@@ -14,6 +14,8 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::Deliver;
+use crate::alerts::paging::{AlertAction, IncidentState, Paging, TapOutcome};
+use crate::sessions::conversation::Change;
 use crate::agent::{Agent, AgentError, ReplyStream};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
@@ -164,6 +166,8 @@ pub struct Pipeline {
     lease: Duration,
     /// How often the typing indicator is renewed while the agent works.
     typing_interval: Duration,
+    /// On-call paging (`ONCALL`): taps on pages are its to answer.
+    paging: Option<Arc<Paging>>,
 }
 
 impl Pipeline {
@@ -190,7 +194,24 @@ impl Pipeline {
             idempotency,
             lease: DEFAULT_LEASE,
             typing_interval: TYPING_INTERVAL,
+            paging: None,
         }
+    }
+
+    /// The same pipeline paging (`ONCALL`): taps on pages go to `paging` before anything else.
+    pub fn with_paging(mut self, paging: Arc<Paging>) -> Self {
+        self.paging = Some(paging);
+        self
+    }
+
+    /// The paging engine, when paging is configured.
+    pub fn paging(&self) -> Option<&Arc<Paging>> {
+        self.paging.as_ref()
+    }
+
+    /// The conversations, shared (paging reads the 24-hour windows from them).
+    pub fn shared_conversations(&self) -> Arc<Conversations> {
+        self.conversations.clone()
     }
 
     /// The same pipeline with these conversations (the configured agents, environments,
@@ -467,12 +488,31 @@ impl Pipeline {
         if !session.pending.is_empty() {
             self.deliver_kept(&route, now).await;
         }
-        if let Some(own) = self.conversations.own_answer(message, &session, now) {
-            return self.own_answer(&route, own, attempt).await;
-        }
-
-        let named = self.conversations.agent_of(&session);
-        let request = self.conversations.request(message, &session);
+        let tap = match &self.paging {
+            Some(paging) => paging.tap(message, now).await,
+            None => None,
+        };
+        let (named, request) = match tap {
+            Some(TapOutcome::Reply(body)) => {
+                let own = OwnAnswer {
+                    message: Some(OutgoingMessage::Text { body }),
+                    change: Change::None,
+                    what: "page tap",
+                };
+                return self.own_answer(&route, own, attempt).await;
+            }
+            Some(TapOutcome::Agent(action)) => self.alert_request(message, &session, &action),
+            None => {
+                if let Some(own) = self.conversations.own_answer(message, &session, now) {
+                    return self.own_answer(&route, own, attempt).await;
+                }
+                (
+                    self.conversations.agent_of(&session),
+                    self.conversations.request(message, &session),
+                )
+            }
+        };
+        let user_text = request.event.text.clone();
         let asked = Instant::now();
         let mut stream = named.agent.ask_stream(&request);
         let first = self.while_typing(from, id, true, stream.next()).await;
@@ -531,11 +571,61 @@ impl Pipeline {
         if let Some(key) = &route.key {
             self.conversations
                 .update(key, |session| {
-                    self.conversations.record(session, message, &answers)
+                    let said_at = if message.timestamp > 0 {
+                        message.timestamp
+                    } else {
+                        now
+                    };
+                    self.conversations
+                        .record_exchange(session, user_text.clone(), said_at, &answers)
                 })
                 .await;
         }
         outcome
+    }
+
+    /// The agent and the request for an acknowledgement or a request for details on a page:
+    /// `event.type` `alert_action`, to the agent `ONCALL` names for the alert.
+    fn alert_request(
+        &self,
+        message: &InboundMessage,
+        session: &crate::sessions::Session,
+        action: &AlertAction,
+    ) -> (&crate::agent::NamedAgent, crate::agent::AgentRequest) {
+        let agents = self.conversations.agents();
+        let named = action
+            .agent
+            .as_deref()
+            .and_then(|name| agents.get(name))
+            .unwrap_or_else(|| agents.selected(None));
+        let mut request = self.conversations.request(message, session);
+        let alert = &action.alert;
+        let mut text = format!("{}: {}", action.action.as_str(), alert.title);
+        for also in &action.also {
+            text.push_str("; ");
+            text.push_str(also);
+        }
+        request.event.kind = "alert_action".to_owned();
+        request.event.text = text;
+        request.event.action = Some(action.action.as_str().to_owned());
+        request.event.alert = Some(crate::agent::contract::AlertRef {
+            id: action.incident_id.clone(),
+            title: alert.title.clone(),
+            severity: alert.severity.clone(),
+            status: match action.state {
+                IncidentState::Acknowledged => "acknowledged",
+                IncidentState::Resolved => "resolved",
+                IncidentState::Escalating | IncidentState::Exhausted => "firing",
+            }
+            .to_owned(),
+            summary: alert.summary.clone(),
+            labels: alert.labels.clone(),
+            url: alert.url.clone(),
+            source: alert.source.as_str().to_owned(),
+            started_at: crate::agent::contract::rfc3339(alert.started_at),
+        });
+        request.session.agent = named.name.clone();
+        (named, request)
     }
 
     /// Sends the parts a streaming agent writes after its first, each as soon as it arrives,

@@ -6,7 +6,9 @@ use crate::agent::DeliverEvent;
 use crate::backoff::{self, Spread};
 use crate::domain::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
-use crate::queue::{JOB_VERSION, Job};
+use crate::alerts::paging::{Paging, PagingError};
+use crate::queue::{JOB_VERSION, Job, Work};
+use crate::sessions::conversation::unix_now;
 use crate::queue::{Redelivery, SqsQueue};
 use crate::redact;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -288,14 +290,41 @@ impl Worker {
         } else {
             Attempt::Retryable
         };
-        let outcome = self.pipeline.handle(&job.message, attempt).await;
+        let message = match job.work {
+            Work::Message(message) => message,
+            Work::Alerts(batch) => {
+                return self
+                    .paging_job("alerts", attempt, |paging| async move {
+                        paging.ingest(&batch, unix_now()).await.map(|_| ())
+                    })
+                    .await;
+            }
+            Work::Failed(failed) => {
+                return self
+                    .paging_job("delivery failed", attempt, |paging| async move {
+                        paging
+                            .delivery_failed(&failed.sent_id, failed.code.as_deref(), unix_now())
+                            .await
+                            .map(|_| ())
+                    })
+                    .await;
+            }
+            Work::Timer(timer) => {
+                return self
+                    .paging_job("timer", attempt, |paging| async move {
+                        paging.fire(&timer, unix_now()).await
+                    })
+                    .await;
+            }
+        };
+        let outcome = self.pipeline.handle(&message, attempt).await;
         if outcome.should_retry() {
-            tracing::info!(message_id = %job.message.id, receive_count, outcome = ?outcome, "will be retried");
+            tracing::info!(message_id = %message.id, receive_count, outcome = ?outcome, "will be retried");
             return Verdict::Retry;
         }
         if attempt == Attempt::Last && outcome.gave_up() {
             tracing::error!(
-                message_id = %job.message.id,
+                message_id = %message.id,
                 receive_count,
                 outcome = ?outcome,
                 "last attempt failed: the user was told, the job goes to the dead-letter queue"
@@ -303,6 +332,30 @@ impl Worker {
             return Verdict::GiveUp;
         }
         Verdict::Done
+    }
+
+    /// A paging job (alerts, a failed page, a timer): retried while the failure is
+    /// transient, left for the dead-letter queue after the last attempt.
+    async fn paging_job<F, Fut>(&self, what: &'static str, attempt: Attempt, run: F) -> Verdict
+    where
+        F: FnOnce(Arc<Paging>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), PagingError>>,
+    {
+        let Some(paging) = self.pipeline.paging() else {
+            tracing::error!(what, "paging job, but paging is not configured (ONCALL unset): left for the dead-letter queue");
+            return Verdict::GiveUp;
+        };
+        match run(paging.clone()).await {
+            Ok(()) => Verdict::Done,
+            Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
+                tracing::warn!(what, %error, "paging job failed; will be retried");
+                Verdict::Retry
+            }
+            Err(error) => {
+                tracing::error!(what, %error, "paging job failed: left for the dead-letter queue");
+                Verdict::GiveUp
+            }
+        }
     }
 
     /// A reply delivered by a Step Functions execution. An error makes Step Functions retry

@@ -189,3 +189,159 @@ fn agents_then_a_tap_send_the_next_message_to_the_chosen_agent_through_the_real_
         ["✅ *cost* answers your messages from now on.", "cost here"]
     );
 }
+
+/// POSTs `body` to the webhook's `/alerts` with `authorization` (if any).
+fn post_alerts(webhook: &LocalWebhook, authorization: Option<&str>, body: &str) -> (u16, String) {
+    let url = webhook.url.replace("/webhook", "/alerts");
+    let mut request = http_client()
+        .post(&url)
+        .header("content-type", "application/json");
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let mut answer = request.send(body).expect("the webhook answers");
+    (
+        answer.status().as_u16(),
+        answer.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// The pages (template messages) the Graph API stand-in was sent for `to`, with their ids.
+fn pages_to(bodies: &support::fakes::Sent, to: &str) -> Vec<(String, Value)> {
+    bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body["to"] == to && body["type"] == "template")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn an_alert_is_paged_escalated_and_acknowledged_by_a_tap_through_the_real_binary() {
+    let (agent, requests) = requests_agent("Looking at the pods now.");
+    let (graph, bodies) = numbering_graph();
+    // Alice (the allowed sample sender) first, Bob (not an allowed sender) second; two
+    // seconds to acknowledge.
+    let oncall = r#"{"tiers": [[{"number": "+14155551234", "name": "Alice"}], [{"number": "+447700900123", "name": "Bob"}]], "escalate_after_secs": 2}"#;
+    let webhook = LocalWebhook::start(
+        &agent.url(),
+        &graph.url(),
+        &[
+            ("ONCALL", oncall),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+            ("NOTICE_TEMPLATE", "oncall_notice:en"),
+            ("ALERT_TOKEN", "local-alert-token"),
+            ("AGENT_TIMEOUT_SECS", "10"),
+        ],
+        Stdio::inherit(),
+    );
+    let alert = serde_json::json!({
+        "title": "Payments API 5xx", "severity": "critical", "summary": "5xx above 5% for 10 min",
+        "url": "https://grafana.example/d/payments", "dedup_key": "payments-5xx", "status": "firing"
+    })
+    .to_string();
+
+    // The bearer token: missing, wrong, then right; a body that is no alert.
+    assert_eq!(post_alerts(&webhook, None, &alert).0, 401);
+    assert_eq!(post_alerts(&webhook, Some("Bearer nope"), &alert).0, 401);
+    let (status, reason) = post_alerts(&webhook, Some("Bearer local-alert-token"), "{\"x\": 1}");
+    assert_eq!(status, 400);
+    assert!(!reason.is_empty());
+    assert_eq!(
+        post_alerts(&webhook, Some("Bearer local-alert-token"), &alert).0,
+        202
+    );
+    let alice_pages = pages_to(&bodies, "14155551234");
+    assert_eq!(alice_pages.len(), 1, "{:?}", bodies.lock().unwrap());
+    let template = &alice_pages[0].1["template"];
+    assert_eq!(template["name"], "oncall_alert");
+    assert_eq!(template["components"][0]["parameters"][1]["text"], "Payments API 5xx");
+
+    // Nobody acknowledges within two seconds: Bob is paged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let bob_page = loop {
+        if let Some(page) = pages_to(&bodies, "447700900123").pop() {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "Bob was never paged");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+
+    // Bob is not an allowed sender: his text goes nowhere, his tap on the page counts.
+    let from_bob = |id: &str| {
+        serde_json::json!({"from": "447700900123", "id": id, "timestamp": "1796439660"})
+    };
+    let mut text = from_bob("wamid.BOB.1");
+    text["type"] = "text".into();
+    text["text"] = serde_json::json!({"body": "hello?"});
+    say(&webhook, text);
+    assert!(requests.lock().unwrap().is_empty());
+
+    let payload = bob_page.1["template"]["components"][1]["parameters"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(payload.starts_with("wal:alert:") && payload.ends_with(":acknowledge"));
+    // A forged context first: refused, nothing recorded.
+    let mut forged = from_bob("wamid.BOB.2");
+    forged["type"] = "button".into();
+    forged["context"] = serde_json::json!({"from": "15550000000", "id": "wamid.out.999"});
+    forged["button"] = serde_json::json!({"payload": payload, "text": "Acknowledge"});
+    say(&webhook, forged);
+    assert!(requests.lock().unwrap().is_empty());
+
+    let mut tap = from_bob("wamid.BOB.3");
+    tap["type"] = "button".into();
+    tap["context"] = serde_json::json!({"from": "15550000000", "id": bob_page.0});
+    tap["button"] = serde_json::json!({"payload": payload, "text": "Acknowledge"});
+    say(&webhook, tap);
+
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let event = &requests[0]["event"];
+    assert_eq!(event["type"], "alert_action");
+    assert_eq!(event["action"], "acknowledge");
+    assert_eq!(event["alert"]["title"], "Payments API 5xx");
+    assert_eq!(event["alert"]["severity"], "critical");
+    assert_eq!(event["alert"]["source"], "generic");
+    assert_eq!(event["user"]["phone"], "447700900123");
+
+    let sent = bodies.lock().unwrap().clone();
+    let to_bob: Vec<&Value> = sent
+        .iter()
+        .map(|(_, body)| body)
+        .filter(|body| body["to"] == "447700900123")
+        .collect();
+    assert!(
+        to_bob.iter().any(|b| b["type"] == "reaction"
+            && b["reaction"]["message_id"] == bob_page.0.as_str()
+            && b["reaction"]["emoji"] == "✅"),
+        "{to_bob:?}"
+    );
+    assert!(
+        to_bob
+            .iter()
+            .any(|b| b["text"]["body"] == "Looking at the pods now."),
+        "the agent's answer goes to the person who acknowledged: {to_bob:?}"
+    );
+    let refusals = to_bob
+        .iter()
+        .filter(|b| {
+            b["text"]["body"]
+                .as_str()
+                .is_some_and(|t| t.contains("use the buttons on the page"))
+        })
+        .count();
+    assert_eq!(refusals, 1, "{to_bob:?}");
+    // Alice hears who acknowledged (her window is closed: the notice template).
+    assert!(
+        sent.iter().any(|(_, b)| b["to"] == "14155551234"
+            && b["template"]["name"] == "oncall_notice"
+            && b["template"]["components"][0]["parameters"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Bob acknowledged"))),
+        "{sent:?}"
+    );
+}

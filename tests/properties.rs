@@ -227,6 +227,8 @@ fn agent_request() -> BoxedStrategy<AgentRequest> {
                     timestamp,
                     user,
                     channel,
+                    action: None,
+                    alert: None,
                 }
             },
         );

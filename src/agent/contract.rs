@@ -108,6 +108,30 @@ pub struct AgentEvent {
     pub timestamp: String,
     pub user: UserRef,
     pub channel: ChannelRef,
+    /// `type` `alert_action` only: what was tapped on a page, `acknowledge` or `details`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub action: Option<String>,
+    /// `type` `alert_action` only: the alert the page was about.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alert: Option<AlertRef>,
+}
+
+/// `event.alert` of an `alert_action` event: the paged alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRef {
+    /// The incident's id (one occurrence of the alert).
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    /// `firing`, or `acknowledged` once someone acknowledged it.
+    pub status: String,
+    pub summary: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub url: Option<String>,
+    /// `alertmanager`, `grafana` or `generic`.
+    pub source: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +264,8 @@ impl AgentRequest {
                     display_phone_number: message.channel.display_phone_number.clone(),
                     business_account_id: message.channel.business_account_id.clone(),
                 },
+                action: None,
+                alert: None,
             },
             history: Vec::new(),
             session: SessionInfo::default(),

@@ -13,6 +13,7 @@
 
 pub mod ingress;
 pub mod oncall;
+pub mod paging;
 pub mod params;
 pub mod store;
 pub mod timer;

@@ -55,6 +55,7 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
     let name = event.user.display_name.as_deref().unwrap_or("there");
     let reply = match event.kind.as_str() {
         "reaction" => return None,
+        "alert_action" => alert_action(request),
         "button_reply" | "template_button" => {
             match event.interactive.as_ref().map(|i| i.id.as_str()) {
                 Some("view_logs") => logs_report(),
@@ -123,6 +124,42 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
         },
     };
     Some(reply)
+}
+
+/// A page acknowledged (start investigating) or details asked for.
+fn alert_action(request: &AgentRequest) -> AgentReply {
+    let event = &request.event;
+    let Some(alert) = &event.alert else {
+        return AgentReply::text(Some(ReplyStatus::Error), "That page carried no alert.");
+    };
+    let scope = alert
+        .labels
+        .get("namespace")
+        .or_else(|| alert.labels.get("service"))
+        .map_or_else(String::new, |scope| format!(" in `{scope}`"));
+    match event.action.as_deref() {
+        Some("acknowledge") => AgentReply::text(
+            Some(ReplyStatus::Info),
+            format!(
+                "Thanks, you own **{}**{scope} ({}, since {}). I'm pulling recent events and logs now; ask me anything about it.",
+                alert.title, alert.severity, alert.started_at
+            ),
+        ),
+        _ => AgentReply::text(
+            Some(ReplyStatus::Info),
+            format!(
+                "**{}** ({}){scope}\n\n{}\n\nStarted {}.{}",
+                alert.title,
+                alert.severity,
+                if alert.summary.is_empty() { "No summary." } else { alert.summary.as_str() },
+                alert.started_at,
+                alert
+                    .url
+                    .as_deref()
+                    .map_or_else(String::new, |url| format!(" Graph: {url}"))
+            ),
+        ),
+    }
 }
 
 /// Uses the conversation's history: what the user asked earlier, oldest first.

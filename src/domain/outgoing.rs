@@ -61,6 +61,14 @@ pub enum OutgoingMessage {
         /// each sends back (as a `button` message).
         quick_replies: Vec<String>,
     },
+    /// An emoji reaction on a message of the conversation (ours or the user's), such as the ✅
+    /// on a page its reader acknowledged.
+    /// <https://developers.facebook.com/docs/whatsapp/cloud-api/messages/reaction-messages>
+    Reaction {
+        /// The wamid reacted to.
+        message_id: String,
+        emoji: String,
+    },
 }
 
 /// An approved message template: `name:language` (`answer_ready:en_US`), as
@@ -199,6 +207,7 @@ impl OutgoingMessage {
             Self::Audio { .. } => "audio",
             Self::Sticker { .. } => "sticker",
             Self::Template { .. } => "template",
+            Self::Reaction { .. } => "reaction",
         }
     }
 }

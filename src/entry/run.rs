@@ -42,7 +42,8 @@ pub async fn webhook() -> Result<(), lambda_http::Error> {
     Ok(local::serve_with(listener, handler, limits).await?)
 }
 
-/// The `worker` function: SQS batches of jobs and Step Functions "deliver" events.
+/// The `worker` function: SQS batches of jobs (and of escalation timers) and Step Functions
+/// "deliver" events.
 pub async fn worker() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::load().await.inspect_err(|e| report("worker", e))?;
@@ -50,13 +51,23 @@ pub async fn worker() -> Result<(), lambda_runtime::Error> {
         (Dispatch::Queue { queue_url }, Some(aws)) => Some((queue_url.clone(), aws.clone())),
         _ => None,
     };
+    let timer_queue_url = env.config.timer_queue_url.clone();
     let worker = Arc::new(env.into_worker().inspect_err(|e| report("worker", e))?);
     if !in_lambda() {
         let Some((queue_url, aws)) = local else {
             return Err("outside Lambda the worker polls JOB_QUEUE_URL: set DISPATCH=queue and JOB_QUEUE_URL".into());
         };
         tracing::info!("not in Lambda: polling the job queue");
-        crate::worker::poll_sqs(&worker, &aws, &queue_url, std::future::pending()).await;
+        let jobs = crate::worker::poll_sqs(&worker, &aws, &queue_url, std::future::pending());
+        match &timer_queue_url {
+            // Escalation timers: the timer queue too, as its event source mapping would.
+            Some(timer_queue_url) => {
+                let timers =
+                    crate::worker::poll_sqs(&worker, &aws, timer_queue_url, std::future::pending());
+                tokio::join!(jobs, timers);
+            }
+            None => jobs.await,
+        }
         return Ok(());
     }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

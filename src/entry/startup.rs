@@ -3,6 +3,10 @@
 //! invocation. AWS clients are only built when the configuration needs them.
 
 use crate::agent::{Agent, Agents, HttpAgent, NamedAgent, StepFunctionsAgent};
+use crate::alerts::paging::{Paging, PagingConfig};
+use crate::alerts::store::AlertStore;
+use crate::alerts::{DynamoAlerts, LocalTimers, MemoryAlerts, SqsTimers};
+use crate::sessions::conversation::unix_now;
 use crate::config::{AgentBackend, AgentSpec, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
@@ -86,12 +90,17 @@ impl Env {
                 queue_url,
             ))),
         };
-        Ok(WebhookApp::new(
+        let alert_token = self.secrets.alert_token.clone();
+        let app = WebhookApp::new(
             self.secrets,
             self.config.allowlist.clone(),
             dispatcher,
             self.config.max_body_bytes,
-        ))
+        );
+        Ok(match &self.config.oncall {
+            Some(oncall) => app.with_paging(oncall.clone(), alert_token),
+            None => app,
+        })
     }
 
     /// The queue worker (also the target of Step Functions "deliver" events).
@@ -188,8 +197,81 @@ impl Env {
             )),
             None => Arc::new(MemoryIdempotency::default()),
         };
-        Ok(Pipeline::conversing(conversations, messenger, idempotency)
-            .with_lease(self.config.lease))
+        let pipeline = Pipeline::conversing(conversations, messenger.clone(), idempotency)
+            .with_lease(self.config.lease);
+        Ok(match self.paging(&pipeline, messenger)? {
+            Some(paging) => pipeline.with_paging(paging),
+            None => pipeline,
+        })
+    }
+
+    /// The paging engine when `ONCALL` is set: its table (`ALERTS_TABLE`, else in memory) and
+    /// timers (`TIMER_QUEUE_URL`, else in process: local runs only, refused inside Lambda).
+    fn paging(
+        &self,
+        pipeline: &Pipeline,
+        messenger: Arc<GraphClient>,
+    ) -> Result<Option<Arc<Paging>>, StartupError> {
+        let config = &self.config;
+        let Some(oncall) = &config.oncall else {
+            return Ok(None);
+        };
+        // The configuration requires both with ONCALL.
+        let (Some(from), Some(alert_template)) = (&config.phone_number_id, &config.alert_template)
+        else {
+            return Err(ConfigError::Invalid {
+                var: "ONCALL",
+                reason: "needs PHONE_NUMBER_ID and ALERT_TEMPLATE".to_owned(),
+            }
+            .into());
+        };
+        let store: Arc<dyn AlertStore> = match &config.alerts_table {
+            Some(table) => Arc::new(DynamoAlerts::new(self.aws("ALERTS_TABLE")?, table)),
+            None => Arc::new(MemoryAlerts::new()),
+        };
+        let paging_config = PagingConfig {
+            oncall: oncall.clone(),
+            from: from.clone(),
+            alert_template: alert_template.clone(),
+            notice_template: config.notice_template.clone(),
+            min_interval: config.page_min_interval,
+        };
+        let conversations = pipeline.shared_conversations();
+        if let Some(url) = &config.timer_queue_url {
+            let timers = Arc::new(SqsTimers::new(self.aws("TIMER_QUEUE_URL")?, url));
+            return Ok(Some(Arc::new(Paging::new(
+                paging_config,
+                store,
+                timers,
+                messenger,
+                conversations,
+            ))));
+        }
+        if in_lambda() {
+            return Err(ConfigError::Invalid {
+                var: "TIMER_QUEUE_URL",
+                reason: "paging (ONCALL) inside Lambda needs the timer queue: an in-process escalation timer dies with the function's instance".to_owned(),
+            }
+            .into());
+        }
+        let (timers, mut due) = LocalTimers::channel();
+        let paging = Arc::new(Paging::new(
+            paging_config,
+            store,
+            Arc::new(timers),
+            messenger,
+            conversations,
+        ));
+        let engine = paging.clone();
+        tracing::warn!("no TIMER_QUEUE_URL: escalation timers run in this process (local runs only; they die with it)");
+        tokio::spawn(async move {
+            while let Some(timer) = due.recv().await {
+                if let Err(error) = engine.fire(&timer, unix_now()).await {
+                    tracing::error!(%error, "escalation timer failed");
+                }
+            }
+        });
+        Ok(Some(paging))
     }
 
     fn aws(&self, what: &'static str) -> Result<&aws_config::SdkConfig, StartupError> {
@@ -197,10 +279,18 @@ impl Env {
     }
 }
 
+/// Whether this process runs inside Lambda.
+fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+        || std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+}
+
 fn needs_aws(config: &Config) -> bool {
     config.secret_id.is_some()
         || config.idempotency_table.is_some()
         || config.sessions_table.is_some()
+        || config.alerts_table.is_some()
+        || config.timer_queue_url.is_some()
         || matches!(config.dispatch, Dispatch::Queue { .. })
         || config
             .agents

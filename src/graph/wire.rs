@@ -122,6 +122,7 @@ impl OutgoingMessage {
                     }))
                     .collect(),
             }),
+            Self::Reaction { message_id, emoji } => Payload::Reaction(Reaction { message_id, emoji }),
         };
         SendBody {
             messaging_product: "whatsapp",
@@ -181,6 +182,14 @@ enum Payload<'a> {
     Audio(Media<'a>),
     Sticker(Media<'a>),
     Template(Template<'a>),
+    Reaction(Reaction<'a>),
+}
+
+/// `"reaction": {"message_id", "emoji"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Reaction<'a> {
+    message_id: &'a str,
+    emoji: &'a str,
 }
 
 /// `"template": {"name", "language": {"code"}, "components": [...]}`.

@@ -5,7 +5,7 @@ pub mod job;
 mod memory;
 mod sqs;
 
-pub use job::{JOB_VERSION, Job};
+pub use job::{FailedDelivery, JOB_VERSION, Job, Work};
 pub use memory::MemoryQueue;
 pub use sqs::{SqsQueue, batch_entries, lambda_event};
 

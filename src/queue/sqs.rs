@@ -320,7 +320,7 @@ impl JobQueue for SqsQueue {
 /// senders in order of first appearance) so that one sender's jobs fill consecutive batches.
 /// Pure, so the benchmarks measure it without a network.
 pub fn batch_entries(jobs: &[Job]) -> Result<Vec<Vec<SendMessageBatchRequestEntry>>, QueueError> {
-    let grouped: Vec<&Job> = crate::pipeline::by_sender(jobs, |job| job.message.sender.id())
+    let grouped: Vec<&Job> = crate::pipeline::by_sender(jobs, |job| job.group())
         .into_iter()
         .flatten()
         .collect();
@@ -341,8 +341,8 @@ fn entry(index: usize, job: &Job) -> Result<SendMessageBatchRequestEntry, QueueE
     SendMessageBatchRequestEntry::builder()
         .id(index.to_string())
         .message_body(body)
-        .message_group_id(fifo_id(job.message.sender.id()))
-        .message_deduplication_id(deduplication_id(job.message.id.as_str()))
+        .message_group_id(fifo_id(&job.group()))
+        .message_deduplication_id(deduplication_id(&job.deduplication()))
         .build()
         .map_err(|e| QueueError::Entry(Box::new(e)))
 }

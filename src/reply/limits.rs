@@ -123,6 +123,10 @@ pub fn check(message: &OutgoingMessage) -> Result<(), String> {
             }
             Ok(())
         }
+        OutgoingMessage::Reaction { message_id, emoji } => {
+            not_blank("reaction message id", message_id)?;
+            not_blank("reaction emoji", emoji)
+        }
         OutgoingMessage::Text { body } => {
             not_blank("text body", body)?;
             within("text body", body, TEXT_BODY_MAX)

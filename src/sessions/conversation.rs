@@ -259,6 +259,14 @@ impl Conversations {
                     what: "template tap",
                 })
             }
+            // One of ours that nobody here answers (a page's button while paging is off).
+            MessageKind::TemplateButton { payload, .. } if commands::is_reserved(payload) => {
+                Some(OwnAnswer {
+                    message: text(stale_tap_text()),
+                    change: Change::None,
+                    what: "stale tap",
+                })
+            }
             _ => None,
         }
     }

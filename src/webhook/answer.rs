@@ -60,6 +60,12 @@ pub enum Answer {
     NoConnectionFree { retry_after: Duration },
     /// Local server: the handler failed (panicked): 500.
     Internal,
+    /// `POST /alerts` taken: queued for the worker, or (inline) paged: 202 `accepted`.
+    AlertsAccepted,
+    /// `POST /alerts` with a body that is no alert notification we read: 400 with the reason.
+    AlertsRefused(String),
+    /// Another method on `/alerts`: 405 with `Allow: POST`.
+    AlertsMethodNotAllowed,
 }
 
 impl Answer {
@@ -76,6 +82,9 @@ impl Answer {
             Self::BadRequest | Self::MalformedBody => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Busy { .. } | Self::NoConnectionFree { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AlertsAccepted => StatusCode::ACCEPTED,
+            Self::AlertsRefused(_) => StatusCode::BAD_REQUEST,
+            Self::AlertsMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -90,7 +99,10 @@ impl Answer {
             | Self::MethodNotAllowed
             | Self::RetryLater
             | Self::PayloadTooLarge
-            | Self::BadRequest => Some(TEXT_PLAIN),
+            | Self::BadRequest
+            | Self::AlertsAccepted
+            | Self::AlertsRefused(_)
+            | Self::AlertsMethodNotAllowed => Some(TEXT_PLAIN),
             Self::BodyTooLarge
             | Self::MalformedBody
             | Self::RequestTimeout
@@ -106,6 +118,7 @@ impl Answer {
         let retry = |after: &Duration| (RETRY_AFTER, HeaderValue::from(after.as_secs()));
         match self {
             Self::MethodNotAllowed => vec![(ALLOW, HeaderValue::from_static("GET, POST"))],
+            Self::AlertsMethodNotAllowed => vec![(ALLOW, HeaderValue::from_static("POST"))],
             Self::BodyTooLarge | Self::MalformedBody | Self::RequestTimeout => vec![close()],
             Self::Busy { retry_after } => vec![close(), retry(retry_after)],
             Self::NoConnectionFree { retry_after } => vec![retry(retry_after), close()],
@@ -117,7 +130,9 @@ impl Answer {
             | Self::RetryLater
             | Self::PayloadTooLarge
             | Self::BadRequest
-            | Self::Internal => Vec::new(),
+            | Self::Internal
+            | Self::AlertsAccepted
+            | Self::AlertsRefused(_) => Vec::new(),
         }
     }
 
@@ -137,6 +152,9 @@ impl Answer {
             Self::Busy { .. } => "busy, retry later",
             Self::NoConnectionFree { .. } => "",
             Self::Internal => "internal error",
+            Self::AlertsAccepted => "accepted",
+            Self::AlertsRefused(reason) => reason,
+            Self::AlertsMethodNotAllowed => "method not allowed",
         }
     }
 

@@ -6,8 +6,14 @@ use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signatu
 use crate::domain::Allowlist;
 use crate::domain::{InboundMessage, log_id};
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
-use crate::queue::Job;
+use crate::alerts::ingress::{MAX_ALERT_BODY_BYTES, parse_alerts};
+use crate::alerts::oncall::OnCall;
+use crate::alerts::paging::tapped_id;
 use crate::queue::JobQueue;
+use crate::queue::{FailedDelivery, Job, Work};
+use crate::secrets::Secret;
+use crate::sessions::conversation::unix_now;
+use lambda_http::http::header::AUTHORIZATION;
 use crate::redact;
 use crate::secrets::Secrets;
 use crate::webhook::answer::{Answer, body_bytes};
@@ -60,6 +66,24 @@ pub struct WebhookApp {
     allowlist: Allowlist,
     dispatcher: Dispatcher,
     max_body_bytes: usize,
+    /// On-call paging (`ONCALL`): `POST /alerts`, and taps on pages from the people on call.
+    paging: Option<PagingIngress>,
+}
+
+/// What the webhook needs for paging.
+struct PagingIngress {
+    oncall: OnCall,
+    /// `alert_token` (`ALERT_TOKEN` locally): the bearer `POST /alerts` must present; empty:
+    /// every `POST /alerts` is refused.
+    token: Secret,
+}
+
+/// What `accept` hands off: the allowed messages, and the `failed` delivery statuses (only
+/// while paging: one may be a page that did not arrive).
+#[derive(Debug, Default)]
+pub struct Handoff {
+    pub messages: Vec<InboundMessage>,
+    pub failed: Vec<FailedDelivery>,
 }
 
 impl WebhookApp {
@@ -74,14 +98,29 @@ impl WebhookApp {
             allowlist,
             dispatcher,
             max_body_bytes,
+            paging: None,
         }
+    }
+
+    /// The same app paging: `POST /alerts` with the bearer `token` takes notifications, taps on
+    /// pages from people in `oncall` pass the allowlist (nothing else from them does), and
+    /// `failed` statuses are handed off to find pages that did not arrive.
+    pub fn with_paging(mut self, oncall: OnCall, token: Secret) -> Self {
+        self.paging = Some(PagingIngress { oncall, token });
+        self
     }
 
     /// Answers one HTTP request. Never panics on bad input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
-        let answer = if !is_webhook_path(request.uri().path()) {
+        let answer = if is_alerts_path(request.uri().path()) {
+            if method == lambda_http::http::Method::POST {
+                self.receive_alerts(&request).await
+            } else {
+                Answer::AlertsMethodNotAllowed
+            }
+        } else if !is_webhook_path(request.uri().path()) {
             Answer::NotFound
         } else if method == lambda_http::http::Method::GET {
             self.verify_subscription(request.uri().query())
@@ -142,16 +181,26 @@ impl WebhookApp {
 
     /// POST: an update batch from Meta.
     async fn receive(&self, request: &Request) -> Answer {
-        let allowed = match self.accept(request.headers(), body_bytes(request.body())) {
-            Ok(allowed) => allowed,
+        let handoff = match self.accept(request.headers(), body_bytes(request.body())) {
+            Ok(handoff) => handoff,
             Err(refusal) => return refusal.answer(),
         };
-        if allowed.is_empty() {
+        if handoff.messages.is_empty() && handoff.failed.is_empty() {
             return Answer::Accepted;
         }
         match &self.dispatcher {
             Dispatcher::Inline(pipeline) => {
-                let outcomes = dispatch_inline(pipeline, allowed).await;
+                if let Some(paging) = pipeline.paging() {
+                    for failed in &handoff.failed {
+                        let found = paging
+                            .delivery_failed(&failed.sent_id, failed.code.as_deref(), unix_now())
+                            .await;
+                        if let Err(error) = found {
+                            tracing::error!(%error, "could not check a failed delivery against the pages");
+                        }
+                    }
+                }
+                let outcomes = dispatch_inline(pipeline, handoff.messages).await;
                 if outcomes.iter().any(|o| matches!(o, Outcome::Retry { .. })) {
                     // Nothing was done for those messages: let Meta redeliver; the handled ones
                     // are deduplicated by their claims.
@@ -160,7 +209,12 @@ impl WebhookApp {
                 Answer::Accepted
             }
             Dispatcher::Queue(queue) => {
-                let jobs: Vec<Job> = allowed.into_iter().map(Job::new).collect();
+                let jobs: Vec<Job> = handoff
+                    .messages
+                    .into_iter()
+                    .map(Job::new)
+                    .chain(handoff.failed.into_iter().map(|f| Job::of(Work::Failed(f))))
+                    .collect();
                 match queue.enqueue(&jobs).await {
                     Ok(()) => {
                         tracing::info!(jobs = jobs.len(), "messages queued for the worker");
@@ -176,11 +230,85 @@ impl WebhookApp {
         }
     }
 
+    /// `POST /alerts`: a notification from Alertmanager, Grafana or anything sending the
+    /// generic JSON. 404 while paging is off; 401 without the right bearer token (and for
+    /// every request while none is configured); 413 over [`MAX_ALERT_BODY_BYTES`]; 400 with
+    /// the reason for a body we cannot read; 202 once queued (inline: once paged).
+    async fn receive_alerts(&self, request: &Request) -> Answer {
+        let Some(paging) = &self.paging else {
+            tracing::warn!("POST /alerts while paging is off (ONCALL unset)");
+            return Answer::NotFound;
+        };
+        if paging.token.is_empty() {
+            tracing::error!("no alert token configured (alert_token / ALERT_TOKEN): refusing every POST /alerts");
+            return Answer::Unauthorized;
+        }
+        let mut values = request.headers().get_all(AUTHORIZATION).iter();
+        let presented = match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok().and_then(bearer),
+            _ => None,
+        };
+        let token_ok = presented.is_some_and(|presented| {
+            token_matches(paging.token.expose().as_bytes(), presented.as_bytes())
+        });
+        if !token_ok {
+            tracing::warn!(
+                presented = presented.is_some(),
+                "POST /alerts refused: missing or wrong bearer token"
+            );
+            return Answer::Unauthorized;
+        }
+        let body = body_bytes(request.body());
+        if body.len() > MAX_ALERT_BODY_BYTES {
+            tracing::warn!(
+                bytes = body.len(),
+                limit = MAX_ALERT_BODY_BYTES,
+                "alerts body too large"
+            );
+            return Answer::PayloadTooLarge;
+        }
+        let batch = match parse_alerts(body, unix_now()) {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, bytes = body.len(), "POST /alerts refused: unreadable body");
+                return Answer::AlertsRefused(error.to_string());
+            }
+        };
+        match &self.dispatcher {
+            Dispatcher::Inline(pipeline) => {
+                let Some(engine) = pipeline.paging() else {
+                    tracing::error!("paging is configured for the webhook but not in its pipeline");
+                    return Answer::RetryLater;
+                };
+                match engine.ingest(&batch, unix_now()).await {
+                    Ok(_) => Answer::AlertsAccepted,
+                    Err(error) => {
+                        tracing::error!(%error, "alerts not paged; answering 500 so the sender retries");
+                        Answer::RetryLater
+                    }
+                }
+            }
+            Dispatcher::Queue(queue) => {
+                let alerts = batch.alerts.len();
+                match queue.enqueue(&[Job::of(Work::Alerts(batch))]).await {
+                    Ok(()) => {
+                        tracing::info!(alerts, "alerts queued for the worker");
+                        Answer::AlertsAccepted
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, alerts, "could not queue the alerts; answering 500 so the sender retries");
+                        Answer::RetryLater
+                    }
+                }
+            }
+        }
+    }
+
     /// The acknowledgement path, no I/O: size limit, signature, parse, side-update logs,
     /// allowlist. `Ok` holds the allowed messages to hand off (possibly none: answer 200);
     /// `Err` says why the POST ends here, and so Meta's answer ([`Refusal::answer`]). Public so
     /// the benchmarks (`make bench`) measure exactly this code.
-    pub fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<InboundMessage>, Refusal> {
+    pub fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Handoff, Refusal> {
         if body.len() > self.max_body_bytes {
             tracing::warn!(
                 bytes = body.len(),
@@ -222,7 +350,22 @@ impl WebhookApp {
             }
         };
         log_side_updates(&parsed);
-        Ok(self.allowed(parsed.messages))
+        let failed = match &self.paging {
+            Some(_) => parsed
+                .statuses
+                .iter()
+                .filter(|status| status.status == "failed")
+                .map(|status| FailedDelivery {
+                    sent_id: status.message_id.clone(),
+                    code: status.errors.first().and_then(|error| error.code.clone()),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Handoff {
+            messages: self.allowed(parsed.messages),
+            failed,
+        })
     }
 
     /// Keeps messages from allowed senders; the others are ignored silently and logged masked.
@@ -230,7 +373,13 @@ impl WebhookApp {
         messages
             .into_iter()
             .filter(|message| {
-                let allowed = self.allowlist.allows(&message.sender);
+                // A tap on a page from someone on call passes; nothing else from them does.
+                let allowed = self.allowlist.allows(&message.sender)
+                    || (tapped_id(&message.kind).is_some()
+                        && self
+                            .paging
+                            .as_ref()
+                            .is_some_and(|paging| paging.oncall.is_on_call(&message.sender)));
                 if !allowed {
                     tracing::warn!(
                         message_id = %message.id,
@@ -327,6 +476,22 @@ fn log_side_updates(parsed: &ParsedWebhook) {
         let field = redact::name(field);
         tracing::info!(%field, "webhook field not handled: ignored");
     }
+}
+
+/// The path Alertmanager, Grafana and other senders post alerts to.
+pub const ALERTS_PATH: &str = "/alerts";
+
+/// Accepts `/alerts` and stage-prefixed paths such as `/prod/alerts`.
+fn is_alerts_path(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path == ALERTS_PATH || path.ends_with(ALERTS_PATH)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Accepts `/webhook` and stage-prefixed paths such as `/prod/webhook`.
