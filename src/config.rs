@@ -2,7 +2,8 @@
 
 pub use crate::agent::StepFunctionsMode;
 use crate::agent::contract::DEFAULT_AGENT_NAME;
-use crate::domain::{Allowlist, AllowlistError};
+pub use crate::alerts::oncall::OnCall;
+use crate::domain::{Allowlist, AllowlistError, PhoneNumberId};
 pub use crate::domain::{TemplateRef, TemplateRefError};
 use crate::reply::sanitize::{is_control, is_visible};
 use crate::sessions::{DEFAULT_HISTORY_TURNS, DEFAULT_SESSION_TTL_DAYS, ttl_days};
@@ -50,6 +51,10 @@ pub const SESSION_TTL_DAYS_RANGE: std::ops::RangeInclusive<u64> = 1..=365;
 pub const LAMBDA_ENVIRONMENT_MAX_BYTES: usize = 4096;
 /// Variables named in the size error, largest first.
 const LARGEST_NAMED: usize = 3;
+/// At most one page per person per `PAGE_MIN_INTERVAL_SECS` (0: no limit).
+pub const DEFAULT_PAGE_MIN_INTERVAL: Duration = Duration::from_secs(60);
+/// `PAGE_MIN_INTERVAL_SECS`' range.
+pub const PAGE_MIN_INTERVAL_SECS_RANGE: std::ops::RangeInclusive<u64> = 0..=3600;
 
 /// Which agent backend answers messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +123,23 @@ pub struct Config {
     pub local_max_connections: usize,
     /// Local mode: bytes of request bodies held at once beyond each request's small allowance.
     pub local_body_budget_bytes: usize,
+    /// Who is paged for an alert (`ONCALL`); `None`: paging is off.
+    pub oncall: Option<OnCall>,
+    /// The business number pages are sent from (`PHONE_NUMBER_ID`, digits; required with
+    /// `ONCALL`).
+    pub phone_number_id: Option<PhoneNumberId>,
+    /// The approved template pages are sent as (`ALERT_TEMPLATE`; required with `ONCALL`).
+    pub alert_template: Option<TemplateRef>,
+    /// The approved template of notices to people whose 24-hour window is closed
+    /// (`NOTICE_TEMPLATE`); `None`: such notices are logged as not sent.
+    pub notice_template: Option<TemplateRef>,
+    /// At most one page per person per this long (`PAGE_MIN_INTERVAL_SECS`); zero: no limit.
+    pub page_min_interval: Duration,
+    /// DynamoDB table of incidents and pages (`ALERTS_TABLE`); `None`: in memory.
+    pub alerts_table: Option<String>,
+    /// Standard SQS queue of escalation timers (`TIMER_QUEUE_URL`); `None`: in-process timers
+    /// (local runs only).
+    pub timer_queue_url: Option<String>,
 }
 
 /// A configuration problem, naming the variable; reported at startup.
@@ -285,6 +307,8 @@ impl Config {
             "must be a byte count of at least MAX_BODY_BYTES",
         )?;
 
+        let paging = read_paging(&get, &agents)?;
+
         let graph_api_base_url = get("GRAPH_API_BASE_URL")
             .unwrap_or_else(|| DEFAULT_GRAPH_API_BASE_URL.to_owned())
             .trim_end_matches('/')
@@ -320,8 +344,98 @@ impl Config {
             max_body_bytes,
             local_max_connections,
             local_body_budget_bytes,
+            oncall: paging.oncall,
+            phone_number_id: paging.phone_number_id,
+            alert_template: paging.alert_template,
+            notice_template: paging.notice_template,
+            page_min_interval: paging.page_min_interval,
+            alerts_table: get("ALERTS_TABLE"),
+            timer_queue_url: get("TIMER_QUEUE_URL"),
         })
     }
+}
+
+/// The paging variables, read and checked together.
+struct Paging {
+    oncall: Option<OnCall>,
+    phone_number_id: Option<PhoneNumberId>,
+    alert_template: Option<TemplateRef>,
+    notice_template: Option<TemplateRef>,
+    page_min_interval: Duration,
+}
+
+/// `ONCALL` (every agent it names one of `agents`), `PHONE_NUMBER_ID` and `ALERT_TEMPLATE`
+/// (required with it), `NOTICE_TEMPLATE`, `PAGE_MIN_INTERVAL_SECS`.
+fn read_paging(
+    get: &dyn Fn(&str) -> Option<String>,
+    agents: &[AgentSpec],
+) -> Result<Paging, ConfigError> {
+    let oncall = get("ONCALL")
+        .map(|spec| OnCall::parse(&spec).map_err(|reason| invalid("ONCALL", &reason)))
+        .transpose()?;
+    if let Some(oncall) = &oncall
+        && let Some(unknown) = oncall
+            .agents()
+            .find(|name| !agents.iter().any(|agent| agent.name == *name))
+    {
+        let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+        return Err(invalid(
+            "ONCALL",
+            &format!(
+                "names the agent {unknown:?}, which is not configured; the agents are {names:?}"
+            ),
+        ));
+    }
+    let phone_number_id = get("PHONE_NUMBER_ID")
+        .map(|id| {
+            if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(PhoneNumberId(id))
+            } else {
+                Err(invalid(
+                    "PHONE_NUMBER_ID",
+                    "must be the digits of the Phone number ID on Meta's API Setup page (not \
+                     the phone number itself)",
+                ))
+            }
+        })
+        .transpose()?;
+    let template = |var: &'static str| {
+        get(var)
+            .map(|spec| TemplateRef::parse(&spec).map_err(|e| invalid(var, &e.to_string())))
+            .transpose()
+    };
+    let alert_template = template("ALERT_TEMPLATE")?;
+    let notice_template = template("NOTICE_TEMPLATE")?;
+    let page_min_interval = Duration::from_secs(number(
+        get("PAGE_MIN_INTERVAL_SECS"),
+        "PAGE_MIN_INTERVAL_SECS",
+        PAGE_MIN_INTERVAL_SECS_RANGE,
+        DEFAULT_PAGE_MIN_INTERVAL.as_secs(),
+        "must be 0 (no limit) to 3600 seconds",
+    )?);
+    if oncall.is_some() {
+        if phone_number_id.is_none() {
+            return Err(invalid(
+                "PHONE_NUMBER_ID",
+                "missing, and ONCALL needs it: the Phone number ID of Meta's API Setup page, \
+                 needed to send pages",
+            ));
+        }
+        if alert_template.is_none() {
+            return Err(invalid(
+                "ALERT_TEMPLATE",
+                "missing, and ONCALL needs it: the approved template pages are sent as \
+                 (name:language, e.g. oncall_alert:en)",
+            ));
+        }
+    }
+    Ok(Paging {
+        oncall,
+        phone_number_id,
+        alert_template,
+        notice_template,
+        page_min_interval,
+    })
 }
 
 /// The variables of the one-agent shorthand, which `AGENTS` replaces.
@@ -626,7 +740,9 @@ where
             "Shorten ALLOWED_SENDERS: write numbers as bare digits, or allow everyone with `*` \
              behind another gate."
         }
-        Some(name) if name.starts_with("WHATSAPP_") || name == "AGENT_TOKEN" => {
+        Some(name)
+            if name.starts_with("WHATSAPP_") || name == "AGENT_TOKEN" || name == "ALERT_TOKEN" =>
+        {
             "Move the credentials into a Secrets Manager secret (WHATSAPP_SECRET_ID) instead of \
              the environment."
         }
@@ -1214,6 +1330,211 @@ mod tests {
             vars.push((var, value));
             assert!(reason_of(&vars, var), "{var}={value}");
         }
+    }
+
+    const ONCALL: &str =
+        r#"{"tiers": [["+14155551234"], ["+447700900123"]], "escalate_after_secs": 120}"#;
+
+    fn paging<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("ONCALL", ONCALL),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn paging_is_off_without_oncall() {
+        let config = config(&MINIMAL).unwrap();
+        assert_eq!(config.oncall, None);
+        assert_eq!(config.phone_number_id, None);
+        assert_eq!(config.alert_template, None);
+        assert_eq!(config.notice_template, None);
+        assert_eq!(config.page_min_interval, Duration::from_secs(60));
+        assert_eq!(config.alerts_table, None);
+        assert_eq!(config.timer_queue_url, None);
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("ONCALL", "  "));
+        assert_eq!(config_of(&vars).oncall, None, "empty is unset");
+    }
+
+    fn config_of(vars: &[(&str, &str)]) -> Config {
+        config(vars).unwrap()
+    }
+
+    #[test]
+    fn oncall_and_its_variables_are_read() {
+        let config = config_of(&paging(&[
+            ("NOTICE_TEMPLATE", "oncall_notice:en_US"),
+            ("PAGE_MIN_INTERVAL_SECS", "0"),
+            ("ALERTS_TABLE", "alerts"),
+            (
+                "TIMER_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/timers",
+            ),
+        ]));
+        let oncall = config.oncall.expect("ONCALL");
+        assert_eq!(oncall.default.tiers.len(), 2);
+        assert_eq!(oncall.default.escalate_after_secs, 120);
+        assert_eq!(
+            config.phone_number_id,
+            Some(PhoneNumberId("106540352242922".into()))
+        );
+        assert_eq!(
+            config.alert_template,
+            Some(TemplateRef {
+                name: "oncall_alert".into(),
+                language: "en".into()
+            })
+        );
+        assert_eq!(
+            config.notice_template.map(|t| t.to_string()).as_deref(),
+            Some("oncall_notice:en_US")
+        );
+        assert_eq!(config.page_min_interval, Duration::ZERO);
+        assert_eq!(config.alerts_table.as_deref(), Some("alerts"));
+        assert_eq!(
+            config.timer_queue_url.as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/1/timers")
+        );
+        let config = config_of(&paging(&[("PAGE_MIN_INTERVAL_SECS", "3600")]));
+        assert_eq!(config.page_min_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn oncall_needs_the_phone_number_id_and_the_alert_template() {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([("ONCALL", ONCALL), ("ALERT_TEMPLATE", "oncall_alert:en")]);
+        let missing_id = reason(&vars, "PHONE_NUMBER_ID");
+        assert!(
+            missing_id.contains("ONCALL")
+                && missing_id
+                    .contains("the Phone number ID of Meta's API Setup page, needed to send pages"),
+            "{missing_id}"
+        );
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([("ONCALL", ONCALL), ("PHONE_NUMBER_ID", "106540352242922")]);
+        let missing_template = reason(&vars, "ALERT_TEMPLATE");
+        assert!(
+            missing_template.contains("ONCALL") && missing_template.contains("name:language"),
+            "{missing_template}"
+        );
+
+        // Without ONCALL neither is needed, but both are still checked when set.
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([("PHONE_NUMBER_ID", "106540352242922")]);
+        assert!(config(&vars).is_ok());
+    }
+
+    #[test]
+    fn oncall_faults_are_named() {
+        let reason = reason_for_oncall(r#"{"tiers": [["+14155551234"], ["not a number"]]}"#);
+        assert!(
+            reason.starts_with("tiers[1][0]: not a phone number"),
+            "{reason}"
+        );
+        let reason =
+            reason_for_oncall("{\"tiers\": [[\"+14155551234\"]], \"escalate_after_secs\": 0}");
+        assert!(
+            reason.contains("escalate_after_secs: must be 1 to 86400"),
+            "{reason}"
+        );
+        let reason = reason_for_oncall("tiers");
+        assert!(reason.starts_with("not JSON"), "{reason}");
+    }
+
+    fn reason_for_oncall(oncall: &str) -> String {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("ONCALL", oncall),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        reason(&vars, "ONCALL")
+    }
+
+    #[test]
+    fn every_agent_oncall_names_must_be_configured() {
+        let shorthand = r#"{"tiers": [["+14155551234"]], "agent": "default"}"#;
+        assert!(config(&paging(&[])).is_ok());
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("ONCALL", shorthand),
+            ("PHONE_NUMBER_ID", "1"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        assert!(
+            config(&vars).is_ok(),
+            "the shorthand's agent is named default"
+        );
+
+        let routed = r#"{"tiers": [["+14155551234"]], "agent": "k8s",
+            "routes": [{"match": {"team": "finance"}, "tiers": [["+14155550000"]], "agent": "cost"}]}"#;
+        let vars = with(&[
+            ("AGENTS", TWO_AGENTS),
+            ("ONCALL", routed),
+            ("PHONE_NUMBER_ID", "1"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        let config = config_of(&vars);
+        assert_eq!(
+            config.oncall.unwrap().agents().collect::<Vec<_>>(),
+            ["k8s", "cost"]
+        );
+
+        let unknown = routed.replace("\"cost\"", "\"billing\"");
+        let vars = with(&[
+            ("AGENTS", TWO_AGENTS),
+            ("ONCALL", &unknown),
+            ("PHONE_NUMBER_ID", "1"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        let reason = reason(&vars, "ONCALL");
+        assert!(
+            reason.contains("\"billing\"")
+                && reason.contains("\"k8s\"")
+                && reason.contains("\"cost\""),
+            "{reason}"
+        );
+        // Names are matched exactly, as the agents are called.
+        let shouting = routed.replace("\"k8s\"", "\"K8S\"");
+        let vars = with(&[
+            ("AGENTS", TWO_AGENTS),
+            ("ONCALL", &shouting),
+            ("PHONE_NUMBER_ID", "1"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+        ]);
+        assert!(reason_of(&vars, "ONCALL"));
+    }
+
+    #[test]
+    fn paging_values_are_checked() {
+        for (var, value) in [
+            ("PHONE_NUMBER_ID", "+1 415 555 1234"),
+            ("PHONE_NUMBER_ID", "phone-id"),
+            ("PHONE_NUMBER_ID", "123456789012345678901234567890123"),
+            ("ALERT_TEMPLATE", "oncall_alert"),
+            ("ALERT_TEMPLATE", "Oncall:en"),
+            ("NOTICE_TEMPLATE", "oncall_notice:english"),
+            ("PAGE_MIN_INTERVAL_SECS", "3601"),
+            ("PAGE_MIN_INTERVAL_SECS", "-1"),
+            ("PAGE_MIN_INTERVAL_SECS", "a minute"),
+        ] {
+            let vars = paging(&[(var, value)]);
+            // A later entry wins in the lookup map.
+            assert!(reason_of(&vars, var), "{var}={value}");
+        }
+        let reason = reason(
+            &paging(&[("PHONE_NUMBER_ID", "+1 415 555 1234")]),
+            "PHONE_NUMBER_ID",
+        );
+        assert!(
+            reason.contains("API Setup page") && !reason.contains("555"),
+            "{reason}"
+        );
     }
 
     #[test]

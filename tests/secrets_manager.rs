@@ -41,10 +41,10 @@ async fn moto_with_secret(name: &str, value: &str) -> (Moto, aws_config::SdkConf
 }
 
 #[tokio::test]
-async fn loads_all_four_fields_from_a_json_secret() {
+async fn loads_all_five_fields_from_a_json_secret() {
     let (_moto, config) = moto_with_secret(
         "whatsapp/prod",
-        r#"{"app_secret":"app-s3cret","access_token":"EAAG-token","verify_token":"verify-me","agent_token":"agent-bearer"}"#,
+        r#"{"app_secret":"app-s3cret","access_token":"EAAG-token","verify_token":"verify-me","agent_token":"agent-bearer","alert_token":"alert-bearer"}"#,
     )
     .await;
     let secrets = from_secrets_manager(&config, "whatsapp/prod")
@@ -57,6 +57,7 @@ async fn loads_all_four_fields_from_a_json_secret() {
         secrets.agent_token.as_ref().map(|t| t.expose()),
         Some("agent-bearer")
     );
+    assert_eq!(secrets.alert_token.expose(), "alert-bearer");
 }
 
 #[tokio::test]

@@ -325,6 +325,9 @@ fn log_configuration(config: &Config, timings: &InitTimings) {
         lease_secs = config.lease.as_secs(),
         graph_api_version = %config.graph_api_version,
         secrets_from = if config.secret_id.is_some() { "secrets-manager" } else { "environment" },
+        paging = if config.oncall.is_some() { "on" } else { "off" },
+        alerts = if config.alerts_table.is_some() { "dynamodb" } else { "memory" },
+        timers = if config.timer_queue_url.is_some() { "sqs" } else { "in-process" },
         aws_config_ms = millis(timings.aws_config),
         secrets_ms = millis(timings.secrets),
         "configured"

@@ -1,4 +1,5 @@
-//! The function's secrets (app secret, Graph API token, verify token, agent token): the
+//! The function's secrets (app secret, Graph API token, verify token, agent token, alert
+//! token): the
 //! redacting [`Secret`] type, and loading them once at cold start from Secrets Manager
 //! (`WHATSAPP_SECRET_ID`) or, for local runs, from environment variables; and the
 //! [`TokenSource`] that re-reads the Graph API token when Meta refuses it.
@@ -23,6 +24,9 @@ pub const ENV_ACCESS_TOKEN: &str = "WHATSAPP_ACCESS_TOKEN";
 pub const ENV_VERIFY_TOKEN: &str = "WHATSAPP_VERIFY_TOKEN";
 /// Environment variable holding the agent's bearer token when no secret id is configured.
 pub const ENV_AGENT_TOKEN: &str = "AGENT_TOKEN";
+/// Environment variable holding the bearer token of `POST /alerts` when no secret id is
+/// configured.
+pub const ENV_ALERT_TOKEN: &str = "ALERT_TOKEN";
 
 /// Keys of the Secrets Manager JSON document.
 pub const KEY_APP_SECRET: &str = "app_secret";
@@ -30,6 +34,7 @@ pub const KEY_ACCESS_TOKEN: &str = "access_token";
 pub const KEY_VERIFY_TOKEN: &str = "verify_token";
 pub const KEY_AGENT_TOKEN: &str = "agent_token";
 pub const KEY_AGENT_TOKENS: &str = "agent_tokens";
+pub const KEY_ALERT_TOKEN: &str = "alert_token";
 
 /// A secret string. Prints as `[redacted]` in `Debug` and `Display`, so it can sit in structs
 /// that get logged; the value is only reachable through [`Secret::expose`].
@@ -90,6 +95,9 @@ pub struct Secrets {
     /// Each agent's own bearer token, by agent name (`agent_tokens` in the secret JSON), so
     /// that no agent sees another's. An empty token: that agent gets none, not the default.
     pub agent_tokens: BTreeMap<String, Secret>,
+    /// The bearer token monitoring systems send to `POST /alerts`. Empty = every alert is
+    /// refused with 401.
+    pub alert_token: Secret,
 }
 
 /// Why the secrets could not be loaded. Messages name secret ids and JSON keys, never values.
@@ -139,8 +147,9 @@ pub enum SecretsError {
 }
 
 impl Secrets {
-    /// Reads `WHATSAPP_APP_SECRET`, `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_VERIFY_TOKEN` and
-    /// `AGENT_TOKEN` through `lookup` (unset = empty; an empty agent token = none).
+    /// Reads `WHATSAPP_APP_SECRET`, `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_VERIFY_TOKEN`,
+    /// `AGENT_TOKEN` and `ALERT_TOKEN` through `lookup` (unset = empty; an empty agent token =
+    /// none).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| Secret::from(lookup(name).unwrap_or_default());
         let agent_token = get(ENV_AGENT_TOKEN);
@@ -150,6 +159,7 @@ impl Secrets {
             verify_token: get(ENV_VERIFY_TOKEN),
             agent_token: (!agent_token.is_empty()).then_some(agent_token),
             agent_tokens: BTreeMap::new(),
+            alert_token: get(ENV_ALERT_TOKEN),
         };
         secrets.log_gaps("environment");
         secrets
@@ -167,7 +177,8 @@ impl Secrets {
 
     /// Parses the Secrets Manager document: `app_secret`, `access_token` and `verify_token` are
     /// required strings (empty allowed), `agent_token` an optional string (empty or null = none),
-    /// `agent_tokens` an optional object of agent name → token string (null entries skipped).
+    /// `agent_tokens` an optional object of agent name → token string (null entries skipped),
+    /// `alert_token` an optional string (absent or null = empty).
     pub fn from_json(text: &str) -> Result<Self, SecretsError> {
         // Parse into a `Value` first: serde's syntax errors carry a position, never the input.
         let value: Value = serde_json::from_str(text).map_err(|error| {
@@ -190,6 +201,9 @@ impl Secrets {
             verify_token: required_string(&object, KEY_VERIFY_TOKEN)?.into(),
             agent_token: agent_token.map(Secret::from),
             agent_tokens: agent_tokens(&object)?,
+            alert_token: optional_string(&object, KEY_ALERT_TOKEN)?
+                .unwrap_or_default()
+                .into(),
         })
     }
 
@@ -282,10 +296,10 @@ fn type_name(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    const FULL: &str = r#"{"app_secret":"s3cr3t-app","access_token":"EAAG-token","verify_token":"verify-me","agent_token":"agent-bearer"}"#;
+    const FULL: &str = r#"{"app_secret":"s3cr3t-app","access_token":"EAAG-token","verify_token":"verify-me","agent_token":"agent-bearer","alert_token":"alert-bearer"}"#;
 
     #[test]
-    fn from_json_reads_all_four_fields() {
+    fn from_json_reads_all_five_fields() {
         let secrets = Secrets::from_json(FULL).unwrap();
         assert_eq!(secrets.app_secret.expose(), "s3cr3t-app");
         assert_eq!(secrets.access_token.expose(), "EAAG-token");
@@ -294,6 +308,31 @@ mod tests {
             secrets.agent_token.as_ref().map(Secret::expose),
             Some("agent-bearer")
         );
+        assert_eq!(secrets.alert_token.expose(), "alert-bearer");
+    }
+
+    #[test]
+    fn from_json_leaves_an_absent_or_null_alert_token_empty() {
+        for alert in [r#","alert_token":null"#, r#","alert_token":"""#, ""] {
+            let text =
+                format!(r#"{{"app_secret":"a","access_token":"b","verify_token":"c"{alert}}}"#);
+            assert!(
+                Secrets::from_json(&text).unwrap().alert_token.is_empty(),
+                "{text}"
+            );
+        }
+        let error = Secrets::from_json(
+            r#"{"app_secret":"a","access_token":"b","verify_token":"c","alert_token":12345}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            SecretsError::WrongType {
+                key: "alert_token",
+                found: "a number"
+            }
+        ));
+        assert!(!error.to_string().contains("12345"));
     }
 
     #[test]
@@ -375,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn from_env_reads_the_four_variables() {
+    fn from_env_reads_the_five_variables() {
         let secrets = Secrets::from_env(|name| {
             Some(
                 match name {
@@ -383,6 +422,7 @@ mod tests {
                     ENV_ACCESS_TOKEN => "access",
                     ENV_VERIFY_TOKEN => "verify",
                     ENV_AGENT_TOKEN => "agent",
+                    ENV_ALERT_TOKEN => "alert",
                     _ => return None,
                 }
                 .to_owned(),
@@ -398,6 +438,7 @@ mod tests {
                 .as_deref(),
             Some("agent")
         );
+        assert_eq!(secrets.alert_token.expose(), "alert");
     }
 
     #[test]
@@ -407,6 +448,7 @@ mod tests {
         assert!(secrets.access_token.is_empty());
         assert!(secrets.verify_token.is_empty());
         assert!(secrets.agent_token.is_none());
+        assert!(secrets.alert_token.is_empty());
     }
 
     #[test]
@@ -416,7 +458,13 @@ mod tests {
             "{secrets:?} {} {:?}",
             secrets.app_secret, secrets.agent_token
         );
-        for value in ["s3cr3t-app", "EAAG-token", "verify-me", "agent-bearer"] {
+        for value in [
+            "s3cr3t-app",
+            "EAAG-token",
+            "verify-me",
+            "agent-bearer",
+            "alert-bearer",
+        ] {
             assert!(!printed.contains(value), "{printed}");
         }
         assert!(printed.contains("[redacted]"));
