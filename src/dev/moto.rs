@@ -246,3 +246,31 @@ pub async fn create_keyed_table(config: &aws_config::SdkConfig, table: &str) -> 
         .map_err(|e| format!("enable TTL on {table}: {}", DisplayErrorContext(e)))?;
     Ok(())
 }
+
+/// The alerts table (`ALERTS_TABLE`) as `template.yaml` declares it: the same shape as the
+/// idempotency and sessions tables (partition key `id` (S), on demand, TTL on `expires_at`;
+/// see [`create_keyed_table`]). moto records the TTL setting (`DescribeTimeToLive` reports
+/// it) but never deletes expired items: the adapter's reads treat them as absent.
+pub async fn alerts_table(config: &aws_config::SdkConfig, name: &str) -> Result<(), String> {
+    create_keyed_table(config, name).await
+}
+
+/// The timer queue (`TIMER_QUEUE_URL`) as `template.yaml` declares it: a STANDARD queue (a
+/// FIFO queue cannot delay single messages). Returns its URL. moto honours `DelaySeconds`.
+pub async fn timer_queue(config: &aws_config::SdkConfig, name: &str) -> Result<String, String> {
+    let created = aws_sdk_sqs::Client::new(config)
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "create the timer queue {name}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?;
+    created
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("create the timer queue {name}: no URL in the answer"))
+}
