@@ -14,9 +14,8 @@
 //! expired during an outage of the store and someone else took it), no further part is sent.
 
 use crate::agent::Deliver;
-use crate::alerts::paging::{AlertAction, IncidentState, Paging, TapOutcome};
-use crate::sessions::conversation::Change;
 use crate::agent::{Agent, AgentError, ReplyStream};
+use crate::alerts::paging::{AlertAction, IncidentState, Paging, TapOutcome};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
 use crate::domain::{OutgoingMessage, Recipient};
@@ -25,6 +24,7 @@ use crate::idempotency::{Claim, ClaimToken, IdempotencyStore, Renewal};
 use crate::reply::{agent_cut_off, agent_failed, format_reply};
 use crate::sessions::SessionKey;
 use crate::sessions::commands::new_nonce;
+use crate::sessions::conversation::Change;
 use crate::sessions::conversation::{
     Conversations, KeptBecause, KeptReply, OwnAnswer, WINDOW_TAP_PREFIX, kept, take_kept, unix_now,
 };
@@ -576,8 +576,12 @@ impl Pipeline {
                     } else {
                         now
                     };
-                    self.conversations
-                        .record_exchange(session, user_text.clone(), said_at, &answers)
+                    self.conversations.record_exchange(
+                        session,
+                        user_text.clone(),
+                        said_at,
+                        &answers,
+                    )
                 })
                 .await;
         }

@@ -3,14 +3,14 @@
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
 use crate::agent::DeliverEvent;
+use crate::alerts::paging::{Paging, PagingError};
 use crate::backoff::{self, Spread};
 use crate::domain::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
-use crate::alerts::paging::{Paging, PagingError};
 use crate::queue::{JOB_VERSION, Job, Work};
-use crate::sessions::conversation::unix_now;
 use crate::queue::{Redelivery, SqsQueue};
 use crate::redact;
+use crate::sessions::conversation::unix_now;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use std::sync::Arc;
@@ -342,7 +342,10 @@ impl Worker {
         Fut: std::future::Future<Output = Result<(), PagingError>>,
     {
         let Some(paging) = self.pipeline.paging() else {
-            tracing::error!(what, "paging job, but paging is not configured (ONCALL unset): left for the dead-letter queue");
+            tracing::error!(
+                what,
+                "paging job, but paging is not configured (ONCALL unset): left for the dead-letter queue"
+            );
             return Verdict::GiveUp;
         };
         match run(paging.clone()).await {

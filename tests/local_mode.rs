@@ -257,7 +257,10 @@ fn an_alert_is_paged_escalated_and_acknowledged_by_a_tap_through_the_real_binary
     assert_eq!(alice_pages.len(), 1, "{:?}", bodies.lock().unwrap());
     let template = &alice_pages[0].1["template"];
     assert_eq!(template["name"], "oncall_alert");
-    assert_eq!(template["components"][0]["parameters"][1]["text"], "Payments API 5xx");
+    assert_eq!(
+        template["components"][0]["parameters"][1]["text"],
+        "Payments API 5xx"
+    );
 
     // Nobody acknowledges within two seconds: Bob is paged.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -270,9 +273,8 @@ fn an_alert_is_paged_escalated_and_acknowledged_by_a_tap_through_the_real_binary
     };
 
     // Bob is not an allowed sender: his text goes nowhere, his tap on the page counts.
-    let from_bob = |id: &str| {
-        serde_json::json!({"from": "447700900123", "id": id, "timestamp": "1796439660"})
-    };
+    let from_bob =
+        |id: &str| serde_json::json!({"from": "447700900123", "id": id, "timestamp": "1796439660"});
     let mut text = from_bob("wamid.BOB.1");
     text["type"] = "text".into();
     text["text"] = serde_json::json!({"body": "hello?"});

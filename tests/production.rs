@@ -252,7 +252,7 @@ async fn same_message_five_times_concurrently_to_webhook_and_worker_is_answered_
     );
     let job: Job = serde_json::from_str(queued[0].body().unwrap()).unwrap();
     assert_eq!(
-        job.message.id.as_str(),
+        job.message().expect("a message job").id.as_str(),
         "wamid.HBgLMTQxNTU1NTEyMzQVAgASGBQzQUI1RjE0QTgwRjk2RkE1NjlDNgA="
     );
     assert_eq!(
@@ -360,7 +360,7 @@ async fn sqs_down_answers_500_and_nothing_is_lost() {
     let queued = receive(&aws).await;
     assert_eq!(queued.len(), 1);
     let job: Job = serde_json::from_str(queued[0].body().unwrap()).unwrap();
-    assert_eq!(job.message.kind.text(), "pods crashing in prod");
+    assert_eq!(job.message().expect("a message job").kind.text(), "pods crashing in prod");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +449,7 @@ async fn every_allowed_message_of_a_batch_is_queued_in_one_go() {
     let mut ids = Vec::new();
     for _ in 0..5 {
         for job in take_jobs(&aws).await {
-            ids.push(job.message.id.0.clone());
+            ids.push(job.message().expect("a message job").id.0.clone());
         }
         if ids.len() >= 5 {
             break;
@@ -469,7 +469,7 @@ async fn deliver_event_delivered_twice_sends_one_reply() {
             .unwrap(),
     )
     .unwrap();
-    let request = AgentRequest::from_message(&job.message);
+    let request = AgentRequest::from_message(job.message().expect("a message job"));
     let deliver = json!({"deliver": {"request": request, "reply": {"status": "info", "text": "Deploy finished."}}});
 
     let mut runs = tokio::task::JoinSet::new();
@@ -757,9 +757,9 @@ async fn each_senders_messages_are_queued_in_order_however_many_a_body_holds() {
         while seen.values().map(Vec::len).sum::<usize>() < SENDERS * PER_SENDER {
             assert!(Instant::now() < deadline, "queue not drained: {seen:?}");
             for job in take_jobs(&aws).await {
-                seen.entry(job.message.sender.id().to_owned())
+                seen.entry(job.message().expect("a message job").sender.id().to_owned())
                     .or_default()
-                    .push(job.message.id.as_str().to_owned());
+                    .push(job.message().expect("a message job").id.as_str().to_owned());
             }
         }
         assert_eq!(seen.len(), SENDERS);
@@ -876,7 +876,7 @@ async fn the_local_poller_hands_lambda_batches_over_and_deletes_all_but_the_fail
             let mut response = SqsBatchResponse::default();
             for record in batch.records {
                 let job: Job = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
-                let id = job.message.id.as_str().to_owned();
+                let id = job.message().expect("a message job").id.as_str().to_owned();
                 if id.ends_with("fails") {
                     let mut failure = BatchItemFailure::default();
                     failure.item_identifier = record.message_id.clone().unwrap();

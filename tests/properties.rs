@@ -31,7 +31,7 @@ use whatsapp_agent_lambda::domain::Allowlist;
 use whatsapp_agent_lambda::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender,
 };
-use whatsapp_agent_lambda::queue::Job;
+use whatsapp_agent_lambda::queue::{Job, Work};
 use whatsapp_agent_lambda::reply::format_reply;
 use whatsapp_agent_lambda::reply::limits::check;
 use whatsapp_agent_lambda::webhook::{self, VerifyError, sign, verify_signature};
@@ -367,7 +367,7 @@ proptest! {
 
     #[test]
     fn job_survives_json(version in any::<u32>(), message in inbound_message()) {
-        round_trip(&Job { version, message })?;
+        round_trip(&Job { version, work: Work::Message(message) })?;
     }
 
     #[test]

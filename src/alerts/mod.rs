@@ -19,14 +19,14 @@ pub mod store;
 pub mod timer;
 
 mod dynamodb;
+mod local_timers;
 mod memory;
 mod sqs_timers;
-mod local_timers;
 
 pub use dynamodb::DynamoAlerts;
 pub use local_timers::LocalTimers;
 pub use memory::MemoryAlerts;
-pub use sqs_timers::SqsTimers;
+pub use sqs_timers::{SqsTimers, TIMER_BODY_VERSION, read_timer_body, timer_body};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -27,8 +27,8 @@ use super::store::{AlertStore, Put, StoreError};
 use super::timer::{IncidentRef, Timer, TimerError, TimerKind, Timers};
 use super::{ALERT_TAP_PREFIX, Alert, AlertBatch, AlertStatus};
 use crate::domain::{
-    InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Recipient,
-    ReplyButton, Sender, TemplateRef, mask,
+    InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Recipient, ReplyButton,
+    Sender, TemplateRef, mask,
 };
 use crate::graph::Messenger;
 use crate::sessions::commands::new_nonce;
@@ -268,7 +268,7 @@ pub enum TapOutcome {
     /// Tell the person this, and do nothing else.
     Reply(String),
     /// Hand the action to the agent: its answer goes to the person who tapped.
-    Agent(AlertAction),
+    Agent(Box<AlertAction>),
 }
 
 /// An acknowledgement or a request for details, for the agent (`event.type` `alert_action`).
@@ -374,7 +374,10 @@ impl Paging {
     pub async fn fire(&self, timer: &Timer, now: i64) -> Result<(), PagingError> {
         if timer.due_at > now {
             self.timers.schedule(timer).await?;
-            tracing::debug!(wait = timer.due_at - now, "timer not due yet: delayed again");
+            tracing::debug!(
+                wait = timer.due_at - now,
+                "timer not due yet: delayed again"
+            );
             return Ok(());
         }
         match &timer.kind {
@@ -405,7 +408,8 @@ impl Paging {
             code = code.unwrap_or("-"),
             "page not delivered (failed status): escalating at once"
         );
-        self.escalate(page.incidents, now, Why::NotDelivered).await?;
+        self.escalate(page.incidents, now, Why::NotDelivered)
+            .await?;
         Ok(true)
     }
 
@@ -473,7 +477,9 @@ impl Paging {
         };
         match action {
             Action::Acknowledge => self.acknowledge(&page, open, &tapper, &name, at, now).await,
-            Action::Details => Ok(TapOutcome::Agent(self.action_for(Action::Details, &open))),
+            Action::Details => Ok(TapOutcome::Agent(Box::new(
+                self.action_for(Action::Details, &open),
+            ))),
             Action::Escalate => self.escalate_by_tap(open, &name, now).await,
         }
     }
@@ -505,28 +511,28 @@ impl Paging {
                     |current| match current {
                         Some(mut incident) if incident.id == reference.id => {
                             match (&incident.state, &incident.acknowledged) {
-                                (IncidentState::Resolved, _) => (None, Won::Closed),
+                                (IncidentState::Resolved, _) => (None, AckWrite::Closed),
                                 (_, Some(by)) if by.number == ack.number => {
-                                    (None, Won::Again(incident))
+                                    (None, AckWrite::Again(incident))
                                 }
-                                (_, Some(by)) => (None, Won::Lost(by.name.clone())),
+                                (_, Some(by)) => (None, AckWrite::Lost(by.name.clone())),
                                 _ => {
                                     incident.state = IncidentState::Acknowledged;
                                     incident.acknowledged = Some(ack.clone());
-                                    (Some(incident.clone()), Won::Won(incident))
+                                    (Some(incident.clone()), AckWrite::Won(incident))
                                 }
                             }
                         }
-                        _ => (None, Won::Closed),
+                        _ => (None, AckWrite::Closed),
                     },
                     incident_expiry,
                 )
                 .await?;
             match result {
-                Won::Won(incident) => won.push(incident),
-                Won::Again(incident) => again.push(incident),
-                Won::Lost(by) => lost_to = Some(by),
-                Won::Closed => {}
+                AckWrite::Won(incident) => won.push(incident),
+                AckWrite::Again(incident) => again.push(incident),
+                AckWrite::Lost(by) => lost_to = Some(by),
+                AckWrite::Closed => {}
             }
         }
         if won.is_empty() && again.is_empty() {
@@ -566,9 +572,9 @@ impl Paging {
             }
         }
         let incidents: Vec<Incident> = won.into_iter().chain(again).collect();
-        Ok(TapOutcome::Agent(
+        Ok(TapOutcome::Agent(Box::new(
             self.action_for(Action::Acknowledge, &incidents),
-        ))
+        )))
     }
 
     /// Escalate tapped: the next tier is paged now.
@@ -837,11 +843,20 @@ impl Paging {
         if folded.is_empty() {
             return Ok(());
         }
-        let person = self.config.oncall.person(number).cloned().unwrap_or(Person {
-            number: number.to_owned(),
-            name: None,
-        });
-        if self.page_person(&person, folded.clone(), now, false).await? == PageResult::Failed {
+        let person = self
+            .config
+            .oncall
+            .person(number)
+            .cloned()
+            .unwrap_or(Person {
+                number: number.to_owned(),
+                name: None,
+            });
+        if self
+            .page_person(&person, folded.clone(), now, false)
+            .await?
+            == PageResult::Failed
+        {
             self.escalate(folded, now, Why::NotDelivered).await?;
         }
         Ok(())
@@ -953,12 +968,8 @@ impl Paging {
             "paged"
         );
         page.sent_id = Some(sent_id.as_str().to_owned());
-        self.update::<PageRecord, _>(
-            &page_key(&nonce),
-            |_| (Some(page.clone()), ()),
-            |_| expires,
-        )
-        .await?;
+        self.update::<PageRecord, _>(&page_key(&nonce), |_| (Some(page.clone()), ()), |_| expires)
+            .await?;
         let sent = SentRecord {
             page: nonce.clone(),
         };
@@ -1153,7 +1164,7 @@ impl Paging {
 }
 
 /// The result of an acknowledgement's write.
-enum Won {
+enum AckWrite {
     Won(Incident),
     /// The same person acknowledged before (a retried tap): the agent is asked again.
     Again(Incident),
@@ -1182,8 +1193,7 @@ impl Why {
 
 const NOT_ACTIVE: &str = "This page is no longer active.";
 const NOT_PAGED: &str = "You were not paged for this alert, so your tap does not count.";
-const NOT_THE_PAGE: &str =
-    "That tap does not count: use the buttons on the page you received.";
+const NOT_THE_PAGE: &str = "That tap does not count: use the buttons on the page you received.";
 
 fn incident_key(key: &str) -> String {
     format!("incident#{key}")
@@ -1195,7 +1205,10 @@ fn page_key(nonce: &str) -> String {
 
 /// A wamid encodes the recipient's number: the table keeps its hash.
 fn sent_key(sent_id: &str) -> String {
-    format!("sent#{}", hex::encode(&Sha256::digest(sent_id.as_bytes())[..16]))
+    format!(
+        "sent#{}",
+        hex::encode(&Sha256::digest(sent_id.as_bytes())[..16])
+    )
 }
 
 fn person_key(number: &str) -> String {

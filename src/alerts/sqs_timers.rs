@@ -80,8 +80,6 @@ pub fn timer_body(timer: &Timer) -> Result<String, TimerError> {
 
 /// The timer in a message's body; `None` for anything that is not a timer body of
 /// [`TIMER_BODY_VERSION`] (another version, another message, text that is not JSON).
-// Used by the timer queue's consumer, through the re-export `alerts/mod.rs` is to add.
-#[allow(dead_code)]
 pub fn read_timer_body(body: &str) -> Option<Timer> {
     #[derive(Deserialize)]
     struct BodyIn {

@@ -19,7 +19,10 @@ pub struct IncidentRef {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimerKind {
     /// Nobody acknowledged these incidents at `step` (the tier paged, from 0): page the next.
-    Escalate { incidents: Vec<IncidentRef>, step: usize },
+    Escalate {
+        incidents: Vec<IncidentRef>,
+        step: usize,
+    },
     /// Pages to `person` (digits) were held back by `PAGE_MIN_INTERVAL_SECS`: send them now,
     /// folded into one.
     Flush { person: String },

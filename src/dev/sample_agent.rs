@@ -151,7 +151,11 @@ fn alert_action(request: &AgentRequest) -> AgentReply {
                 "**{}** ({}){scope}\n\n{}\n\nStarted {}.{}",
                 alert.title,
                 alert.severity,
-                if alert.summary.is_empty() { "No summary." } else { alert.summary.as_str() },
+                if alert.summary.is_empty() {
+                    "No summary."
+                } else {
+                    alert.summary.as_str()
+                },
                 alert.started_at,
                 alert
                     .url

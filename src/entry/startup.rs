@@ -6,13 +6,13 @@ use crate::agent::{Agent, Agents, HttpAgent, NamedAgent, StepFunctionsAgent};
 use crate::alerts::paging::{Paging, PagingConfig};
 use crate::alerts::store::AlertStore;
 use crate::alerts::{DynamoAlerts, LocalTimers, MemoryAlerts, SqsTimers};
-use crate::sessions::conversation::unix_now;
 use crate::config::{AgentBackend, AgentSpec, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
 use crate::pipeline::Pipeline;
 use crate::queue::SqsQueue;
 use crate::secrets::{self, Secrets, SecretsError};
+use crate::sessions::conversation::unix_now;
 use crate::sessions::{Conversations, DynamoSessions, MemorySessions, SessionStore};
 use crate::webhook::{Dispatcher, WebhookApp};
 use crate::worker::Worker;
@@ -263,7 +263,9 @@ impl Env {
             conversations,
         ));
         let engine = paging.clone();
-        tracing::warn!("no TIMER_QUEUE_URL: escalation timers run in this process (local runs only; they die with it)");
+        tracing::warn!(
+            "no TIMER_QUEUE_URL: escalation timers run in this process (local runs only; they die with it)"
+        );
         tokio::spawn(async move {
             while let Some(timer) = due.recv().await {
                 if let Err(error) = engine.fire(&timer, unix_now()).await {

@@ -122,7 +122,9 @@ impl OutgoingMessage {
                     }))
                     .collect(),
             }),
-            Self::Reaction { message_id, emoji } => Payload::Reaction(Reaction { message_id, emoji }),
+            Self::Reaction { message_id, emoji } => {
+                Payload::Reaction(Reaction { message_id, emoji })
+            }
         };
         SendBody {
             messaging_product: "whatsapp",

@@ -158,9 +158,10 @@ impl Answer {
         }
     }
 
-    /// Whether this is a routine success (a 200), logged at DEBUG rather than INFO.
+    /// Whether this is a routine success (a 200), logged at DEBUG rather than INFO. An alert
+    /// taken (202) is worth its INFO line.
     pub fn is_success(&self) -> bool {
-        self.status().is_success()
+        self.status() == StatusCode::OK
     }
 
     /// The HTTP response: status, content type, headers in order, and the body as text (none
@@ -245,6 +246,9 @@ mod tests {
             (Answer::Busy { retry_after: RETRY },        503, None, &[CLOSE, RETRY_5], "busy, retry later"),
             (Answer::NoConnectionFree { retry_after: RETRY }, 503, None, &[RETRY_5, CLOSE], ""),
             (Answer::Internal,                           500, None, &[], "internal error"),
+            (Answer::AlertsAccepted,                     202, TEXT, &[], "accepted"),
+            (Answer::AlertsRefused("alerts: the list is empty".to_owned()), 400, TEXT, &[], "alerts: the list is empty"),
+            (Answer::AlertsMethodNotAllowed,             405, TEXT, &[("allow", "POST")], "method not allowed"),
         ]
     }
 
@@ -265,14 +269,17 @@ mod tests {
             | Answer::RequestTimeout
             | Answer::Busy { .. }
             | Answer::NoConnectionFree { .. }
-            | Answer::Internal => true,
+            | Answer::Internal
+            | Answer::AlertsAccepted
+            | Answer::AlertsRefused(_)
+            | Answer::AlertsMethodNotAllowed => true,
         }
     }
 
     #[test]
     fn every_answer_has_its_status_content_type_headers_and_body() {
         let table = table();
-        assert_eq!(table.len(), 15, "one row per variant");
+        assert_eq!(table.len(), 18, "one row per variant");
         for (answer, status, content_type, headers, body) in table {
             assert!(in_the_table(&answer));
             assert_eq!(answer.status().as_u16(), status, "{answer:?}");

@@ -3,21 +3,21 @@
 
 use super::parse::{ParseError, ParsedWebhook, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
-use crate::domain::Allowlist;
-use crate::domain::{InboundMessage, log_id};
-use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::alerts::ingress::{MAX_ALERT_BODY_BYTES, parse_alerts};
 use crate::alerts::oncall::OnCall;
 use crate::alerts::paging::tapped_id;
+use crate::domain::Allowlist;
+use crate::domain::{InboundMessage, log_id};
+use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
 use crate::queue::JobQueue;
 use crate::queue::{FailedDelivery, Job, Work};
-use crate::secrets::Secret;
-use crate::sessions::conversation::unix_now;
-use lambda_http::http::header::AUTHORIZATION;
 use crate::redact;
+use crate::secrets::Secret;
 use crate::secrets::Secrets;
+use crate::sessions::conversation::unix_now;
 use crate::webhook::answer::{Answer, body_bytes};
 use lambda_http::http::HeaderMap;
+use lambda_http::http::header::AUTHORIZATION;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 use std::time::Instant;
@@ -240,7 +240,9 @@ impl WebhookApp {
             return Answer::NotFound;
         };
         if paging.token.is_empty() {
-            tracing::error!("no alert token configured (alert_token / ALERT_TOKEN): refusing every POST /alerts");
+            tracing::error!(
+                "no alert token configured (alert_token / ALERT_TOKEN): refusing every POST /alerts"
+            );
             return Answer::Unauthorized;
         }
         let mut values = request.headers().get_all(AUTHORIZATION).iter();

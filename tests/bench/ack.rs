@@ -247,7 +247,7 @@ fn acknowledge(
 
 fn accepted(app: &WebhookApp, case: &Case) -> Vec<InboundMessage> {
     match app.accept(&case.headers, &case.payload.body) {
-        Ok(allowed) => allowed,
+        Ok(handoff) => handoff.messages,
         Err(refusal) => panic!(
             "accept refused bench payload {}: {refusal:?} (HTTP {})",
             case.payload.name,
