@@ -67,6 +67,18 @@ pub enum Error {
     /// A webhook signature refused ([`crate::webhook::verify`]).
     #[error(transparent)]
     WebhookVerify(#[from] VerifyError),
+    /// A `POST /alerts` body we cannot read ([`crate::alerts::ingress`]).
+    #[error(transparent)]
+    AlertIngress(#[from] crate::alerts::ingress::IngressError),
+    /// On-call paging ([`crate::alerts::paging`]).
+    #[error(transparent)]
+    Paging(#[from] crate::alerts::paging::PagingError),
+    /// The alerts table ([`crate::alerts::store`]).
+    #[error(transparent)]
+    AlertStore(#[from] crate::alerts::store::StoreError),
+    /// The escalation timers ([`crate::alerts::timer`]).
+    #[error(transparent)]
+    Timer(#[from] crate::alerts::timer::TimerError),
     /// A Lambda invocation that is not an HTTP API request ([`crate::entry::lambda_webhook`]).
     #[error(transparent)]
     LambdaEvent(#[from] EventError),
@@ -89,6 +101,9 @@ impl Error {
             Self::Queue(error) => error.is_retryable(),
             Self::Idempotency(error) => error.is_retryable(),
             Self::Worker(error) => error.is_retryable(),
+            Self::Paging(error) => error.is_retryable(),
+            Self::AlertStore(error) => error.is_retryable(),
+            Self::Timer(_) => true,
             Self::Secrets(error) | Self::Startup(StartupError::Secrets(error)) => {
                 secrets_retryable(error)
             }
@@ -97,6 +112,7 @@ impl Error {
             | Self::Startup(_)
             | Self::WebhookParse(_)
             | Self::WebhookVerify(_)
+            | Self::AlertIngress(_)
             | Self::LambdaEvent(_) => false,
             #[cfg(feature = "dev")]
             Self::DevEvent(_) => false,
@@ -221,6 +237,19 @@ mod tests {
                 true,
             ),
             (WorkerError::UnknownEvent.into(), false),
+            (crate::alerts::ingress::IngressError::NoAlerts.into(), false),
+            (
+                crate::alerts::paging::PagingError::Conflict { attempts: 8 }.into(),
+                true,
+            ),
+            (
+                crate::alerts::store::StoreError::Corrupt {
+                    reason: "version: not a number".into(),
+                }
+                .into(),
+                false,
+            ),
+            (crate::alerts::timer::TimerError::Stopped.into(), true),
             (
                 WorkerError::DeliverLater {
                     message_id: "wamid#0".into(),

@@ -360,7 +360,10 @@ async fn sqs_down_answers_500_and_nothing_is_lost() {
     let queued = receive(&aws).await;
     assert_eq!(queued.len(), 1);
     let job: Job = serde_json::from_str(queued[0].body().unwrap()).unwrap();
-    assert_eq!(job.message().expect("a message job").kind.text(), "pods crashing in prod");
+    assert_eq!(
+        job.message().expect("a message job").kind.text(),
+        "pods crashing in prod"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

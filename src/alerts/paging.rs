@@ -216,9 +216,9 @@ struct SentRecord {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PagingError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Timer(#[from] TimerError),
     /// Others kept writing the record between our read and write.
     #[error("alerts table: record kept changing under us ({attempts} attempts)")]

@@ -172,7 +172,10 @@ mod sample_files {
     fn sqs_sample_event_carries_a_readable_job() {
         let event: SqsEvent = serde_json::from_str(&read("sqs-job.json")).unwrap();
         let job: Job = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
-        assert_eq!(job.message().expect("a message job").kind.text(), "pods crashing in prod");
+        assert_eq!(
+            job.message().expect("a message job").kind.text(),
+            "pods crashing in prod"
+        );
         assert_eq!(
             event.records[0].attributes["MessageGroupId"],
             job.message().expect("a message job").sender.id()

@@ -628,7 +628,10 @@ mod tests {
                 assert_eq!(entry.id(), index.to_string());
                 let expected = serde_json::to_string(job).expect("serializable");
                 assert_eq!(entry.message_body(), expected);
-                assert_eq!(entry.message_group_id(), Some(job.message().unwrap().sender.id()));
+                assert_eq!(
+                    entry.message_group_id(),
+                    Some(job.message().unwrap().sender.id())
+                );
                 assert_eq!(
                     entry.message_deduplication_id(),
                     Some(job.message().unwrap().id.as_str())

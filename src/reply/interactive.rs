@@ -137,7 +137,18 @@ impl Choice {
     /// Control characters stripped from both; `None` when neither shows anything. An id with
     /// nothing visible becomes a slug of the title, a title with nothing visible the id (so a
     /// title of zero-width spaces or braille blanks never makes a blank button).
+    ///
+    /// An id under the prefix reserved for the function's own lists, pages and templates
+    /// ([`crate::sessions::commands::RESERVED_PREFIX`]) is dropped with its button or row, and
+    /// logged: a tap on it would be taken for ours (a page's Acknowledge, a command list's row).
     fn new(id: &str, title: &str) -> Option<Self> {
+        if crate::sessions::commands::is_reserved(id.trim()) {
+            tracing::warn!(
+                "agent's button or row uses the reserved id prefix {:?}: dropped",
+                crate::sessions::commands::RESERVED_PREFIX
+            );
+            return None;
+        }
         let (id, title) = (visible_line(id), visible_line(title));
         let (id, title) = match (id, title) {
             (None, None) => return None,
@@ -323,9 +334,6 @@ fn explicit_list(list: &ListSpec) -> (Option<Menu>, usize) {
     (Some(menu), dropped_rows)
 }
 
-/// What an agent's button or row id gets in front when it starts with our reserved prefix.
-pub const AGENT_ID_PREFIX: &str = "agent-";
-
 fn row_choice(row: &ListRow) -> Option<Choice> {
     let description = row.description.as_deref().unwrap_or_default();
     Choice::new(&row.id, &row.title).map(|choice| Choice {
@@ -334,21 +342,11 @@ fn row_choice(row: &ListRow) -> Option<Choice> {
     })
 }
 
-/// Ids within `max` chars, without surrounding spaces, made unique with "-2", "-3", …; an id
-/// under the prefix reserved for the function's own lists and templates
-/// ([`crate::sessions::commands::RESERVED_PREFIX`]) is prefixed with [`AGENT_ID_PREFIX`], so
-/// that a tap on it still reaches the agent instead of being taken for ours.
+/// Ids within `max` chars, without surrounding spaces, made unique with "-2", "-3", …
+/// (reserved ids never get here: [`Choice::new`] drops them).
 fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, max: usize) -> Vec<String> {
     let fit = |id: &str, max: usize| {
-        let id = id.trim();
-        let renamed;
-        let id = if crate::sessions::commands::is_reserved(id) {
-            renamed = format!("{AGENT_ID_PREFIX}{id}");
-            renamed.as_str()
-        } else {
-            id
-        };
-        let id = truncate(id, max).trim_end();
+        let id = truncate(id.trim(), max).trim_end();
         if !is_visible(id) {
             truncate(FALLBACK_ID, max).to_owned()
         } else {
@@ -489,13 +487,18 @@ mod tests {
     fn agent_ids_never_pass_for_the_functions_own() {
         let reply = reply_with_actions(vec![
             action("wal:cmd:0123:1", "Sneaky"),
+            action(" wal:alert:0123:acknowledge", "Fake acknowledge"),
             action("logs", "Logs"),
         ]);
         let ids: Vec<String> = buttons(menu(&reply).menu)
             .into_iter()
             .map(|button| button.id)
             .collect();
-        assert_eq!(ids, vec!["agent-wal:cmd:0123:1", "logs"]);
+        assert_eq!(
+            ids,
+            vec!["logs"],
+            "the reserved id is dropped with its button"
+        );
         assert!(
             ids.iter()
                 .all(|id| !crate::sessions::commands::is_reserved(id))
