@@ -6,7 +6,7 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint demo pipeline events build deploy fuzz load bench
+.PHONY: help venv test lint demo pipeline events templates build deploy fuzz load bench
 # One thing at a time, in the order written (`test` = venv, then lint, then the tests), even
 # under `make -j`: cargo parallelises each step by itself.
 .NOTPARALLEL:
@@ -81,6 +81,11 @@ pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker,
 
 events: ## re-sign events/*.json after editing them
 	cargo run --quiet --features dev --bin sign-events
+
+# Reads WHATSAPP_ACCESS_TOKEN, ALERT_TEMPLATE, NOTICE_TEMPLATE (optional), GRAPH_API_BASE_URL and
+# GRAPH_API_VERSION from the environment, like the functions. DRY_RUN=1 prints the requests only.
+templates: ## create the paging templates through the Graph API: WABA_ID=… (DRY_RUN=1: print only)
+	cargo run --quiet --features dev --bin create-templates -- --waba-id "$(WABA_ID)" $(if $(DRY_RUN),--dry-run)
 
 build: venv ## cross-build both functions for Lambda (arm64): target/lambda/{webhook,worker}/bootstrap.zip
 	$(WITH_VENV) cargo lambda build --release --arm64 --output-format zip --bin webhook --bin worker

@@ -86,6 +86,10 @@ pub enum Error {
     #[cfg(feature = "dev")]
     #[error(transparent)]
     DevEvent(#[from] crate::dev::events::EventError),
+    /// Creating the paging templates (`dev` feature: [`crate::dev::templates`]).
+    #[cfg(feature = "dev")]
+    #[error(transparent)]
+    DevTemplates(#[from] crate::dev::templates::TemplatesError),
 }
 
 impl Error {
@@ -116,6 +120,8 @@ impl Error {
             | Self::LambdaEvent(_) => false,
             #[cfg(feature = "dev")]
             Self::DevEvent(_) => false,
+            #[cfg(feature = "dev")]
+            Self::DevTemplates(error) => error.is_retryable(),
         }
     }
 }

@@ -1019,3 +1019,169 @@ async fn each_streamed_part_reaches_the_user_as_its_own_message() {
         matches!(&sent[2].message, OutgoingMessage::Buttons { body, .. } if body == "✅ All pods running")
     );
 }
+
+// --- make templates (dev::templates) against a loopback Graph API ----------------------------
+
+const WABA_ID: &str = "102290129340398";
+
+/// `create-templates --waba-id WABA_ID` against `server`: its result, stdout and stderr.
+fn create_templates(
+    server: &LoopbackServer,
+    notice: Option<&str>,
+) -> (
+    Result<(), whatsapp_agent_lambda::dev::templates::TemplatesError>,
+    String,
+    String,
+) {
+    let base = format!("{}/", server.url());
+    let notice = notice.map(str::to_owned);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let result = whatsapp_agent_lambda::dev::templates::run(
+        &["--waba-id".to_owned(), WABA_ID.to_owned()],
+        move |name| match name {
+            "WHATSAPP_ACCESS_TOKEN" => Some(ACCESS_TOKEN.to_owned()),
+            "ALERT_TEMPLATE" => Some("oncall_alert:en".to_owned()),
+            "NOTICE_TEMPLATE" => notice.clone(),
+            "GRAPH_API_BASE_URL" => Some(base.clone()),
+            "GRAPH_API_VERSION" => Some("v99.0".to_owned()),
+            _ => None,
+        },
+        &mut out,
+        &mut err,
+    );
+    (
+        result,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn templates_are_created_with_the_exact_request_and_metas_answer_is_printed() {
+    let (server, log) = answering(
+        200,
+        "application/json",
+        r#"{"id":"594425479261596","status":"PENDING","category":"UTILITY"}"#,
+    );
+    let (result, out, err) = create_templates(&server, Some("oncall_notice:en_US"));
+    result.unwrap();
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "oncall_alert:en (ALERT_TEMPLATE): created, id 594425479261596, status PENDING, category UTILITY",
+            "oncall_notice:en_US (NOTICE_TEMPLATE): created, id 594425479261596, status PENDING, category UTILITY",
+        ]
+    );
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for request in &seen {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, format!("/v99.0/{WABA_ID}/message_templates"));
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+        );
+        assert_eq!(request.header("content-type"), Some("application/json"));
+    }
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "name": "oncall_alert",
+            "language": "en",
+            "category": "UTILITY",
+            "components": [
+                {
+                    "type": "BODY",
+                    "text": "🚨 {{1}} alert: {{2}}\n\n{{3}}\n\nStarted {{4}}. Tap Acknowledge to take it, Details to ask the on-call agent about it, or Escalate to page the next tier.",
+                    "example": {"body_text": [["critical", "HighErrorRate", "5xx rate above 5% on checkout-api for 10 minutes", "2026-11-24 09:52 UTC"]]}
+                },
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Acknowledge"},
+                    {"type": "QUICK_REPLY", "text": "Details"},
+                    {"type": "QUICK_REPLY", "text": "Escalate"}
+                ]}
+            ]
+        })
+    );
+    assert_eq!(
+        seen[1].json(),
+        json!({
+            "name": "oncall_notice",
+            "language": "en_US",
+            "category": "UTILITY",
+            "components": [{
+                "type": "BODY",
+                "text": "On-call update: {{1}}\n\nThis is an automated message from your on-call paging.",
+                "example": {"body_text": [["✅ Sam acknowledged: HighErrorRate"]]}
+            }]
+        })
+    );
+}
+
+#[test]
+fn a_refused_template_fails_the_command_with_metas_error_scrubbed() {
+    let (server, log) = answering(
+        400,
+        "application/json",
+        r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2388024,"error_user_title":"Content in this language already exists","error_user_msg":"Call +1 (415) 555-1234 for help\nERROR forged","fbtrace_id":"AbC"}}"#,
+    );
+    let (result, out, err) = create_templates(&server, None);
+    let error = result.unwrap_err();
+    assert_eq!(error.to_string(), "1 of 1 template(s) not created");
+    assert_eq!(log.lock().unwrap().len(), 1);
+    assert!(
+        err.starts_with(
+            "create-templates: oncall_alert:en: the Graph API refused it (HTTP 400, code 100, subcode *******): Invalid parameter / Content in this language already exists / Call "
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "no forged line: {err}");
+    assert!(
+        !err.contains("555-1234") && !err.contains(ACCESS_TOKEN),
+        "{err}"
+    );
+    assert!(out.contains("NOTICE_TEMPLATE is not set"), "{out}");
+}
+
+#[test]
+fn an_answer_without_an_id_or_no_answer_at_all_fails_clearly() {
+    let (server, _log) = answering(200, "application/json", r#"{"success":true}"#);
+    let (result, _, err) = create_templates(&server, None);
+    assert!(result.is_err());
+    assert!(
+        err.contains(
+            "oncall_alert:en: unexpected answer from the Graph API (HTTP 200): {\"success\":true}"
+        ),
+        "{err}"
+    );
+
+    let closed = {
+        let (server, _) = answering(200, "application/json", "{}");
+        let url = server.url();
+        drop(server);
+        url
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let error = whatsapp_agent_lambda::dev::templates::run(
+        &["--waba-id".to_owned(), WABA_ID.to_owned()],
+        |name| match name {
+            "WHATSAPP_ACCESS_TOKEN" => Some(ACCESS_TOKEN.to_owned()),
+            "ALERT_TEMPLATE" => Some("oncall_alert:en".to_owned()),
+            "GRAPH_API_BASE_URL" => Some(closed.clone()),
+            _ => None,
+        },
+        &mut out,
+        &mut err,
+    )
+    .unwrap_err();
+    let err = String::from_utf8(err).unwrap();
+    assert!(err.contains("the Graph API did not answer"), "{err}");
+    assert!(matches!(
+        error,
+        whatsapp_agent_lambda::dev::templates::TemplatesError::NotCreated {
+            failed: 1,
+            total: 1
+        }
+    ));
+}

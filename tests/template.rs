@@ -5,7 +5,10 @@
 //! the production shape of README's "How it works": a FIFO job queue with a dead-letter queue
 //! after the worker's last attempt, partial batch failures, least-privilege roles, a claims
 //! table with TTL, a dead-letter alarm, and environments the configuration accepts for every
-//! agent backend.
+//! agent backend. With `OnCall` set (on-call paging), also the alerts table (TTL), the timer
+//! queue with its own dead-letter queue and alarm, the worker's second event source, the
+//! `POST /alerts` route with its own throttling, and paging permissions scoped to those
+//! resources; without it, none of them.
 //!
 //! The tools come from the project's `.venv` (`make venv`, pinned in `tests/requirements.txt`).
 //! Every child process gets a clean environment: a throwaway `HOME`, no AWS credentials or
@@ -315,7 +318,8 @@ fn webhook_may_only_queue_jobs_and_read_the_secret() {
     let own_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:whatsapp-AbCdEf";
     let stacks = Stack::every_backend()
         .into_iter()
-        .chain([Stack::deployed(&[("WhatsAppSecretArn", own_secret)])]);
+        .chain([Stack::deployed(&[("WhatsAppSecretArn", own_secret)])])
+        .chain([paging_stack(&[])]);
     for stack in stacks {
         let statements = stack.role_statements("WebhookFunction");
         let mut granted: Vec<(String, Value)> = Vec::new();
@@ -332,16 +336,30 @@ fn webhook_may_only_queue_jobs_and_read_the_secret() {
             "" => json!({"Ref": "WhatsAppSecret"}),
             _ => json!({"Ref": "WhatsAppSecretArn"}),
         };
-        assert_eq!(
-            granted,
-            vec![
-                ("secretsmanager:GetSecretValue".to_owned(), secret),
+        let mut expected = vec![
+            ("secretsmanager:GetSecretValue".to_owned(), secret),
+            (
+                "sqs:SendMessage".to_owned(),
+                json!({"Fn::GetAtt": ["JobQueue", "Arn"]}),
+            ),
+        ];
+        if stack.condition("PagingOn") {
+            // Incidents (consistent read, conditional write) and timers (send only).
+            let table = json!({"Fn::GetAtt": ["AlertsTable", "Arn"]});
+            expected.extend([
+                ("dynamodb:GetItem".to_owned(), table.clone()),
+                ("dynamodb:PutItem".to_owned(), table),
                 (
                     "sqs:SendMessage".to_owned(),
-                    json!({"Fn::GetAtt": ["JobQueue", "Arn"]})
+                    json!({"Fn::GetAtt": ["TimerQueue", "Arn"]}),
                 ),
-            ],
-            "{}: the webhook may send jobs to the job queue and read its secret, nothing else",
+            ]);
+        }
+        expected.sort_by_key(|(action, resource)| format!("{action} {resource}"));
+        assert_eq!(
+            granted, expected,
+            "{}: the webhook may send jobs to the job queue and read its secret (and with paging \
+             keep incidents and schedule timers), nothing else",
             stack.label
         );
         assert_eq!(
@@ -445,7 +463,8 @@ fn worker_may_start_only_the_state_machine_its_mode_uses() {
 #[test]
 fn roles_grant_no_wildcard_beyond_log_delivery() {
     let listed = stack_with_agents("http", &[("AgentStateMachineArns", LISTED_MACHINES)]);
-    for stack in Stack::every_backend().into_iter().chain([listed]) {
+    let paging = paging_stack(&[("AgentBackend", "stepfunctions")]);
+    for stack in Stack::every_backend().into_iter().chain([listed, paging]) {
         for (name, role) in stack.resources_of_type("AWS::IAM::Role") {
             for statement in stack.statements_of_role(&role) {
                 // Evaluated: a parameter or a substitution could hide one.
@@ -737,13 +756,15 @@ fn each_agent_backend_refuses_to_deploy_without_its_agent() {
 fn template_sets_only_variables_the_configuration_reads() {
     let config_source =
         std::fs::read_to_string(repo().join("src/config.rs")).expect("read src/config.rs");
-    let stack = Stack::deployed(&[]);
-    for function in ["WebhookFunction", "WorkerFunction"] {
-        for name in stack.raw_environment(function).keys() {
-            assert!(
-                config_source.contains(&format!("\"{name}\"")),
-                "{function} sets {name}, which src/config.rs never reads (a typo?)"
-            );
+    for stack in [Stack::deployed(&[]), paging_stack(&[])] {
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            for name in stack.raw_environment(function).keys() {
+                assert!(
+                    config_source.contains(&format!("\"{name}\"")),
+                    "{}: {function} sets {name}, which src/config.rs never reads (a typo?)",
+                    stack.label
+                );
+            }
         }
     }
 }
@@ -905,6 +926,365 @@ fn worker_may_start_exactly_the_listed_agent_state_machines() {
     assert_eq!(granted.len(), expected.len() + 1, "{granted:?}");
 }
 
+// --- On-call paging (OnCall) -----------------------------------------------------------------
+
+/// The ONCALL of the paging stacks: two tiers and a route.
+const ONCALL: &str = r#"{"tiers": [["+14155551234"], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300, "routes": [{"match": {"team": "payments"}, "tiers": [["+4915112345678"]], "escalate_after_secs": 120}]}"#;
+
+/// What paging adds to the stack when `OnCall` is set.
+const PAGING_RESOURCES: [&str; 5] = [
+    "AlertsTable",
+    "TimerQueue",
+    "TimerDeadLetterQueue",
+    "WorkerTimers",
+    "TimerDeadLetterQueueAlarm",
+];
+/// The variables of paging, in both functions.
+const PAGING_VARIABLES: [&str; 7] = [
+    "ONCALL",
+    "PHONE_NUMBER_ID",
+    "ALERT_TEMPLATE",
+    "NOTICE_TEMPLATE",
+    "PAGE_MIN_INTERVAL_SECS",
+    "ALERTS_TABLE",
+    "TIMER_QUEUE_URL",
+];
+
+/// A stack with paging on (`OnCall` and what it needs set); `extra` wins.
+fn paging_stack(extra: &[(&str, &str)]) -> Stack {
+    let mut overrides = vec![
+        ("OnCall", ONCALL),
+        ("PhoneNumberId", "106540352242922"),
+        ("AlertTemplate", "oncall_alert:en"),
+        ("NoticeTemplate", "oncall_notice:en"),
+    ];
+    overrides.extend_from_slice(extra);
+    Stack::deployed(&overrides)
+}
+
+/// Every (action, resource) a function's role grants on `resource` (as written).
+fn actions_on(stack: &Stack, function: &str, resource: &Value) -> Vec<String> {
+    let mut actions: Vec<String> = stack
+        .role_statements(function)
+        .iter()
+        .filter(|statement| list(&statement["Resource"]).contains(resource))
+        .flat_map(|statement| strings(&statement["Action"]))
+        .collect();
+    actions.sort();
+    actions
+}
+
+#[test]
+fn paging_is_off_by_default_and_then_creates_and_grants_nothing() {
+    for stack in Stack::every_backend() {
+        assert!(!stack.condition("PagingOn"), "{}", stack.label);
+        for resource in PAGING_RESOURCES {
+            assert!(
+                !stack.exists(resource),
+                "{}: {resource} without OnCall",
+                stack.label
+            );
+        }
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let environment = stack.raw_environment(function);
+            for variable in PAGING_VARIABLES {
+                assert!(
+                    environment.get(variable).is_none(),
+                    "{}: {function} sets {variable} without OnCall",
+                    stack.label
+                );
+            }
+            for statement in stack.role_statements(function) {
+                let text = statement.to_string();
+                assert!(
+                    !text.contains("AlertsTable") && !text.contains("TimerQueue"),
+                    "{}: {function} has a paging permission without OnCall: {statement}",
+                    stack.label
+                );
+            }
+        }
+        assert!(stack.broken_rules().is_empty(), "{}", stack.label);
+    }
+    for output in ["AlertsUrl", "AlertsTableName", "TimerQueueUrl"] {
+        assert_eq!(
+            transformed()["Outputs"][output]["Condition"],
+            json!("PagingOn"),
+            "{output} only with OnCall"
+        );
+    }
+}
+
+#[test]
+fn paging_refuses_to_deploy_without_its_number_and_template() {
+    assert!(paging_stack(&[]).broken_rules().is_empty());
+    assert!(
+        paging_stack(&[("NoticeTemplate", "")])
+            .broken_rules()
+            .is_empty(),
+        "NoticeTemplate is optional"
+    );
+    for needed in ["PhoneNumberId", "AlertTemplate"] {
+        assert_eq!(
+            paging_stack(&[(needed, "")]).broken_rules(),
+            ["PagingNeedsNumberAndTemplate"],
+            "OnCall deploys without {needed}"
+        );
+    }
+    let parameters = &transformed()["Parameters"];
+    for (parameter, default) in [
+        ("OnCall", ""),
+        ("PhoneNumberId", ""),
+        ("AlertTemplate", ""),
+        ("NoticeTemplate", ""),
+        ("PageMinIntervalSecs", "60"),
+        ("AlertsBurstLimit", "20"),
+        ("AlertsRateLimit", "5"),
+    ] {
+        assert_eq!(
+            scalar(&parameters[parameter]["Default"]),
+            default,
+            "{parameter}'s default"
+        );
+    }
+    assert_eq!(number(&parameters["PageMinIntervalSecs"]["MinValue"]), 0);
+    assert_eq!(number(&parameters["PageMinIntervalSecs"]["MaxValue"]), 3600);
+}
+
+#[test]
+fn both_functions_get_the_paging_configuration() {
+    for backend in ["http", "stepfunctions"] {
+        let stack = paging_stack(&[("AgentBackend", backend)]);
+        for resource in PAGING_RESOURCES {
+            assert!(stack.exists(resource), "{}: {resource}", stack.label);
+        }
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let raw = stack.raw_environment(function);
+            for (variable, parameter) in [
+                ("ONCALL", "OnCall"),
+                ("PHONE_NUMBER_ID", "PhoneNumberId"),
+                ("ALERT_TEMPLATE", "AlertTemplate"),
+                ("NOTICE_TEMPLATE", "NoticeTemplate"),
+                ("PAGE_MIN_INTERVAL_SECS", "PageMinIntervalSecs"),
+                ("ALERTS_TABLE", "AlertsTable"),
+                ("TIMER_QUEUE_URL", "TimerQueue"),
+            ] {
+                assert_eq!(
+                    raw.get(variable),
+                    Some(&json!({"Ref": parameter})),
+                    "{}: {function}'s {variable}",
+                    stack.label
+                );
+            }
+            let environment = stack.environment(function);
+            assert_eq!(environment["ONCALL"], ONCALL);
+            assert_eq!(environment["PAGE_MIN_INTERVAL_SECS"], "60");
+            assert!(
+                environment["TIMER_QUEUE_URL"].starts_with("https://sqs.")
+                    && !environment["TIMER_QUEUE_URL"].ends_with(".fifo"),
+                "{}",
+                environment["TIMER_QUEUE_URL"]
+            );
+            Config::from_lookup(|name| environment.get(name).cloned()).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {function} would not start with paging: {e}",
+                    stack.label
+                )
+            });
+        }
+    }
+}
+
+#[test]
+fn alerts_table_expires_incidents_and_both_functions_read_and_write_it_conditionally() {
+    let stack = paging_stack(&[]);
+    assert_keyed_table(&stack, "AlertsTable");
+    let table = json!({"Fn::GetAtt": ["AlertsTable", "Arn"]});
+    for function in ["WebhookFunction", "WorkerFunction"] {
+        assert_eq!(
+            actions_on(&stack, function, &table),
+            ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "{function}: incidents are a consistent read and a conditional write, nothing else"
+        );
+    }
+}
+
+#[test]
+fn timer_queue_is_standard_outlasts_the_worker_and_dead_letters_with_an_alarm() {
+    let stack = paging_stack(&[]);
+    let queue = stack.properties("TimerQueue");
+    // A FIFO queue cannot delay single messages: timers need a standard one.
+    assert_ne!(
+        queue["FifoQueue"],
+        json!(true),
+        "the timer queue is standard"
+    );
+    assert_eq!(queue["SqsManagedSseEnabled"], json!(true));
+    let worker_timeout = number(&stack.properties("WorkerFunction")["Timeout"]);
+    let visibility = number(&queue["VisibilityTimeout"]);
+    assert!(
+        visibility >= worker_timeout,
+        "VisibilityTimeout ({visibility} s) must cover the worker's Timeout ({worker_timeout} s)"
+    );
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["TimerDeadLetterQueue", "Arn"]}),
+        "the timer queue has its own dead-letter queue (not the FIFO job queue's)"
+    );
+    assert!(number(&redrive["maxReceiveCount"]) >= 2, "{redrive}");
+    let dead_letters = stack.properties("TimerDeadLetterQueue");
+    assert_ne!(dead_letters["FifoQueue"], json!(true));
+    assert_eq!(dead_letters["SqsManagedSseEnabled"], json!(true));
+    assert!(retention(&dead_letters) > retention(&queue));
+
+    let alarm = stack.properties("TimerDeadLetterQueueAlarm");
+    assert_eq!(
+        alarm["Dimensions"],
+        json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": ["TimerDeadLetterQueue", "QueueName"]}}])
+    );
+    assert_eq!(
+        alarm["MetricName"],
+        json!("ApproximateNumberOfMessagesVisible")
+    );
+    assert_eq!(alarm["ComparisonOperator"], json!("GreaterThanThreshold"));
+    assert_eq!(
+        number(&alarm["Threshold"]),
+        0,
+        "the first dead timer must alarm"
+    );
+    assert_eq!(alarm["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
+}
+
+#[test]
+fn worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights() {
+    let stack = paging_stack(&[]);
+    let mappings: Vec<Value> = stack
+        .resources_of_type("AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .map(|(_, mapping)| mapping["Properties"].clone())
+        .filter(|mapping| mapping["FunctionName"] == json!({"Ref": "WorkerFunction"}))
+        .collect();
+    let mut sources: Vec<String> = mappings
+        .iter()
+        .map(|mapping| mapping["EventSourceArn"].to_string())
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [
+            json!({"Fn::GetAtt": ["JobQueue", "Arn"]}).to_string(),
+            json!({"Fn::GetAtt": ["TimerQueue", "Arn"]}).to_string(),
+        ],
+        "the worker consumes the job queue and the timer queue"
+    );
+    let timers = mappings
+        .iter()
+        .find(|mapping| mapping["EventSourceArn"] == json!({"Fn::GetAtt": ["TimerQueue", "Arn"]}))
+        .expect("checked above");
+    assert_eq!(
+        timers["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(timers["BatchSize"], json!(10));
+    let concurrency = &timers["ScalingConfig"]["MaximumConcurrency"];
+    assert_eq!(concurrency, &json!({"Ref": "WorkerMaxConcurrency"}));
+
+    let timer_queue = json!({"Fn::GetAtt": ["TimerQueue", "Arn"]});
+    assert_eq!(
+        actions_on(&stack, "WorkerFunction", &timer_queue),
+        [
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+        ],
+        "the worker schedules timers and consumes them (what its event source polls with)"
+    );
+    assert_eq!(
+        actions_on(&stack, "WebhookFunction", &timer_queue),
+        ["sqs:SendMessage"],
+        "the webhook may only schedule a timer"
+    );
+}
+
+#[test]
+fn alerts_route_reaches_the_webhook_function_with_its_own_throttling() {
+    for stack in [Stack::deployed(&[]), paging_stack(&[])] {
+        let api = stack.properties("WebhookHttpApi");
+        let paths = &api["Body"]["paths"];
+        let integration = |path: &str, method: &str| {
+            paths[path][method]["x-amazon-apigateway-integration"]["uri"].to_string()
+        };
+        for (path, method) in [
+            ("/webhook", "get"),
+            ("/webhook", "post"),
+            ("/alerts", "post"),
+        ] {
+            assert!(
+                integration(path, method).contains("${WebhookFunction.Arn}"),
+                "{}: {method} {path} does not reach the webhook function: {}",
+                stack.label,
+                paths[path]
+            );
+        }
+        assert_eq!(
+            paths["/alerts"]
+                .as_object()
+                .map(|methods| methods.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["post".to_owned()]),
+            "only POST /alerts"
+        );
+
+        let stages = stack.resources_of_type("AWS::ApiGatewayV2::Stage");
+        assert_eq!(stages.len(), 1, "{stages:?}");
+        let stage = &stages[0].1["Properties"];
+        let settings = stage["RouteSettings"]
+            .as_object()
+            .expect("route settings on the stage");
+        assert_eq!(
+            settings.keys().collect::<Vec<_>>(),
+            ["POST /alerts"],
+            "throttled on its own: /webhook (Meta) keeps the stage's defaults"
+        );
+        assert!(
+            stage.get("DefaultRouteSettings").is_none(),
+            "/webhook's throttling is left as it was"
+        );
+        let alerts = &settings["POST /alerts"];
+        assert_eq!(stack.value(&alerts["ThrottlingBurstLimit"]), "20");
+        assert_eq!(stack.value(&alerts["ThrottlingRateLimit"]), "5");
+        assert_eq!(
+            alerts["ThrottlingBurstLimit"],
+            json!({"Ref": "AlertsBurstLimit"})
+        );
+        assert_eq!(
+            alerts["ThrottlingRateLimit"],
+            json!({"Ref": "AlertsRateLimit"})
+        );
+    }
+    let stack = paging_stack(&[]);
+    let url = stack.value(&transformed()["Outputs"]["AlertsUrl"]["Value"]);
+    assert_eq!(
+        url,
+        "https://WebhookHttpApi.execute-api.us-east-1.amazonaws.com/alerts"
+    );
+}
+
+#[test]
+fn the_created_secret_has_a_slot_for_the_alert_token() {
+    let stack = Stack::deployed(&[]);
+    let generate = &stack.properties("WhatsAppSecret")["GenerateSecretString"];
+    let template: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .expect("a template string"),
+    )
+    .expect("the secret's template is JSON");
+    assert_eq!(template["alert_token"], json!(""), "{template}");
+    assert_eq!(generate["GenerateStringKey"], json!("verify_token"));
+}
+
 /// The managed policy SAM gives every function it makes a role for: CloudWatch Logs.
 const BASIC_EXECUTION_ROLE: &str =
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
@@ -1023,10 +1403,13 @@ impl Stack {
         {
             params.insert(name.to_owned(), value.to_owned());
         }
-        let label = format!(
+        let mut label = format!(
             "AgentBackend={} StepFunctionsMode={}",
             params["AgentBackend"], params["StepFunctionsMode"]
         );
+        if !params["OnCall"].is_empty() {
+            label.push_str(" OnCall=set");
+        }
         Self {
             template,
             params,
@@ -1254,7 +1637,9 @@ impl Stack {
         let resource = self.resource(name);
         match resource["Type"].as_str().expect("a type") {
             "AWS::SQS::Queue" => {
-                format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}.fifo")
+                let fifo = resource["Properties"]["FifoQueue"] == json!(true);
+                let suffix = if fifo { ".fifo" } else { "" };
+                format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}{suffix}")
             }
             "AWS::StepFunctions::StateMachine" => {
                 let machine = match resource["Properties"].get("StateMachineName") {

@@ -21,6 +21,7 @@ use whatsapp_agent_lambda::domain::{OutgoingMessage, Recipient};
 use whatsapp_agent_lambda::graph::RecordingMessenger;
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, DEFAULT_LEASE, Outcome, Pipeline};
+use whatsapp_agent_lambda::queue::MemoryQueue;
 use whatsapp_agent_lambda::reply::{AGENT_FAILED_PERMANENT_TEXT, AGENT_FAILED_TEXT, LEFT_OUT_NOTE};
 use whatsapp_agent_lambda::webhook::{Dispatcher, WebhookApp, sign};
 
@@ -507,4 +508,132 @@ async fn a_batch_from_many_senders_runs_a_bounded_number_of_agent_calls_at_once(
     let answer = app.handle(signed_texts(&messages)).await;
     assert_eq!(answer.status(), 200);
     agent.assert_wide_batch_answered(&messenger, 200);
+}
+
+/// What `app` logs (plain text, no time or target) while it accepts `request`.
+fn logs_of_accepting(app: &WebhookApp, request: &lambda_http::Request) -> String {
+    use lambda_http::tracing::subscriber::util::SubscriberInitExt;
+    let buffer: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+    let sink = buffer.clone();
+    let subscriber = lambda_http::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_max_level(lambda_http::tracing::Level::INFO)
+        .with_writer(move || LogSink(sink.clone()))
+        .finish();
+    {
+        let _default = subscriber.set_default();
+        let body = whatsapp_agent_lambda::webhook::answer::body_bytes(request.body());
+        let messages = app
+            .accept(request.headers(), body)
+            .expect("a signed webhook is accepted");
+        assert!(messages.messages.is_empty(), "a template update is no message");
+    }
+    String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A signed `message_template_status_update` webhook (Meta's documented shape).
+fn template_status(event: &str, name: &str, language: &str) -> lambda_http::Request {
+    let body = json!({"object": "whatsapp_business_account", "entry": [{
+        "id": "102290129340398", "time": 1795514400,
+        "changes": [{"value": {
+            "event": event, "message_template_id": 1689556908129832u64,
+            "message_template_name": name, "message_template_language": language,
+            "reason": if event == "REJECTED" { "INCORRECT_CATEGORY" } else { "NONE" },
+        }, "field": "message_template_status_update"}]
+    }]});
+    signed(body.to_string().as_bytes())
+}
+
+#[tokio::test]
+async fn template_status_updates_are_answered_200_and_reach_nobody() {
+    let h = Harness::echo();
+    let answer = h.app.handle(event("post-template-status.json")).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(h.agent.calls(), 0);
+    assert!(h.messenger.sent().is_empty());
+}
+
+#[test]
+fn a_watched_template_paused_disabled_or_rejected_is_an_error_naming_it() {
+    let app = WebhookApp::new(
+        secrets_with_app_secret(LOCAL_APP_SECRET),
+        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+        Dispatcher::Queue(Arc::new(MemoryQueue::new())),
+        4 * 1024 * 1024,
+    )
+    .watching_templates(vec![
+        "oncall_alert:en".to_owned(),
+        "oncall_notice:en_US".to_owned(),
+        String::new(),
+    ]);
+
+    // Meta's documented pause, as the sample event carries it.
+    let logs = logs_of_accepting(&app, &event("post-template-status.json"));
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let line = lines[0];
+    assert!(line.starts_with("ERROR"), "{line}");
+    for expected in [
+        "pages will fail until it is fixed",
+        "template=oncall_alert:en",
+        "event=PAUSED",
+        "reason=NONE",
+        "info=FIRST_PAUSE",
+        "details=Your WhatsApp message template has been paused for 3 hours",
+    ] {
+        assert!(line.contains(expected), "{expected:?} not in {line}");
+    }
+
+    for (event, name, language, level) in [
+        ("DISABLED", "oncall_alert", "en", "ERROR"),
+        ("REJECTED", "oncall_notice", "en-US", "ERROR"),
+        // Another language of a watched name, or a template this deployment does not send.
+        ("PAUSED", "oncall_alert", "de", "WARN"),
+        ("REJECTED", "marketing_promo", "en", "WARN"),
+        // Good news and everything else.
+        ("APPROVED", "oncall_alert", "en", "INFO"),
+        ("PENDING_DELETION", "oncall_notice", "en_US", "INFO"),
+    ] {
+        let logs = logs_of_accepting(&app, &template_status(event, name, language));
+        let line = logs.lines().next().unwrap_or_default();
+        assert_eq!(logs.lines().count(), 1, "{logs}");
+        assert!(
+            line.trim_start().starts_with(level),
+            "{event} {name}:{language}: {line}"
+        );
+        assert!(line.contains(&format!("event={event}")), "{line}");
+        assert!(
+            line.contains(&format!("template={name}:{}", language.replace('-', "_"))),
+            "{line}"
+        );
+        assert_eq!(
+            line.contains("pages will fail until it is fixed"),
+            level == "ERROR",
+            "{line}"
+        );
+    }
+
+    // Without watched templates, a pause is a warning.
+    let unwatched = WebhookApp::new(
+        secrets_with_app_secret(LOCAL_APP_SECRET),
+        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+        Dispatcher::Queue(Arc::new(MemoryQueue::new())),
+        4 * 1024 * 1024,
+    );
+    let logs = logs_of_accepting(&unwatched, &event("post-template-status.json"));
+    assert!(logs.trim_start().starts_with("WARN"), "{logs}");
 }

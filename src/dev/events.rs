@@ -1,6 +1,7 @@
-//! The sample events in `events/`: API Gateway HTTP API (v2) envelopes, signed with a
-//! documented local test app secret, used by the tests, the demo, `cargo lambda invoke` and
-//! `sam local invoke`. `make events` re-signs them after an edit.
+//! The sample events in `events/`: API Gateway HTTP API (v2) envelopes, Meta's (on `/webhook`)
+//! signed with a documented local test app secret, the monitoring systems' (`POST /alerts`)
+//! carrying a documented local bearer token, used by the tests, the demo, `cargo lambda invoke`
+//! and `sam local invoke`. `make events` re-signs Meta's after an edit.
 
 use crate::webhook::sign;
 use base64::Engine;
@@ -13,6 +14,11 @@ pub const LOCAL_APP_SECRET: &str = "local-test-app-secret";
 pub const LOCAL_VERIFY_TOKEN: &str = "local-test-verify-token";
 /// The access token local runs send to the (fake) Graph API.
 pub const LOCAL_ACCESS_TOKEN: &str = "local-test-access-token";
+/// The bearer token of the sample `POST /alerts` events (`ALERT_TOKEN` in local runs, the
+/// secret's `alert_token` in AWS). Never use it outside local runs.
+pub const LOCAL_ALERT_TOKEN: &str = "local-alert-token";
+/// The route of Meta's webhook: the only envelopes that carry a signature.
+const WEBHOOK_ROUTE_SUFFIX: &str = " /webhook";
 /// The senders the sample events come from that local runs allow; `447700900123` is not listed.
 pub const LOCAL_ALLOWED_SENDERS: &str = "+1 (415) 555-1234, BR.20261124000000000042";
 /// Events whose file name contains this are signed with the wrong secret on purpose.
@@ -108,8 +114,9 @@ pub fn resign_dir(dir: &Path) -> Result<Vec<PathBuf>, EventError> {
         };
         let mut envelope: Value =
             serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        // Only API Gateway envelopes carry a signature; SQS and other events are left alone.
-        if envelope.get("routeKey").is_none() {
+        // Only Meta's API Gateway envelopes carry a signature; `/alerts` envelopes carry a
+        // bearer token instead, and SQS and other events nothing: they are left alone.
+        if !is_webhook_route(&envelope) {
             continue;
         }
         let forged = path
@@ -126,11 +133,41 @@ pub fn resign_dir(dir: &Path) -> Result<Vec<PathBuf>, EventError> {
     Ok(changed)
 }
 
+/// Whether `envelope` is an API Gateway request on Meta's `/webhook` route.
+fn is_webhook_route(envelope: &Value) -> bool {
+    envelope
+        .get("routeKey")
+        .and_then(Value::as_str)
+        .is_some_and(|route| route.ends_with(WEBHOOK_ROUTE_SUFFIX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::webhook::verify_signature;
     use serde_json::json;
+
+    #[test]
+    fn only_webhook_routes_are_signed() {
+        assert!(is_webhook_route(&json!({"routeKey": "POST /webhook"})));
+        assert!(is_webhook_route(&json!({"routeKey": "GET /webhook"})));
+        assert!(!is_webhook_route(&json!({"routeKey": "POST /alerts"})));
+        assert!(!is_webhook_route(&json!({"Records": []})));
+
+        let dir = std::env::temp_dir().join(format!("wal-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let alerts = json!({"routeKey": "POST /alerts", "headers": {"authorization": "Bearer x"}, "body": "{}"});
+        let webhook = json!({"routeKey": "POST /webhook", "headers": {}, "body": "{}"});
+        std::fs::write(dir.join("alerts.json"), alerts.to_string()).unwrap();
+        std::fs::write(dir.join("webhook.json"), webhook.to_string()).unwrap();
+        let changed = resign_dir(&dir).unwrap();
+        let alerts_after: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("alerts.json")).unwrap())
+                .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(changed, [dir.join("webhook.json")]);
+        assert_eq!(alerts_after, alerts, "an /alerts envelope is left as it is");
+    }
 
     #[test]
     fn resigning_sets_a_verifiable_signature_once() {
@@ -180,6 +217,76 @@ mod sample_files {
             event.records[0].attributes["MessageGroupId"],
             job.message().expect("a message job").sender.id()
         );
+    }
+
+    #[test]
+    fn alert_sample_events_are_bearer_authenticated_posts_of_each_shape() {
+        use super::LOCAL_ALERT_TOKEN;
+        use serde_json::Value;
+        let body_of = |name: &str| -> Value {
+            let envelope: Value = serde_json::from_str(&read(name)).unwrap();
+            assert_eq!(envelope["routeKey"], "POST /alerts", "{name}");
+            assert_eq!(envelope["rawPath"], "/alerts", "{name}");
+            assert_eq!(
+                envelope["requestContext"]["http"]["method"], "POST",
+                "{name}"
+            );
+            assert_eq!(
+                envelope["headers"]["authorization"],
+                format!("Bearer {LOCAL_ALERT_TOKEN}"),
+                "{name}"
+            );
+            assert!(
+                envelope["headers"].get("x-hub-signature-256").is_none(),
+                "{name}: not Meta's, not signed"
+            );
+            serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap()
+        };
+        let firing = body_of("post-alerts-alertmanager.json");
+        assert_eq!(firing["version"], "4");
+        assert_eq!(firing["status"], "firing");
+        let alerts = firing["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 2, "a firing group of two alerts");
+        assert_ne!(alerts[0]["fingerprint"], alerts[1]["fingerprint"]);
+
+        // The same two alerts (fingerprint and startsAt), resolved.
+        let resolved = body_of("post-alerts-resolved.json");
+        assert_eq!(resolved["status"], "resolved");
+        assert_eq!(resolved["groupKey"], firing["groupKey"]);
+        for (before, after) in alerts.iter().zip(resolved["alerts"].as_array().unwrap()) {
+            assert_eq!(after["status"], "resolved");
+            assert_eq!(after["fingerprint"], before["fingerprint"]);
+            assert_eq!(after["startsAt"], before["startsAt"]);
+        }
+
+        let generic = body_of("post-alerts-generic.json");
+        for field in [
+            "title",
+            "severity",
+            "summary",
+            "url",
+            "dedup_key",
+            "status",
+            "labels",
+        ] {
+            assert!(generic.get(field).is_some(), "the generic JSON has {field}");
+        }
+    }
+
+    #[test]
+    fn template_status_sample_event_pauses_the_alert_template() {
+        let envelope: serde_json::Value =
+            serde_json::from_str(&read("post-template-status.json")).unwrap();
+        let body = super::body_bytes(&envelope).unwrap().unwrap();
+        let header = envelope["headers"]["x-hub-signature-256"].as_str();
+        assert!(
+            crate::webhook::verify_signature(header, super::LOCAL_APP_SECRET.as_bytes(), &body)
+                .is_ok()
+        );
+        let parsed = crate::webhook::parse(&body).unwrap();
+        let update = &parsed.template_updates[0];
+        assert_eq!(update.event, "PAUSED");
+        assert_eq!(update.template().unwrap().to_string(), "oncall_alert:en");
     }
 
     #[test]

@@ -97,6 +97,17 @@ impl Env {
             dispatcher,
             self.config.max_body_bytes,
         );
+        // The templates this deployment sends: Meta pausing one is an ERROR in the logs.
+        let watched = [
+            &self.config.alert_template,
+            &self.config.notice_template,
+            &self.config.reengage_template,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|template| format!("{}:{}", template.name, template.language))
+        .collect();
+        let app = app.watching_templates(watched);
         Ok(match &self.config.oncall {
             Some(oncall) => app.with_paging(oncall.clone(), alert_token),
             None => app,

@@ -1,7 +1,7 @@
 //! The webhook handler: verify → parse → filter and hand off → answer. Each request ends in
 //! one [`Answer`]; what it writes (status, headers, body) is decided in [`super::answer`].
 
-use super::parse::{ParseError, ParsedWebhook, parse};
+use super::parse::{ParseError, ParsedWebhook, TemplateUpdate, parse};
 use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signature};
 use crate::alerts::ingress::{MAX_ALERT_BODY_BYTES, parse_alerts};
 use crate::alerts::oncall::OnCall;
@@ -68,6 +68,8 @@ pub struct WebhookApp {
     max_body_bytes: usize,
     /// On-call paging (`ONCALL`): `POST /alerts`, and taps on pages from the people on call.
     paging: Option<PagingIngress>,
+    /// The templates this deployment sends ([`WebhookApp::watching_templates`]).
+    watched_templates: Vec<WatchedTemplate>,
 }
 
 /// What the webhook needs for paging.
@@ -86,6 +88,36 @@ pub struct Handoff {
     pub failed: Vec<FailedDelivery>,
 }
 
+/// A template whose pause, disabling or rejection is an ERROR: `name:language`, or a name
+/// alone for every language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WatchedTemplate {
+    name: String,
+    language: Option<String>,
+}
+
+impl WatchedTemplate {
+    fn of(spec: &str) -> Option<Self> {
+        let spec = spec.trim();
+        let (name, language) = match spec.split_once(':') {
+            Some((name, language)) => (name, Some(language.replace('-', "_"))),
+            None => (spec, None),
+        };
+        (!name.is_empty()).then(|| Self {
+            name: name.to_owned(),
+            language,
+        })
+    }
+
+    fn matches(&self, update: &TemplateUpdate) -> bool {
+        self.name == update.name
+            && self
+                .language
+                .as_ref()
+                .is_none_or(|language| *language == update.language.replace('-', "_"))
+    }
+}
+
 impl WebhookApp {
     pub fn new(
         secrets: Secrets,
@@ -99,6 +131,7 @@ impl WebhookApp {
             dispatcher,
             max_body_bytes,
             paging: None,
+            watched_templates: Vec::new(),
         }
     }
 
@@ -107,6 +140,19 @@ impl WebhookApp {
     /// `failed` statuses are handed off to find pages that did not arrive.
     pub fn with_paging(mut self, oncall: OnCall, token: Secret) -> Self {
         self.paging = Some(PagingIngress { oncall, token });
+        self
+    }
+
+    /// The templates this deployment sends (`ALERT_TEMPLATE`, `NOTICE_TEMPLATE`,
+    /// `REENGAGE_TEMPLATE`), each `name:language` or a name alone (any language): Meta pausing,
+    /// disabling or rejecting one of them is logged at ERROR, since every page (or message)
+    /// that uses it fails until it is fixed; other templates' at WARN. Empty entries are
+    /// skipped.
+    pub fn watching_templates(mut self, names: Vec<String>) -> Self {
+        self.watched_templates = names
+            .iter()
+            .filter_map(|spec| WatchedTemplate::of(spec))
+            .collect();
         self
     }
 
@@ -351,7 +397,7 @@ impl WebhookApp {
                 return Err(Refusal::NotWhatsApp);
             }
         };
-        log_side_updates(&parsed);
+        log_side_updates(&parsed, &self.watched_templates);
         let failed = match &self.paging {
             Some(_) => parsed
                 .statuses
@@ -433,9 +479,10 @@ async fn dispatch_inline(pipeline: &Pipeline, messages: Vec<InboundMessage>) -> 
     outcomes
 }
 
-/// Logs statuses, errors and ignored fields. Everything in them is foreign text: names are
-/// logged only when they look like names, free text is scrubbed of numbers and BSUIDs.
-fn log_side_updates(parsed: &ParsedWebhook) {
+/// Logs statuses, errors, template status updates and ignored fields. Everything in them is
+/// foreign text: names are logged only when they look like names, free text is scrubbed of
+/// numbers and BSUIDs.
+fn log_side_updates(parsed: &ParsedWebhook, watched: &[WatchedTemplate]) {
     let scrubbed = |text: &Option<String>| {
         text.as_deref()
             .map_or_else(|| "-".to_owned(), redact::scrub)
@@ -474,6 +521,40 @@ fn log_side_updates(parsed: &ParsedWebhook) {
             "WhatsApp reported an error"
         );
     }
+    for update in &parsed.template_updates {
+        let template = update.template().map_or_else(
+            || "(unexpected value)".to_owned(),
+            |t| format!("{}:{}", redact::name(&t.name), t.language),
+        );
+        let event = upper_name(&update.event);
+        let reason = scrubbed(&update.reason);
+        let info = update
+            .info_title
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), upper_name);
+        let details = scrubbed(&update.info_description);
+        if !update.stops_sending() {
+            tracing::info!(%template, %event, %reason, %info, "message template status update");
+        } else if watched.iter().any(|w| w.matches(update)) {
+            tracing::error!(
+                %template,
+                %event,
+                %reason,
+                %info,
+                %details,
+                "a template this deployment sends was paused, disabled or rejected by Meta: pages will fail until it is fixed"
+            );
+        } else {
+            tracing::warn!(
+                %template,
+                %event,
+                %reason,
+                %info,
+                %details,
+                "a message template was paused, disabled or rejected by Meta"
+            );
+        }
+    }
     for field in &parsed.ignored_fields {
         let field = redact::name(field);
         tracing::info!(%field, "webhook field not handled: ignored");
@@ -494,6 +575,19 @@ fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An upper-case name such as Meta's `PAUSED` or `SECOND_PAUSE` as sent; anything else as
+/// [`redact::name`] shows it (`(unexpected value)`).
+fn upper_name(value: &str) -> String {
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        redact::name(&value.to_ascii_lowercase()).to_ascii_uppercase()
+    } else {
+        redact::name(value)
+    }
 }
 
 /// Accepts `/webhook` and stage-prefixed paths such as `/prod/webhook`.

@@ -8,5 +8,5 @@ pub mod payload;
 pub mod verify;
 
 pub use handler::{Dispatcher, Refusal, WEBHOOK_PATH, WebhookApp};
-pub use parse::{ParseError, ParsedWebhook, StatusUpdate, parse};
+pub use parse::{ParseError, ParsedWebhook, StatusUpdate, TemplateUpdate, parse};
 pub use verify::{VerifyError, sign, verify_signature};

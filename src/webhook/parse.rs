@@ -5,10 +5,11 @@
 //! One tree of types ([`payload`]), one walk over it ([`read`]). The body is read whole first:
 //! in one pass, each string borrowed from it where it holds no escapes. A body with an item
 //! that does not fit (not an object, a field of the wrong type, a duplicate key, a change of
-//! another field whose value does not fit that of `messages`) is read again, item by item
+//! another field whose value does not fit [`payload::ChangeValue`]) is read again, item by item
 //! ([`payload::item_by_item`]): each item kept raw and read on its own, the bad ones logged
 //! with serde's error and skipped. Both readings give the same values, and every check
-//! (`push_message`, `sender`, `kind`, `push_status`) and log line is in the one walk, so the
+//! (`push_message`, `sender`, `kind`, `push_status`, `push_template_update`) and log line is in
+//! the one walk, so the
 //! result and the logs are the same whichever reading produced the tree.
 //!
 //! A body that is not UTF-8 (one stray byte in one message's text) is not refused whole: each
@@ -18,19 +19,23 @@
 //! sent in one stays as it is). Valid bodies never pay for this.
 
 use super::payload::{
-    self, Envelope, ErrorItem, Item, MessageBody, MessageItem, MessagesValue, Status, Str,
+    self, ChangeValue, Envelope, ErrorItem, Item, MessageBody, MessageItem, Status, Str,
     item_by_item, nonempty, owned,
 };
 use crate::domain::{
     Channel, InboundMessage, MediaType, MessageId, MessageKind, PhoneNumberId, Sender, log_id,
 };
-use crate::domain::{is_bsuid, mask};
+use crate::domain::{TemplateRef, is_bsuid, mask};
 use crate::redact;
 
 /// The `object` of WhatsApp Business Account webhooks.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 /// The change field that carries messages and statuses.
 pub const MESSAGES_FIELD: &str = "messages";
+/// The change field that says Meta approved, paused, disabled or rejected a message template.
+pub const TEMPLATE_STATUS_FIELD: &str = "message_template_status_update";
+/// Template events after which the template cannot be sent.
+pub const TEMPLATE_STOPPED_EVENTS: [&str; 3] = ["PAUSED", "DISABLED", "REJECTED"];
 /// Longest `metadata.phone_number_id` taken (Meta's ids have 15 or 16 digits).
 const PHONE_NUMBER_ID_MAX_DIGITS: usize = 32;
 
@@ -41,7 +46,9 @@ pub struct ParsedWebhook {
     pub statuses: Vec<StatusUpdate>,
     /// `value.errors`: problems Meta reports about the account or a message.
     pub errors: Vec<ErrorInfo>,
-    /// Changes of other subscribed fields (account updates, templates…): ignored.
+    /// `message_template_status_update` changes.
+    pub template_updates: Vec<TemplateUpdate>,
+    /// Changes of other subscribed fields (account updates…): ignored.
     pub ignored_fields: Vec<String>,
     /// Items that could not be used at all (no id, no sender, not an object); each was logged.
     pub rejected: usize,
@@ -54,6 +61,39 @@ pub struct StatusUpdate {
     pub status: String,
     pub recipient_masked: String,
     pub errors: Vec<ErrorInfo>,
+}
+
+/// A `message_template_status_update`: what happened to one of the business's templates. All
+/// of it is Meta's text as sent (the handler decides what may be logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateUpdate {
+    /// `APPROVED`, `REJECTED`, `PAUSED`, `DISABLED`, `PENDING_DELETION`… (`unknown` when absent).
+    pub event: String,
+    pub template_id: Option<String>,
+    pub name: String,
+    /// As Meta wrote it (`en_US`, or `en-US` as its reference shows; empty when absent).
+    pub language: String,
+    /// `NONE`, `INCORRECT_CATEGORY`…
+    pub reason: Option<String>,
+    /// `other_info.title`: `FIRST_PAUSE`, `SECOND_PAUSE`, `UNPAUSE`…
+    pub info_title: Option<String>,
+    /// `other_info.description`: Meta's sentence, e.g. until when the template is paused.
+    pub info_description: Option<String>,
+}
+
+impl TemplateUpdate {
+    /// Whether the template can no longer be sent (paused, disabled or rejected): every
+    /// message that uses it fails until it is fixed.
+    pub fn stops_sending(&self) -> bool {
+        TEMPLATE_STOPPED_EVENTS.contains(&self.event.as_str())
+    }
+
+    /// The template as `name:language` (a language written `en-US` read as `en_US`), when
+    /// both are well formed.
+    pub fn template(&self) -> Option<TemplateRef> {
+        let language = self.language.replace('-', "_");
+        TemplateRef::parse(&format!("{}:{language}", self.name)).ok()
+    }
 }
 
 /// Meta's error object, flattened for the log.
@@ -166,7 +206,16 @@ fn read(envelope: Envelope<'_>, damage: &Damage) -> Result<ParsedWebhook, ParseE
             };
             let field = nonempty(&change.field).unwrap_or_default();
             if field != MESSAGES_FIELD {
-                parsed.ignored_fields.push(field.to_owned());
+                if field == TEMPLATE_STATUS_FIELD {
+                    if let Some(value) = change
+                        .value
+                        .and_then(|value| item(value, "change value", &mut parsed))
+                    {
+                        push_template_update(value, &mut parsed);
+                    }
+                } else {
+                    parsed.ignored_fields.push(field.to_owned());
+                }
                 continue;
             }
             let Some(value) = change
@@ -199,7 +248,7 @@ fn refuse(what: &str, error: &serde_json::Error, parsed: &mut ParsedWebhook) {
 }
 
 fn read_value(
-    value: MessagesValue<'_>,
+    value: ChangeValue<'_>,
     business_account_id: Option<&str>,
     damage: &Damage,
     parsed: &mut ParsedWebhook,
@@ -376,6 +425,29 @@ fn push_status(status: &Status<'_>, parsed: &mut ParsedWebhook) {
         status: text(&status.status).unwrap_or_else(|| "unknown".to_owned()),
         recipient_masked: mask(recipient),
         errors: status.errors.iter().map(error_info).collect(),
+    });
+}
+
+/// A `message_template_status_update` change's value; one without a template name names no
+/// template and is skipped.
+fn push_template_update(value: ChangeValue<'_>, parsed: &mut ParsedWebhook) {
+    let Some(name) = owned(value.message_template_name) else {
+        tracing::error!("skipping a template status update without message_template_name");
+        parsed.rejected += 1;
+        return;
+    };
+    let (info_title, info_description) = match value.other_info {
+        Some(info) => (owned(info.title), owned(info.description)),
+        None => (None, None),
+    };
+    parsed.template_updates.push(TemplateUpdate {
+        event: owned(value.event).unwrap_or_else(|| "unknown".to_owned()),
+        template_id: owned(value.message_template_id),
+        name,
+        language: owned(value.message_template_language).unwrap_or_default(),
+        reason: owned(value.reason),
+        info_title,
+        info_description,
     });
 }
 
@@ -976,6 +1048,117 @@ mod tests {
         assert_eq!(parsed.statuses[1].errors[0].details.as_deref(), Some("24h"));
         assert_eq!(parsed.errors[0].code.as_deref(), Some("131000"));
         assert_eq!(parsed.ignored_fields, vec!["account_update".to_owned()]);
+    }
+
+    /// Meta's documented `message_template_status_update` payload (a pause), with `value`
+    /// before `field` as Meta sends it.
+    fn template_status(value: Value) -> Vec<u8> {
+        json!({"object": "whatsapp_business_account", "entry": [{
+            "id": "102290129340398", "time": 1739321024,
+            "changes": [{"value": value, "field": "message_template_status_update"}]
+        }]})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn template_status_updates_are_read_with_their_event_template_and_reason() {
+        let paused = template_status(json!({
+            "event": "PAUSED",
+            "message_template_id": 1689556908129832u64,
+            "message_template_name": "oncall_alert",
+            "message_template_language": "en",
+            "reason": "NONE",
+            "message_template_category": "UTILITY",
+            "other_info": {
+                "title": "SECOND_PAUSE",
+                "description": "Your WhatsApp message template has been paused for 6 hours until Aug 31 at 12:47 AM UTC because it continued to have issues."
+            }
+        }));
+        readings_agree(&paused);
+        let parsed = parse(&paused).unwrap();
+        assert!(parsed.messages.is_empty() && parsed.ignored_fields.is_empty());
+        assert_eq!(parsed.rejected, 0);
+        let update = &parsed.template_updates[0];
+        assert_eq!(
+            *update,
+            TemplateUpdate {
+                event: "PAUSED".to_owned(),
+                template_id: Some("1689556908129832".to_owned()),
+                name: "oncall_alert".to_owned(),
+                language: "en".to_owned(),
+                reason: Some("NONE".to_owned()),
+                info_title: Some("SECOND_PAUSE".to_owned()),
+                info_description: Some("Your WhatsApp message template has been paused for 6 hours until Aug 31 at 12:47 AM UTC because it continued to have issues.".to_owned()),
+            }
+        );
+        assert!(update.stops_sending());
+        assert_eq!(update.template().unwrap().to_string(), "oncall_alert:en");
+
+        // Approved (no other_info), a deletion (reason null), a rejection, a language written
+        // as Meta's reference writes it.
+        for (event, reason, stops) in [
+            ("APPROVED", json!("NONE"), false),
+            ("PENDING_DELETION", Value::Null, false),
+            ("REJECTED", json!("INCORRECT_CATEGORY"), true),
+            ("DISABLED", json!("NONE"), true),
+        ] {
+            let body = template_status(json!({
+                "event": event, "message_template_id": "77",
+                "message_template_name": "oncall_notice", "message_template_language": "en-US",
+                "reason": reason
+            }));
+            readings_agree(&body);
+            let update = parse(&body).unwrap().template_updates.remove(0);
+            assert_eq!(update.event, event);
+            assert_eq!(update.reason, reason.as_str().map(str::to_owned));
+            assert_eq!(update.stops_sending(), stops, "{event}");
+            assert_eq!(
+                update.template().unwrap().to_string(),
+                "oncall_notice:en_US"
+            );
+        }
+    }
+
+    #[test]
+    fn template_status_updates_that_name_no_template_or_do_not_fit_are_skipped_and_logged() {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"changes": [
+            {"field": "message_template_status_update", "value": {"event": "PAUSED"}},
+            {"field": "message_template_status_update", "value": {"event": "PAUSED",
+                "message_template_name": "oncall_alert", "other_info": "x"}},
+            {"field": "message_template_status_update", "value": {"event": "APPROVED",
+                "message_template_name": "kept", "message_template_language": "en"}},
+            {"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}
+        ]}]})
+        .to_string();
+        readings_agree(body.as_bytes());
+        let (parsed, logs) = logged(body.as_bytes());
+        let parsed = parsed.unwrap();
+        assert_eq!(parsed.template_updates.len(), 1);
+        assert_eq!(parsed.template_updates[0].name, "kept");
+        assert!(!parsed.template_updates[0].stops_sending());
+        assert_eq!(parsed.ignored_fields, ["account_update"]);
+        assert_eq!(parsed.rejected, 2);
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert!(
+            logs[0].contains("without message_template_name"),
+            "{logs:?}"
+        );
+        assert!(
+            logs[1].contains("change value") && logs[1].contains("struct OtherInfo"),
+            "{logs:?}"
+        );
+        // A template that is not well formed is no template of ours.
+        let odd = TemplateUpdate {
+            event: "PAUSED".to_owned(),
+            template_id: None,
+            name: "Not A Name".to_owned(),
+            language: "en".to_owned(),
+            reason: None,
+            info_title: None,
+            info_description: None,
+        };
+        assert!(odd.template().is_none());
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! and strings are borrowed from the body when they hold no escapes.
 //! <https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples>
 //!
+//! A change's `value` is one type, [`ChangeValue`], whatever the change's `field` (which Meta
+//! sends after the value, so the value cannot be read by its field in one pass): the fields of
+//! a `messages` change and those of a `message_template_status_update`, each absent in the
+//! other.
+//!
 //! **Two ways to read one tree.** Every list of items (entries, changes, contacts, messages,
 //! statuses, errors) and a change's value is an [`Item`] (a message a [`MessageItem`]). Read
 //! whole (the default), each item is read in place, in one pass over the body, and the first
@@ -236,14 +241,17 @@ pub struct Entry<'a> {
 #[serde(default, bound(deserialize = "'de: 'a"))]
 pub struct Change<'a> {
     pub field: Option<Str<'a>>,
-    /// Read as the value of a `messages` change whatever the field; used only for that one.
-    pub value: Option<Item<MessagesValue<'a>>>,
+    /// Read as a [`ChangeValue`] whatever the field; used only for `messages` and
+    /// `message_template_status_update` changes.
+    pub value: Option<Item<ChangeValue<'a>>>,
 }
 
-/// The `value` of a `messages` change.
+/// The `value` of a change: a `messages` change's metadata, contacts, messages, statuses and
+/// errors, or a `message_template_status_update`'s event and template.
+/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/message_template_status_update>
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, bound(deserialize = "'de: 'a"))]
-pub struct MessagesValue<'a> {
+pub struct ChangeValue<'a> {
     pub metadata: Option<Metadata<'a>>,
     #[serde(deserialize_with = "null_default")]
     pub contacts: Vec<Item<Contact<'a>>>,
@@ -253,6 +261,26 @@ pub struct MessagesValue<'a> {
     pub statuses: Vec<Item<Status<'a>>>,
     #[serde(deserialize_with = "null_default")]
     pub errors: Vec<Item<ErrorItem<'a>>>,
+    /// `message_template_status_update`: `APPROVED`, `REJECTED`, `PAUSED`, `DISABLED`…
+    pub event: Option<Str<'a>>,
+    /// A number in Meta's payloads.
+    pub message_template_id: Option<Str<'a>>,
+    pub message_template_name: Option<Str<'a>>,
+    /// `en`, `en_US` (Meta's reference also shows `en-US`).
+    pub message_template_language: Option<Str<'a>>,
+    /// `NONE`, `INCORRECT_CATEGORY`…; `null` for a template scheduled for deletion.
+    pub reason: Option<Str<'a>>,
+    /// Pauses and unpauses, locks and unlocks: which, and Meta's sentence about it.
+    pub other_info: Option<Box<OtherInfo<'a>>>,
+}
+
+/// `other_info` of a template status update.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+pub struct OtherInfo<'a> {
+    /// `FIRST_PAUSE`, `SECOND_PAUSE`, `RATE_LIMITING_PAUSE`, `UNPAUSE`, `DISABLED`.
+    pub title: Option<Str<'a>>,
+    pub description: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
