@@ -528,7 +528,10 @@ fn logs_of_accepting(app: &WebhookApp, request: &lambda_http::Request) -> String
         let messages = app
             .accept(request.headers(), body)
             .expect("a signed webhook is accepted");
-        assert!(messages.messages.is_empty(), "a template update is no message");
+        assert!(
+            messages.messages.is_empty(),
+            "a template update is no message"
+        );
     }
     String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
 }

@@ -333,6 +333,7 @@ impl Paging {
     pub async fn ingest(&self, batch: &AlertBatch, now: i64) -> Result<Ingested, PagingError> {
         let mut ingested = Ingested::default();
         let mut to_page: BTreeMap<String, (Policy, Vec<IncidentRef>)> = BTreeMap::new();
+        let mut resolved = Vec::new();
         for alert in &batch.alerts {
             match alert.status {
                 AlertStatus::Firing => match self.open(alert, now).await? {
@@ -349,12 +350,14 @@ impl Paging {
                     None => ingested.repeats += 1,
                 },
                 AlertStatus::Resolved => {
-                    if self.resolve(alert, now).await? {
-                        ingested.resolved += 1;
+                    if let Some(incident) = self.resolve(alert, now).await? {
+                        resolved.push(incident);
                     }
                 }
             }
         }
+        ingested.resolved = resolved.len();
+        self.tell_resolved(&resolved, now).await;
         for (policy, refs) in to_page.into_values() {
             self.run_tier(&policy, 0, refs, now).await?;
         }
@@ -566,7 +569,7 @@ impl Paging {
                 }
             }
             for (number, incidents) in told {
-                let text = format!("✅ {name} acknowledged: {}", titles(&incidents));
+                let text = format!("✅ {name} acknowledged: {}", distinct_titles(&incidents));
                 let thread = incidents[0].page_of(&number).map(|p| p.sent_id.clone());
                 self.notify(&number, &text, thread.as_deref(), now).await;
             }
@@ -670,9 +673,8 @@ impl Paging {
         .await
     }
 
-    /// Resolves the incident of a resolved alert and says so in every page's thread;
-    /// `false` when there is none open.
-    async fn resolve(&self, alert: &Alert, now: i64) -> Result<bool, PagingError> {
+    /// Resolves the incident of a resolved alert; `None` when there is none open.
+    async fn resolve(&self, alert: &Alert, now: i64) -> Result<Option<Incident>, PagingError> {
         let resolved = self
             .update::<Incident, _>(
                 &incident_key(&alert.key),
@@ -687,23 +689,38 @@ impl Paging {
                 incident_expiry,
             )
             .await?;
-        let Some(incident) = resolved else {
-            tracing::info!("resolved alert with no open incident: nothing to do");
-            return Ok(false);
-        };
-        let minutes = (now - incident.alert.started_at).max(0) / 60;
-        let text = format!(
-            "✅ Resolved after {}: {}",
-            duration_words(minutes),
-            incident.alert.title
-        );
-        for paged in incident.paged_people() {
-            let thread = incident.page_of(&paged.number).map(|p| p.sent_id.clone());
-            self.notify(&paged.number, &text, thread.as_deref(), now)
-                .await;
+        match &resolved {
+            Some(incident) => {
+                tracing::info!(paged = incident.paged_people().len(), "incident resolved");
+            }
+            None => tracing::info!("resolved alert with no open incident: nothing to do"),
         }
-        tracing::info!(paged = incident.paged_people().len(), "incident resolved");
-        Ok(true)
+        Ok(resolved)
+    }
+
+    /// Tells everyone paged for the incidents resolved by one notification, once each, in
+    /// the thread of their page: "✅ Resolved after 23 min: <title>".
+    async fn tell_resolved(&self, resolved: &[Incident], now: i64) {
+        let mut told: BTreeMap<String, Vec<&Incident>> = BTreeMap::new();
+        for incident in resolved {
+            for paged in incident.paged_people() {
+                told.entry(paged.number.clone()).or_default().push(incident);
+            }
+        }
+        for (number, incidents) in told {
+            let longest = incidents
+                .iter()
+                .map(|incident| (now - incident.alert.started_at).max(0) / 60)
+                .max()
+                .unwrap_or(0);
+            let text = format!(
+                "✅ Resolved after {}: {}",
+                duration_words(longest),
+                distinct_titles(&incidents)
+            );
+            let thread = incidents[0].page_of(&number).map(|p| p.sent_id.clone());
+            self.notify(&number, &text, thread.as_deref(), now).await;
+        }
     }
 
     /// Pages tier `step` for `refs`; a page not delivered escalates at once (to the tier after,
@@ -1235,13 +1252,33 @@ fn secs(seconds: u64) -> i64 {
     i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
-/// "23 min", "2 h 5 min".
+/// "23 min", "2 h 5 min", "3 d 4 h".
 fn duration_words(minutes: i64) -> String {
-    if minutes < 60 {
-        format!("{minutes} min")
-    } else {
-        format!("{} h {} min", minutes / 60, minutes % 60)
+    match minutes {
+        ..60 => format!("{minutes} min"),
+        ..1440 => format!("{} h {} min", minutes / 60, minutes % 60),
+        _ => format!("{} d {} h", minutes / 1440, minutes % 1440 / 60),
     }
+}
+
+/// The titles, each once, with how many alerts share one: "HighErrorRate (2 alerts); DiskFull".
+fn distinct_titles(incidents: &[&Incident]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for incident in incidents {
+        let title = incident.alert.title.as_str();
+        match counts.iter_mut().find(|(seen, _)| *seen == title) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((title, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(title, count)| match count {
+            1 => title.to_owned(),
+            _ => format!("{title} ({count} alerts)"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn names(tier: &[Person]) -> String {
@@ -1251,17 +1288,9 @@ fn names(tier: &[Person]) -> String {
         .join(", ")
 }
 
-fn titles(incidents: &[&Incident]) -> String {
-    incidents
-        .iter()
-        .map(|incident| incident.alert.title.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn escalation_notice(incidents: &[(Incident, Option<String>)], why: &Why) -> String {
     let list: Vec<&Incident> = incidents.iter().map(|(incident, _)| incident).collect();
-    let titles = titles(&list);
+    let titles = distinct_titles(&list);
     match incidents.iter().find_map(|(_, next)| next.clone()) {
         Some(next) => {
             let reason = match why {
@@ -1295,11 +1324,7 @@ fn page_fields(incidents: &[&Incident]) -> (String, String, String, i64) {
         );
     }
     let title = format!("{} alerts firing", incidents.len());
-    let summary = incidents
-        .iter()
-        .map(|incident| incident.alert.title.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let summary = group_lines(incidents).join("; ");
     let started = incidents
         .iter()
         .map(|incident| incident.alert.started_at)
@@ -1308,16 +1333,47 @@ fn page_fields(incidents: &[&Incident]) -> (String, String, String, i64) {
     (first.severity.clone(), title, summary, started)
 }
 
+/// One line per alert of a group: its title, with the labels that tell it from the others
+/// (`HighErrorRate (instance=api-2)`) when titles repeat.
+fn group_lines(incidents: &[&Incident]) -> Vec<String> {
+    let differing: BTreeSet<&str> = incidents
+        .iter()
+        .flat_map(|incident| incident.alert.labels.keys())
+        .map(String::as_str)
+        .filter(|key| {
+            let first = incidents[0].alert.labels.get(*key);
+            incidents
+                .iter()
+                .any(|incident| incident.alert.labels.get(*key) != first)
+        })
+        .collect();
+    incidents
+        .iter()
+        .map(|incident| {
+            let labels: Vec<String> = differing
+                .iter()
+                .filter_map(|key| {
+                    let value = incident.alert.labels.get(*key)?;
+                    Some(format!("{key}={value}"))
+                })
+                .take(2)
+                .collect();
+            if labels.is_empty() {
+                incident.alert.title.clone()
+            } else {
+                format!("{} ({})", incident.alert.title, labels.join(", "))
+            }
+        })
+        .collect()
+}
+
 /// The page as interactive buttons (the person's window is open).
 fn page_buttons(nonce: &str, incidents: &[&Incident]) -> OutgoingMessage {
     let (severity, title, summary, started) = page_fields(incidents);
     let mut body = format!("🚨 {} alert: {title}", severity.to_uppercase());
     if incidents.len() > 1 {
-        for incident in incidents {
-            body.push_str(&format!("\n• {}", incident.alert.title));
-            if !incident.alert.summary.is_empty() {
-                body.push_str(&format!(": {}", incident.alert.summary));
-            }
+        for line in group_lines(incidents) {
+            body.push_str(&format!("\n• {line}"));
         }
     } else if !summary.is_empty() {
         body.push('\n');
@@ -1338,5 +1394,133 @@ fn page_buttons(nonce: &str, incidents: &[&Incident]) -> OutgoingMessage {
                 title: (*title).to_owned(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::AlertSource;
+
+    fn incident(title: &str, labels: &[(&str, &str)]) -> Incident {
+        Incident {
+            id: "i".into(),
+            alert: Alert {
+                key: title.into(),
+                status: AlertStatus::Firing,
+                title: title.into(),
+                severity: "critical".into(),
+                summary: String::new(),
+                url: None,
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                source: AlertSource::Alertmanager,
+                started_at: 0,
+            },
+            policy: Policy {
+                tiers: vec![vec![Person {
+                    number: "14155551234".into(),
+                    name: None,
+                }]],
+                escalate_after_secs: 300,
+                agent: None,
+            },
+            step: 0,
+            state: IncidentState::Escalating,
+            acknowledged: None,
+            resolved_at: None,
+            paged: Vec::new(),
+            opened_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn tap_ids_carry_a_128_bit_nonce_and_an_action_and_nothing_else_parses() {
+        let nonce = new_nonce();
+        for action in [Action::Acknowledge, Action::Details, Action::Escalate] {
+            let id = tap_id(&nonce, action);
+            assert!(id.starts_with(ALERT_TAP_PREFIX));
+            assert_eq!(parse_tap(&id), Some((nonce.as_str(), action)));
+        }
+        for bad in [
+            "wal:alert:",
+            "wal:alert:abc:acknowledge",
+            &format!("wal:alert:{nonce}:resolve"),
+            &format!("wal:alert:{nonce}"),
+            &format!("wal:cmd:{nonce}:acknowledge"),
+            &format!("wal:alert:{}:acknowledge", "g".repeat(32)),
+        ] {
+            assert_eq!(parse_tap(bad), None, "{bad}");
+        }
+        let tap = MessageKind::TemplateButton {
+            payload: tap_id(&nonce, Action::Details),
+            text: "Details".into(),
+        };
+        assert!(tapped_id(&tap).is_some());
+        let other = MessageKind::ButtonReply {
+            id: "view_logs".into(),
+            title: "View Logs".into(),
+        };
+        assert_eq!(tapped_id(&other), None);
+    }
+
+    #[test]
+    fn durations_read_in_minutes_hours_or_days() {
+        assert_eq!(duration_words(0), "0 min");
+        assert_eq!(duration_words(23), "23 min");
+        assert_eq!(duration_words(125), "2 h 5 min");
+        assert_eq!(duration_words(3 * 1440 + 250), "3 d 4 h");
+    }
+
+    #[test]
+    fn a_group_is_told_apart_by_the_labels_that_differ() {
+        let a = incident(
+            "HighErrorRate",
+            &[("instance", "api-1"), ("team", "payments")],
+        );
+        let b = incident(
+            "HighErrorRate",
+            &[("instance", "api-2"), ("team", "payments")],
+        );
+        let c = incident("DiskFull", &[("team", "payments")]);
+        assert_eq!(
+            group_lines(&[&a, &b, &c]),
+            [
+                "HighErrorRate (instance=api-1)",
+                "HighErrorRate (instance=api-2)",
+                "DiskFull"
+            ]
+        );
+        assert_eq!(
+            distinct_titles(&[&a, &b, &c]),
+            "HighErrorRate (2 alerts); DiskFull"
+        );
+        let (severity, title, summary, _) = page_fields(&[&a, &b]);
+        assert_eq!(
+            (severity.as_str(), title.as_str()),
+            ("critical", "2 alerts firing")
+        );
+        assert!(
+            summary.contains("api-1") && summary.contains("api-2"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_page_in_an_open_window_fits_whatsapps_limits() {
+        let long = incident(&"x".repeat(3000), &[]);
+        let message = page_buttons(&new_nonce(), &[&long]);
+        assert!(crate::reply::limits::check(&message).is_ok(), "{message:?}");
+    }
+
+    #[test]
+    fn incidents_are_kept_a_day_or_as_long_as_their_escalation_can_run() {
+        let mut short = incident("a", &[]);
+        assert_eq!(incident_expiry(&short), 1_000 + 86_400);
+        short.policy.escalate_after_secs = 86_400;
+        short.policy.tiers = vec![short.policy.tiers[0].clone(); 3];
+        assert_eq!(incident_expiry(&short), 1_000 + 4 * 86_400 + 3_600);
     }
 }

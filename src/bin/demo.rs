@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use whatsapp_agent_lambda::config::Config;
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
-    LOCAL_ACCESS_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN, with_message,
+    LOCAL_ACCESS_TOKEN, LOCAL_ALERT_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET,
+    LOCAL_VERIFY_TOKEN, with_message,
 };
 use whatsapp_agent_lambda::dev::moto::{MOTO_SERVER, Moto, create_pipeline_resources};
 use whatsapp_agent_lambda::dev::sample_agent;
@@ -42,14 +43,27 @@ const STORY: [&str; 10] = [
 ];
 
 /// After the sample events, a conversation written from `post-text.json`: commands, a
-/// switch of agent by tapping the `/agents` list, and the history in use.
+/// switch of agent by tapping the `/agents` list, and the history in use. Then on call: an
+/// Alertmanager alert paged to the sample sender, acknowledged with a tap (the sample agent
+/// answers), a question about it, and its resolution in the page's thread.
 enum Say {
     Text(&'static str),
     /// A tap on row `n` of the last list the function sent.
     TapRow(usize),
+    /// The sample event `events/<name>` (an alert from Alertmanager).
+    Event(&'static str),
+    /// A tap on button `n` of the last page (0: Acknowledge, 1: Details, 2: Escalate).
+    TapPage(usize),
 }
 
-const CONVERSATION: [Say; 8] = [
+/// The alert events, played in the on-call part of the story rather than with the others.
+const ALERT_EVENTS: [&str; 3] = [
+    "post-alerts-alertmanager.json",
+    "post-alerts-generic.json",
+    "post-alerts-resolved.json",
+];
+
+const CONVERSATION: [Say; 13] = [
     Say::Text("/help"),
     Say::Text("what did I ask before?"),
     Say::Text("/agents"),
@@ -58,7 +72,17 @@ const CONVERSATION: [Say; 8] = [
     Say::Text("/env"),
     Say::TapRow(1),
     Say::Text("What did I ask before?"),
+    Say::Event("post-alerts-alertmanager.json"),
+    Say::TapPage(0),
+    Say::TapPage(1),
+    Say::Event("post-alerts-resolved.json"),
+    Say::TapPage(0),
 ];
+
+/// Who is on call in the demo: the sample sender, then a second tier, five minutes each.
+const ONCALL: &str = r#"{"tiers": [[{"number": "+14155551234", "name": "You"}], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300}"#;
+/// The sample events' business number (their `metadata.phone_number_id`).
+const SAMPLE_BUSINESS_NUMBER: &str = "106540352242922";
 
 /// One request the function sent to the Graph API stand-in, and the id it was given.
 struct GraphCall {
@@ -114,6 +138,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("WHATSAPP_APP_SECRET", LOCAL_APP_SECRET.to_owned()),
         ("WHATSAPP_ACCESS_TOKEN", LOCAL_ACCESS_TOKEN.to_owned()),
         ("WHATSAPP_VERIFY_TOKEN", LOCAL_VERIFY_TOKEN.to_owned()),
+        // On call: the sample sender first, then someone else; the sample alerts' bearer.
+        // No pacing, so that every step of the story shows at once.
+        ("ONCALL", ONCALL.to_owned()),
+        ("PHONE_NUMBER_ID", SAMPLE_BUSINESS_NUMBER.to_owned()),
+        ("ALERT_TEMPLATE", "oncall_alert:en".to_owned()),
+        ("NOTICE_TEMPLATE", "oncall_notice:en".to_owned()),
+        ("PAGE_MIN_INTERVAL_SECS", "0".to_owned()),
+        ("ALERT_TOKEN", LOCAL_ALERT_TOKEN.to_owned()),
     ]);
     let pipeline_mode = std::env::args().any(|a| a == "--pipeline");
     let mut env = env;
@@ -176,6 +208,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            !ALERT_EVENTS
+                .iter()
+                .any(|name| p.file_name().is_some_and(|file| file == *name))
+        })
         .collect();
     // Tell the story in order (other files follow alphabetically), and replay the first text
     // message at the end: a redelivery must not reach the agent again.
@@ -209,11 +246,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut seen = std::collections::HashSet::new();
     let mut last_list: Option<(Vec<String>, String)> = None;
+    let mut last_page: Option<(Vec<String>, String)> = None;
     for (turn, step) in story.into_iter().enumerate() {
         let (name, raw, file) = match step {
             Step::File(name, raw) => (name, raw, true),
+            Step::Say(Say::Event(name)) => (
+                format!("{name} (an alert for the on-call engineer)"),
+                std::fs::read_to_string(events_dir.join(name))?,
+                false,
+            ),
             Step::Say(say) => {
-                let (label, message) = conversation_message(say, turn, last_list.as_ref());
+                let (label, message) =
+                    conversation_message(say, turn, last_list.as_ref(), last_page.as_ref());
                 let envelope = with_message(&template, message)?;
                 (label, envelope.to_string(), false)
             }
@@ -278,6 +322,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect();
                 last_list = Some((rows, call.id.clone()));
             }
+            if let Some(taps) = page_taps(&call.body) {
+                last_page = Some((taps, call.id.clone()));
+            }
             if call.body.get("status").and_then(Value::as_str) == Some("read") {
                 println!("   → POST {}  {}", call.path, call.body);
             } else {
@@ -303,11 +350,35 @@ enum Step {
     Say(&'static Say),
 }
 
-/// The message of one conversation line, from the sample sender (a tap replies to the list).
+/// The button ids (or quick-reply payloads) of a page the function sent, if `body` is one.
+fn page_taps(body: &Value) -> Option<Vec<String>> {
+    let buttons: Vec<String> = match body["type"].as_str()? {
+        "interactive" => body["interactive"]["action"]["buttons"]
+            .as_array()?
+            .iter()
+            .filter_map(|b| b["reply"]["id"].as_str().map(str::to_owned))
+            .collect(),
+        "template" => body["template"]["components"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c["parameters"][0]["payload"].as_str().map(str::to_owned))
+            .collect(),
+        _ => return None,
+    };
+    buttons
+        .iter()
+        .all(|id| id.starts_with("wal:alert:"))
+        .then_some(buttons)
+        .filter(|buttons| !buttons.is_empty())
+}
+
+/// The message of one conversation line, from the sample sender (a tap replies to the list,
+/// or to the page).
 fn conversation_message(
     say: &Say,
     turn: usize,
     last_list: Option<&(Vec<String>, String)>,
+    last_page: Option<&(Vec<String>, String)>,
 ) -> (String, Value) {
     let id = format!("wamid.demo.conversation.{turn}");
     let from = serde_json::json!({"from": "14155551234", "id": id, "timestamp": "1795514400"});
@@ -329,6 +400,20 @@ fn conversation_message(
             });
             (format!("you tap row {} of the list", row + 1), message)
         }
+        Say::TapPage(button) => {
+            let (ids, page_id) = last_page.cloned().unwrap_or_default();
+            let id = ids.get(*button).cloned().unwrap_or_default();
+            let title = ["Acknowledge", "Details", "Escalate"][(*button).min(2)];
+            message["type"] = "interactive".into();
+            message["context"] = serde_json::json!({ "from": "15550000000", "id": page_id });
+            message["interactive"] = serde_json::json!({
+                "type": "button_reply",
+                "button_reply": { "id": id, "title": title },
+            });
+            (format!("you tap {title} on the page"), message)
+        }
+        // Played from its file by the caller.
+        Say::Event(name) => (name.to_string(), message),
     }
 }
 
