@@ -1254,10 +1254,12 @@ fn secs(seconds: u64) -> i64 {
 
 /// "23 min", "2 h 5 min", "3 d 4 h".
 fn duration_words(minutes: i64) -> String {
-    match minutes {
-        ..60 => format!("{minutes} min"),
-        ..1440 => format!("{} h {} min", minutes / 60, minutes % 60),
-        _ => format!("{} d {} h", minutes / 1440, minutes % 1440 / 60),
+    if minutes < 60 {
+        format!("{minutes} min")
+    } else if minutes < 1440 {
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    } else {
+        format!("{} d {} h", minutes / 1440, minutes % 1440 / 60)
     }
 }
 
