@@ -19,6 +19,8 @@
 //!   (`aws_sdk_*`) stay inside their adapter; [`aws`] is the SDK configuration they share.
 //! - [`sessions`]: conversations (the session store as a port with its DynamoDB adapter and
 //!   in-memory twin, history, built-in commands, replies kept for later, the 24-hour window).
+//! - [`alerts`]: on-call paging (`POST /alerts` in, pages out, taps, escalation timers), its
+//!   store (`DynamoAlerts`, `MemoryAlerts`) and timers (`SqsTimers`, `LocalTimers`) as ports.
 //! - [`pipeline`]: one message's journey (claim, agent, format, send); [`worker`]: the queue
 //!   worker; [`reply`]: the formatter; [`redact`]: what foreign text may reach a log or an
 //!   error; [`config`]: the environment; [`backoff`]: retry waits.
@@ -27,7 +29,7 @@
 //! - `dev` (cargo feature `dev`, off in the Lambda builds): the sample events, the sample
 //!   agent, loopback servers and the moto launcher, for the tests, `make demo` and `make pipeline`.
 //!
-//! **A new capability** (alerts, approvals, media, as sessions did) gets its own directory at
+//! **A new capability** (approvals, media, as sessions and alerts did) gets its own directory at
 //! the top (`src/alerts/`…) holding its logic, its store as a port (trait, DynamoDB adapter,
 //! in-memory twin when its table variable is unset), and its tests; the pipeline and the
 //! webhook call it, never the other way round. It gets its own README section and sample events

@@ -347,3 +347,40 @@ fn an_alert_is_paged_escalated_and_acknowledged_by_a_tap_through_the_real_binary
         "{sent:?}"
     );
 }
+
+#[test]
+fn paging_inside_lambda_without_the_timer_queue_refuses_to_start() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
+    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
+    let output = command
+        .env("ONCALL", r#"{"tiers": [["+14155551234"]]}"#)
+        .env("PHONE_NUMBER_ID", "106540352242922")
+        .env("ALERT_TEMPLATE", "oncall_alert:en")
+        // What Lambda sets: the function runs inside Lambda (inline dispatch, no timer queue).
+        .env("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-webhook")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
+    assert!(stderr.contains("in-process escalation timer"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_oncall_stops_the_function_at_cold_start_naming_the_fault() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
+    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
+    let output = command
+        .env(
+            "ONCALL",
+            r#"{"tiers": [["+14155551234"], ["not a number"]]}"#,
+        )
+        .env("PHONE_NUMBER_ID", "106540352242922")
+        .env("ALERT_TEMPLATE", "oncall_alert:en")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ONCALL"), "{stderr}");
+    assert!(stderr.contains("tiers[1][0]"), "{stderr}");
+}

@@ -640,3 +640,149 @@ fn a_watched_template_paused_disabled_or_rejected_is_an_error_naming_it() {
     let logs = logs_of_accepting(&unwatched, &event("post-template-status.json"));
     assert!(logs.trim_start().starts_with("WARN"), "{logs}");
 }
+
+/// The queue-mode webhook paging for the sample on-call list: Bob (not an allowed sender) is
+/// in the second tier.
+fn paging_app(queue: Arc<MemoryQueue>) -> WebhookApp {
+    let oncall = whatsapp_agent_lambda::alerts::oncall::OnCall::parse(
+        r#"{"tiers": [["+14155551234"], [{"number": "+447700900123", "name": "Bob"}]]}"#,
+    )
+    .unwrap();
+    WebhookApp::new(
+        secrets_with_app_secret(LOCAL_APP_SECRET),
+        Allowlist::parse(LOCAL_ALLOWED_SENDERS).unwrap(),
+        Dispatcher::Queue(queue),
+        4 * 1024 * 1024,
+    )
+    .with_paging(
+        oncall,
+        whatsapp_agent_lambda::secrets::Secret::new(
+            whatsapp_agent_lambda::dev::events::LOCAL_ALERT_TOKEN,
+        ),
+    )
+}
+
+/// A signed webhook body with one message `message` from `from`.
+fn signed_message(from: &str, message: serde_json::Value) -> lambda_http::Request {
+    let mut message = message;
+    message["from"] = from.into();
+    message["timestamp"] = "1795514400".into();
+    let envelope =
+        whatsapp_agent_lambda::dev::events::with_message(&event_json("post-text.json"), message)
+            .unwrap();
+    lambda_http::request::from_str(&envelope.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn in_queue_mode_alerts_are_queued_in_their_own_group_and_a_wrong_bearer_queues_nothing() {
+    use whatsapp_agent_lambda::queue::Work;
+    let queue = Arc::new(MemoryQueue::new());
+    let app = paging_app(queue.clone());
+
+    let mut forged = event_json("post-alerts-alertmanager.json");
+    forged["headers"]["authorization"] = "Bearer guessed".into();
+    let answer = app
+        .handle(lambda_http::request::from_str(&forged.to_string()).unwrap())
+        .await;
+    assert_eq!(answer.status(), 401);
+    assert!(queue.jobs().is_empty());
+
+    let answer = app.handle(event("post-alerts-alertmanager.json")).await;
+    assert_eq!(answer.status(), 202);
+    assert_eq!(text_of(answer.body()), "accepted");
+    let jobs = queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    let Work::Alerts(batch) = &jobs[0].work else {
+        panic!("an alerts job: {:?}", jobs[0]);
+    };
+    assert_eq!(batch.alerts.len(), 2, "the group's two alerts, one job");
+    assert!(jobs[0].group().starts_with("alerts:"));
+
+    // GET on /alerts: only POST.
+    let mut get = event_json("post-alerts-generic.json");
+    get["requestContext"]["http"]["method"] = "GET".into();
+    let answer = app
+        .handle(lambda_http::request::from_str(&get.to_string()).unwrap())
+        .await;
+    assert_eq!(answer.status(), 405);
+    assert_eq!(answer.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn taps_on_pages_from_people_on_call_pass_the_allowlist_in_their_own_group_nothing_else_does()
+{
+    use whatsapp_agent_lambda::queue::Work;
+    let queue = Arc::new(MemoryQueue::new());
+    let app = paging_app(queue.clone());
+    let bob = "447700900123";
+
+    let text = json!({"id": "wamid.BOB.1", "type": "text", "text": {"body": "hi"}});
+    assert_eq!(app.handle(signed_message(bob, text)).await.status(), 200);
+    assert!(queue.jobs().is_empty(), "Bob is not an allowed sender");
+
+    let lookalike = json!({"id": "wamid.BOB.2", "type": "button",
+        "button": {"payload": "view_logs", "text": "View Logs"}});
+    assert_eq!(
+        app.handle(signed_message(bob, lookalike)).await.status(),
+        200
+    );
+    assert!(queue.jobs().is_empty(), "only taps on our pages pass");
+
+    let payload = format!("wal:alert:{}:acknowledge", "ab".repeat(16));
+    let tap = json!({"id": "wamid.BOB.3", "type": "button",
+        "context": {"from": "15550000000", "id": "wamid.out.1"},
+        "button": {"payload": payload, "text": "Acknowledge"}});
+    assert_eq!(app.handle(signed_message(bob, tap)).await.status(), 200);
+    let jobs = queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert!(matches!(&jobs[0].work, Work::Message(m) if m.sender.phone.as_deref() == Some(bob)));
+    assert_eq!(jobs[0].group(), format!("page-tap:{bob}"));
+
+    // Someone neither allowed nor on call: their tap goes nowhere.
+    let stranger = json!({"id": "wamid.X.1", "type": "button",
+        "context": {"from": "15550000000", "id": "wamid.out.1"},
+        "button": {"payload": format!("wal:alert:{}:acknowledge", "cd".repeat(16)), "text": "Acknowledge"}});
+    assert_eq!(
+        app.handle(signed_message("4915112345678", stranger))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn while_paging_failed_delivery_statuses_are_handed_to_the_worker() {
+    use whatsapp_agent_lambda::queue::Work;
+    let queue = Arc::new(MemoryQueue::new());
+    let app = paging_app(queue.clone());
+    let mut envelope = event_json("post-status-only.json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap();
+    let statuses = &mut body["entry"][0]["changes"][0]["value"]["statuses"];
+    statuses[0]["status"] = "failed".into();
+    statuses[0]["errors"] = json!([{"code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement."}]);
+    envelope["body"] = body.to_string().into();
+    whatsapp_agent_lambda::dev::events::resign(&mut envelope, false).unwrap();
+    let answer = app
+        .handle(lambda_http::request::from_str(&envelope.to_string()).unwrap())
+        .await;
+    assert_eq!(answer.status(), 200);
+    // The sample already holds one failed status (131047); the sent and delivered ones are
+    // not handed off.
+    let failed_in_body = body["entry"][0]["changes"][0]["value"]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|status| status["status"] == "failed")
+        .count();
+    assert_eq!(failed_in_body, 2);
+    let jobs = queue.jobs();
+    assert_eq!(jobs.len(), failed_in_body, "{jobs:?}");
+    let Work::Failed(failed) = &jobs[0].work else {
+        panic!("a failed-delivery job: {:?}", jobs[0]);
+    };
+    assert!(failed.sent_id.starts_with("wamid."));
+    assert_eq!(failed.code.as_deref(), Some("131049"));
+    assert!(jobs.iter().all(|job| matches!(job.work, Work::Failed(_))));
+}
