@@ -21,6 +21,17 @@ pub const TEST_ACCESS_KEY_ID: &str = "testing";
 /// Secret key of the static credentials used against local emulators.
 pub const TEST_SECRET_ACCESS_KEY: &str = "testing";
 
+/// DynamoDB service error codes worth retrying (throttling and DynamoDB's own trouble), for
+/// the tables' adapters (sessions, alerts).
+pub(crate) const DYNAMODB_RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+];
+
 /// Attempts per AWS call, the first included. The SDK's standard retry mode defaults to 3 as
 /// well (`RetryConfig::standard()`); set here so that a change of default cannot lengthen a cold
 /// start. It retries throttling, 5xx and transient network errors, never 4xx client errors.

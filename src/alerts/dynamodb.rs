@@ -25,15 +25,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
-/// Service error codes worth retrying: throttling and DynamoDB's own trouble.
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-];
+use crate::aws::DYNAMODB_RETRYABLE_CODES as RETRYABLE_CODES;
 /// The code of a failed call that got no answer from DynamoDB.
 const UNREACHABLE: &str = "unreachable";
 /// Longest DynamoDB error code kept (theirs are at most ~50 characters).

@@ -21,15 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Service error codes worth retrying: throttling and DynamoDB's own trouble.
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-];
+use crate::aws::DYNAMODB_RETRYABLE_CODES as RETRYABLE_CODES;
 
 /// Sessions stored in a DynamoDB table.
 #[derive(Debug, Clone)]
