@@ -571,17 +571,8 @@ impl Pipeline {
         if let Some(key) = &route.key {
             self.conversations
                 .update(key, |session| {
-                    let said_at = if message.timestamp > 0 {
-                        message.timestamp
-                    } else {
-                        now
-                    };
-                    self.conversations.record_exchange(
-                        session,
-                        user_text.clone(),
-                        said_at,
-                        &answers,
-                    )
+                    self.conversations
+                        .record(session, message, user_text.clone(), &answers)
                 })
                 .await;
         }

@@ -679,13 +679,25 @@ async fn details_goes_to_the_agent_and_escalate_pages_the_next_tier_now() {
     let requests = rig.agent.requests();
     assert_eq!(requests[0].event.action.as_deref(), Some("details"));
     assert_eq!(requests[0].event.kind, "alert_action");
+    // The history keeps what the agent was told, not the button's id.
+    let mut follow_up = InboundMessage::sample(
+        "wamid.follow-up",
+        MessageKind::Text {
+            body: "what changed?".into(),
+        },
+    );
+    follow_up.sender.phone = Some(ALICE.to_owned());
+    rig.pipeline.handle(&follow_up, Attempt::Retryable).await;
+    let history = &rig.agent.requests()[1].history;
+    assert_eq!(history[0].text, "details: ApiDown");
+    assert!(history.iter().all(|turn| !turn.text.contains("wal:")));
 
     rig.pipeline
         .handle(&rig.tap(ALICE, &page, 2, &page.id), Attempt::Retryable)
         .await;
     let sent = rig.messenger.sent();
     assert!(sent.iter().any(|r| to(r) == BOB && is_page(r)), "{sent:?}");
-    assert_eq!(rig.agent.calls(), 1, "escalate is answered by the function");
+    assert_eq!(rig.agent.calls(), 2, "escalate is answered by the function");
 }
 
 #[tokio::test]

@@ -285,12 +285,14 @@ impl Conversations {
         }
     }
 
-    /// Records one exchange: the user's message and what the agent answered (one turn per part
-    /// of a streamed answer).
+    /// Records one exchange: the user's message (`said`, as the agent's `event.text` had it: a
+    /// tap on a page reads "acknowledge: <title>", not its button id) and what the agent
+    /// answered (one turn per part of a streamed answer).
     pub fn record(
         &self,
         session: &mut Session,
         message: &InboundMessage,
+        said: String,
         answers: &[(i64, String)],
     ) {
         if answers.is_empty() {
@@ -301,7 +303,7 @@ impl Conversations {
         } else {
             answers[0].0
         };
-        self.record_exchange(session, message.kind.text(), said_at, answers);
+        self.record_exchange(session, said, said_at, answers);
     }
 
     /// Records one exchange from its texts: the user's (`event.text`, said at `said_at`) and
@@ -424,6 +426,7 @@ mod tests {
         conversations.record(
             &mut session,
             &text("pods crashing?"),
+            "pods crashing?".to_owned(),
             &[(1_795_000_010, "2 pods restarting".into())],
         );
         session.agent = Some("cost".into());
