@@ -73,12 +73,12 @@ pub enum Error {
     /// On-call paging ([`crate::alerts::paging`]).
     #[error(transparent)]
     Paging(#[from] crate::alerts::paging::PagingError),
-    /// The alerts table ([`crate::alerts::store`]).
+    /// A records table ([`crate::records`]).
     #[error(transparent)]
-    AlertStore(#[from] crate::alerts::store::StoreError),
-    /// The escalation timers ([`crate::alerts::timer`]).
+    Records(#[from] crate::records::StoreError),
+    /// The escalation timers ([`crate::timers`]).
     #[error(transparent)]
-    Timer(#[from] crate::alerts::timer::TimerError),
+    Timer(#[from] crate::timers::TimerError),
     /// A Lambda invocation that is not an HTTP API request ([`crate::entry::lambda_webhook`]).
     #[error(transparent)]
     LambdaEvent(#[from] EventError),
@@ -106,7 +106,7 @@ impl Error {
             Self::Idempotency(error) => error.is_retryable(),
             Self::Worker(error) => error.is_retryable(),
             Self::Paging(error) => error.is_retryable(),
-            Self::AlertStore(error) => error.is_retryable(),
+            Self::Records(error) => error.is_retryable(),
             Self::Timer(_) => true,
             Self::Secrets(error) | Self::Startup(StartupError::Secrets(error)) => {
                 secrets_retryable(error)
@@ -245,17 +245,20 @@ mod tests {
             (WorkerError::UnknownEvent.into(), false),
             (crate::alerts::ingress::IngressError::NoAlerts.into(), false),
             (
-                crate::alerts::paging::PagingError::Conflict { attempts: 8 }.into(),
+                crate::alerts::paging::PagingError::Records(
+                    crate::records::RecordError::Conflict { attempts: 8 },
+                )
+                .into(),
                 true,
             ),
             (
-                crate::alerts::store::StoreError::Corrupt {
+                crate::records::StoreError::Corrupt {
                     reason: "version: not a number".into(),
                 }
                 .into(),
                 false,
             ),
-            (crate::alerts::timer::TimerError::Stopped.into(), true),
+            (crate::timers::TimerError::Stopped.into(), true),
             (
                 WorkerError::DeliverLater {
                     message_id: "wamid#0".into(),

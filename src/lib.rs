@@ -19,8 +19,10 @@
 //!   (`aws_sdk_*`) stay inside their adapter; [`aws`] is the SDK configuration they share.
 //! - [`sessions`]: conversations (the session store as a port with its DynamoDB adapter and
 //!   in-memory twin, history, built-in commands, replies kept for later, the 24-hour window).
-//! - [`alerts`]: on-call paging (`POST /alerts` in, pages out, taps, escalation timers), its
-//!   store (`DynamoAlerts`, `MemoryAlerts`) and timers (`SqsTimers`, `LocalTimers`) as ports.
+//! - [`alerts`]: on-call paging (`POST /alerts` in, pages out, taps, escalation).
+//! - [`records`]: a capability's table as a port (versioned JSON records, conditional writes:
+//!   `DynamoRecords`, `MemoryRecords`); [`timers`]: timers that survive the process
+//!   (`SqsTimers`, `LocalTimers`).
 //! - [`pipeline`]: one message's journey (claim, agent, format, send); [`worker`]: the queue
 //!   worker; [`reply`]: the formatter; [`redact`]: what foreign text may reach a log or an
 //!   error; [`config`]: the environment; [`backoff`]: retry waits.
@@ -64,6 +66,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod approvals;
 pub mod aws;
 pub mod backoff;
 pub mod config;
@@ -76,10 +79,12 @@ pub mod graph;
 pub mod idempotency;
 pub mod pipeline;
 pub mod queue;
+pub mod records;
 pub mod redact;
 pub mod reply;
 pub mod secrets;
 pub mod sessions;
+pub mod timers;
 pub mod webhook;
 pub mod worker;
 

@@ -309,6 +309,12 @@ impl Worker {
                     })
                     .await;
             }
+            Work::Approval(_) => {
+                tracing::error!(
+                    "approval job, but approvals are not configured (APPROVERS unset): left for the dead-letter queue"
+                );
+                return Verdict::GiveUp;
+            }
             Work::Timer(timer) => {
                 return self
                     .paging_job("timer", attempt, |paging| async move {

@@ -10,19 +10,20 @@ use std::time::Duration;
 use whatsapp_agent_lambda::BoxFuture;
 use whatsapp_agent_lambda::agent::contract::rfc3339;
 use whatsapp_agent_lambda::agent::{AgentReply, AgentRequest, Agents, NamedAgent, ScriptedAgent};
+use whatsapp_agent_lambda::alerts::AlertBatch;
 use whatsapp_agent_lambda::alerts::ingress::parse_alerts;
 use whatsapp_agent_lambda::alerts::oncall::OnCall;
 use whatsapp_agent_lambda::alerts::paging::{Paging, PagingConfig};
-use whatsapp_agent_lambda::alerts::timer::{Timer, TimerError, TimerKind, Timers};
-use whatsapp_agent_lambda::alerts::{AlertBatch, MemoryAlerts};
 use whatsapp_agent_lambda::domain::{
     InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Sender, TemplateRef,
 };
 use whatsapp_agent_lambda::graph::{GraphError, RecordingMessenger, SentRecord};
 use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
+use whatsapp_agent_lambda::records::MemoryRecords;
 use whatsapp_agent_lambda::sessions::conversation::unix_now;
 use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions};
+use whatsapp_agent_lambda::timers::{Timer, TimerError, TimerKind, Timers};
 
 const BUSINESS: &str = "106540352242922";
 const ALICE: &str = "14155551234";
@@ -122,7 +123,7 @@ fn rig_with(oncall_json: &str, min_interval: u64) -> Rig {
             notice_template: Some(TemplateRef::parse("oncall_notice:en").unwrap()),
             min_interval: Duration::from_secs(min_interval),
         },
-        Arc::new(MemoryAlerts::new()),
+        Arc::new(MemoryRecords::new()),
         timers.clone(),
         messenger.clone(),
         pipeline.shared_conversations(),

@@ -4,29 +4,13 @@
 //! - [`ingress`]: Alertmanager (webhook version 4), Grafana Alerting and a small generic JSON,
 //!   read into one [`AlertBatch`].
 //! - [`oncall`]: `ONCALL`, who is paged for an alert (tiers, routes by label, the agent).
-//! - [`params`]: text cleaned to Meta's rules for template parameters.
-//! - [`store`]: the alerts table as a port (versioned JSON records, conditional writes):
-//!   [`DynamoAlerts`] (`ALERTS_TABLE`) and [`MemoryAlerts`].
-//! - [`timer`]: escalation timers as a port: [`SqsTimers`] (`TIMER_QUEUE_URL`, delayed messages
-//!   on a standard queue) and [`LocalTimers`] (in process, local runs only).
-//! - [`paging`]: the engine: incidents, pages, taps, escalation, resolution.
+//! - [`paging`]: the engine: incidents, pages, taps, escalation, resolution. Its records are
+//!   kept in `ALERTS_TABLE` ([`crate::records`]), its escalation timers on `TIMER_QUEUE_URL`
+//!   ([`crate::timers`]).
 
 pub mod ingress;
 pub mod oncall;
 pub mod paging;
-pub mod params;
-pub mod store;
-pub mod timer;
-
-mod dynamodb;
-mod local_timers;
-mod memory;
-mod sqs_timers;
-
-pub use dynamodb::DynamoAlerts;
-pub use local_timers::LocalTimers;
-pub use memory::MemoryAlerts;
-pub use sqs_timers::{SqsTimers, TIMER_BODY_VERSION, read_timer_body, timer_body};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! a tap acknowledges (first tap wins), asks for details or escalates, a timer escalates when
 //! nobody acknowledged, a `resolved` notification closes the thread.
 //!
-//! Records in the alerts table ([`AlertStore`], conditional writes, every change a
+//! Records in the alerts table ([`RecordStore`], conditional writes, every change a
 //! read-modify-write retried on conflict):
 //! - `incident#<alert key>`: one incident ([`Incident`]): the alert, who is paged (the
 //!   [`Policy`] chosen when it opened), the tier paged now (`step`), its state, who
@@ -22,18 +22,17 @@
 //! silence the alert's next incident for ever.
 
 use super::oncall::{OnCall, Person, Policy};
-use super::params::{start_time, template_param};
-use super::store::{AlertStore, Put, StoreError};
-use super::timer::{IncidentRef, Timer, TimerError, TimerKind, Timers};
 use super::{ALERT_TAP_PREFIX, Alert, AlertBatch, AlertStatus};
 use crate::domain::{
     InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Recipient, ReplyButton,
     Sender, TemplateRef, mask,
 };
 use crate::graph::Messenger;
+use crate::records::{RecordError, Records, StoreError};
+use crate::reply::params::{start_time, template_param};
 use crate::sessions::commands::new_nonce;
-use crate::sessions::{Conversations, SessionKey};
-use serde::de::DeserializeOwned;
+use crate::sessions::{Conversations, Notifier};
+use crate::timers::{IncidentRef, Timer, TimerError, TimerKind, Timers};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,8 +42,6 @@ use std::time::Duration;
 /// How long an incident (and its pages) is kept after it opened, at least: a repeat of an
 /// incident still firing after this pages again, and a lost `resolved` silences nothing longer.
 pub const INCIDENT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// Read-modify-write attempts on one record before giving up (conflicts only).
-const UPDATE_ATTEMPTS: u32 = 8;
 /// The buttons of a page, in the template's order: what each taps.
 const ACTIONS: [(Action, &str); 3] = [
     (Action::Acknowledge, "Acknowledge"),
@@ -55,7 +52,6 @@ const ACTIONS: [(Action, &str); 3] = [
 const SEVERITY_MAX: usize = 32;
 const TITLE_MAX: usize = 200;
 const SUMMARY_MAX: usize = 600;
-const NOTICE_MAX: usize = 900;
 /// Interactive bodies stay well within WhatsApp's 1024 characters.
 const PAGE_BODY_MAX: usize = 1000;
 
@@ -216,23 +212,26 @@ struct SentRecord {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PagingError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("alerts table: {0}")]
+    Records(#[from] RecordError),
     #[error(transparent)]
     Timer(#[from] TimerError),
-    /// Others kept writing the record between our read and write.
-    #[error("alerts table: record kept changing under us ({attempts} attempts)")]
-    Conflict { attempts: u32 },
     /// A record could not be encoded (serde's error quotes no value when writing).
     #[error("alerts record not encodable: {0}")]
     Encode(#[source] serde_json::Error),
 }
 
+impl From<StoreError> for PagingError {
+    fn from(error: StoreError) -> Self {
+        Self::Records(error.into())
+    }
+}
+
 impl PagingError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Store(error) => error.is_retryable(),
-            Self::Timer(_) | Self::Conflict { .. } => true,
+            Self::Records(error) => error.is_retryable(),
+            Self::Timer(_) => true,
             Self::Encode(_) => false,
         }
     }
@@ -288,10 +287,10 @@ pub struct AlertAction {
 /// The paging engine; shared (`Arc`) by the webhook (inline), the worker and the timers.
 pub struct Paging {
     config: PagingConfig,
-    store: Arc<dyn AlertStore>,
+    records: Records,
     timers: Arc<dyn Timers>,
     messenger: Arc<dyn Messenger>,
-    conversations: Arc<Conversations>,
+    notifier: Notifier,
 }
 
 /// How one person's page went.
@@ -309,17 +308,22 @@ enum PageResult {
 impl Paging {
     pub fn new(
         config: PagingConfig,
-        store: Arc<dyn AlertStore>,
+        store: Arc<dyn crate::records::RecordStore>,
         timers: Arc<dyn Timers>,
         messenger: Arc<dyn Messenger>,
         conversations: Arc<Conversations>,
     ) -> Self {
+        let notifier = Notifier::new(
+            messenger.clone(),
+            conversations,
+            config.notice_template.clone(),
+        );
         Self {
             config,
-            store,
+            records: Records::new(store, "alerts"),
             timers,
             messenger,
-            conversations,
+            notifier,
         }
     }
 
@@ -389,6 +393,10 @@ impl Paging {
                 self.escalate(steps, now, Why::NobodyAcknowledged).await
             }
             TimerKind::Flush { person } => self.flush(person, now).await,
+            TimerKind::ApprovalExpiry { .. } => {
+                tracing::error!("an approval's timer was handed to paging: ignored");
+                Ok(())
+            }
         }
     }
 
@@ -400,10 +408,14 @@ impl Paging {
         code: Option<&str>,
         now: i64,
     ) -> Result<bool, PagingError> {
-        let Some(sent) = self.read::<SentRecord>(&sent_key(sent_id)).await? else {
+        let Some(sent) = self.records.read::<SentRecord>(&sent_key(sent_id)).await? else {
             return Ok(false);
         };
-        let Some(page) = self.read::<PageRecord>(&page_key(&sent.page)).await? else {
+        let Some(page) = self
+            .records
+            .read::<PageRecord>(&page_key(&sent.page))
+            .await?
+        else {
             return Ok(false);
         };
         tracing::warn!(
@@ -442,7 +454,7 @@ impl Paging {
             tracing::warn!(sender = %who, "alert tap with a malformed id: refused");
             return reply(NOT_ACTIVE);
         };
-        let Some(page) = self.read::<PageRecord>(&page_key(nonce)).await? else {
+        let Some(page) = self.records.read::<PageRecord>(&page_key(nonce)).await? else {
             tracing::info!(sender = %who, "tap on a page that is unknown or expired");
             return reply(NOT_ACTIVE);
         };
@@ -509,6 +521,7 @@ impl Paging {
             };
             let reference = incident.reference();
             let result = self
+                .records
                 .update::<Incident, _>(
                     &incident_key(&reference.key),
                     |current| match current {
@@ -637,45 +650,48 @@ impl Paging {
             paged: Vec::new(),
             opened_at: now,
         };
-        self.update::<Incident, _>(
-            &incident_key(&alert.key),
-            |current| match current {
-                None => {
-                    let incident = fresh();
-                    (Some(incident.clone()), Some(incident))
-                }
-                Some(incident) => match incident.state {
-                    IncidentState::Resolved => {
+        Ok(self
+            .records
+            .update::<Incident, _>(
+                &incident_key(&alert.key),
+                |current| match current {
+                    None => {
                         let incident = fresh();
                         (Some(incident.clone()), Some(incident))
                     }
-                    IncidentState::Exhausted => {
-                        let incident = Incident {
-                            step: 0,
-                            state: IncidentState::Escalating,
-                            alert: alert.clone(),
-                            ..incident
-                        };
-                        (Some(incident.clone()), Some(incident))
-                    }
-                    // Opened, but its first page never went out (the job failed between the
-                    // two): page now.
-                    IncidentState::Escalating
-                        if incident.step == 0 && incident.paged.is_empty() =>
-                    {
-                        (None, Some(incident))
-                    }
-                    IncidentState::Escalating | IncidentState::Acknowledged => (None, None),
+                    Some(incident) => match incident.state {
+                        IncidentState::Resolved => {
+                            let incident = fresh();
+                            (Some(incident.clone()), Some(incident))
+                        }
+                        IncidentState::Exhausted => {
+                            let incident = Incident {
+                                step: 0,
+                                state: IncidentState::Escalating,
+                                alert: alert.clone(),
+                                ..incident
+                            };
+                            (Some(incident.clone()), Some(incident))
+                        }
+                        // Opened, but its first page never went out (the job failed between the
+                        // two): page now.
+                        IncidentState::Escalating
+                            if incident.step == 0 && incident.paged.is_empty() =>
+                        {
+                            (None, Some(incident))
+                        }
+                        IncidentState::Escalating | IncidentState::Acknowledged => (None, None),
+                    },
                 },
-            },
-            incident_expiry,
-        )
-        .await
+                incident_expiry,
+            )
+            .await?)
     }
 
     /// Resolves the incident of a resolved alert; `None` when there is none open.
     async fn resolve(&self, alert: &Alert, now: i64) -> Result<Option<Incident>, PagingError> {
         let resolved = self
+            .records
             .update::<Incident, _>(
                 &incident_key(&alert.key),
                 |current| match current {
@@ -786,6 +802,7 @@ impl Paging {
         let mut told: BTreeMap<String, Vec<(Incident, Option<String>)>> = BTreeMap::new();
         for (reference, step) in steps {
             let moved = self
+                .records
                 .update::<Incident, _>(
                     &incident_key(&reference.key),
                     |current| match current {
@@ -846,6 +863,7 @@ impl Paging {
     /// The pages held back for `person`: one page for those still escalating.
     async fn flush(&self, number: &str, now: i64) -> Result<(), PagingError> {
         let folded = self
+            .records
             .update::<PersonRecord, _>(
                 &person_key(number),
                 |current| {
@@ -892,6 +910,7 @@ impl Paging {
         let interval = secs(self.config.min_interval.as_secs());
         if paced && interval > 0 {
             let (held, flush_at) = self
+                .records
                 .update::<PersonRecord, _>(
                     &person_key(&person.number),
                     |current| {
@@ -959,7 +978,9 @@ impl Paging {
             self.page_template(&nonce, &incidents)
         };
         // Written before it is sent, so that a quick tap finds it.
-        self.create(&page_key(&nonce), &page, expires).await?;
+        self.records
+            .create(&page_key(&nonce), &page, expires)
+            .await?;
         let mut sent = self
             .messenger
             .send(&self.config.from, &to, &message, None)
@@ -985,12 +1006,14 @@ impl Paging {
             "paged"
         );
         page.sent_id = Some(sent_id.as_str().to_owned());
-        self.update::<PageRecord, _>(&page_key(&nonce), |_| (Some(page.clone()), ()), |_| expires)
+        self.records
+            .update::<PageRecord, _>(&page_key(&nonce), |_| (Some(page.clone()), ()), |_| expires)
             .await?;
         let sent = SentRecord {
             page: nonce.clone(),
         };
-        self.create(&sent_key(sent_id.as_str()), &sent, expires)
+        self.records
+            .create(&sent_key(sent_id.as_str()), &sent, expires)
             .await?;
         for (incident, step) in &current {
             let reference = incident.reference();
@@ -1000,18 +1023,19 @@ impl Paging {
                 page: nonce.clone(),
                 sent_id: sent_id.as_str().to_owned(),
             };
-            self.update::<Incident, _>(
-                &incident_key(&reference.key),
-                |current| match current {
-                    Some(mut incident) if incident.id == reference.id => {
-                        incident.paged.push(paged.clone());
-                        (Some(incident), ())
-                    }
-                    _ => (None, ()),
-                },
-                incident_expiry,
-            )
-            .await?;
+            self.records
+                .update::<Incident, _>(
+                    &incident_key(&reference.key),
+                    |current| match current {
+                        Some(mut incident) if incident.id == reference.id => {
+                            incident.paged.push(paged.clone());
+                            (Some(incident), ())
+                        }
+                        _ => (None, ()),
+                    },
+                    incident_expiry,
+                )
+                .await?;
         }
         Ok(PageResult::Sent)
     }
@@ -1038,55 +1062,15 @@ impl Paging {
     /// not sent.
     async fn notify(&self, number: &str, text: &str, thread: Option<&str>, now: i64) {
         let to = Recipient::Phone(number.to_owned());
-        let context = thread.map(MessageId::from);
-        if self.window_open(number, now).await {
-            let message = OutgoingMessage::Text {
-                body: text.to_owned(),
-            };
-            match self
-                .messenger
-                .send(&self.config.from, &to, &message, context.as_ref())
-                .await
-            {
-                Ok(_) => return,
-                Err(error) if error.is_reengagement() => {}
-                Err(error) => {
-                    tracing::warn!(to = %mask(number), %error, "notice not sent");
-                    return;
-                }
-            }
-        }
-        let Some(template) = &self.config.notice_template else {
-            tracing::warn!(to = %mask(number), "notice not sent: the 24-hour window is closed and NOTICE_TEMPLATE is unset");
-            return;
-        };
-        let message = OutgoingMessage::Template {
-            template: template.clone(),
-            body: vec![template_param(text, NOTICE_MAX)],
-            quick_replies: Vec::new(),
-        };
-        if let Err(error) = self
-            .messenger
-            .send(&self.config.from, &to, &message, context.as_ref())
-            .await
-        {
-            tracing::warn!(to = %mask(number), %error, "notice template not sent");
-        }
+        self.notifier
+            .notify(&self.config.from, &to, text, thread, now)
+            .await;
     }
 
     /// Whether `number`'s 24-hour window with the business number is open.
     async fn window_open(&self, number: &str, now: i64) -> bool {
-        let sender = Sender {
-            phone: Some(number.to_owned()),
-            ..Sender::default()
-        };
-        let Some(key) = SessionKey::new(&self.config.from, &sender) else {
-            return false;
-        };
-        self.conversations
-            .load(&key)
-            .await
-            .is_some_and(|session| session.window_open(now))
+        let to = Recipient::Phone(number.to_owned());
+        self.notifier.window_open(&self.config.from, &to, now).await
     }
 
     /// How a person is named in notices: their `ONCALL` name, their WhatsApp profile name,
@@ -1103,80 +1087,10 @@ impl Paging {
 
     async fn incident(&self, reference: &IncidentRef) -> Result<Option<Incident>, PagingError> {
         Ok(self
+            .records
             .read::<Incident>(&incident_key(&reference.key))
             .await?
             .filter(|incident| incident.id == reference.id))
-    }
-
-    async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, PagingError> {
-        let Some(record) = self.store.get(key).await? else {
-            return Ok(None);
-        };
-        match serde_json::from_value(record.doc) {
-            Ok(value) => Ok(Some(value)),
-            Err(error) => {
-                tracing::error!(error = %crate::redact::serde_error(&error), "alerts record unreadable: treated as absent");
-                Ok(None)
-            }
-        }
-    }
-
-    async fn create<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        expires_at: i64,
-    ) -> Result<(), PagingError> {
-        let doc = serde_json::to_value(value).map_err(PagingError::Encode)?;
-        match self.store.put(key, &doc, None, expires_at).await? {
-            Put::Stored => Ok(()),
-            Put::Conflict => Err(PagingError::Conflict { attempts: 1 }),
-        }
-    }
-
-    /// Read-modify-write of one record: `change` gets the record (`None`: absent, expired or
-    /// unreadable) and returns what to write (`None`: nothing) and the result; retried on
-    /// conflict, so it may run more than once.
-    async fn update<T, R>(
-        &self,
-        key: &str,
-        mut change: impl FnMut(Option<T>) -> (Option<T>, R),
-        expires_at: impl Fn(&T) -> i64,
-    ) -> Result<R, PagingError>
-    where
-        T: Serialize + DeserializeOwned,
-    {
-        for attempt in 1..=UPDATE_ATTEMPTS {
-            let stored = self.store.get(key).await?;
-            let version = stored.as_ref().map(|record| record.version);
-            let current = stored.and_then(|record| serde_json::from_value(record.doc).ok());
-            let (write, result) = change(current);
-            let Some(value) = write else {
-                return Ok(result);
-            };
-            let doc = serde_json::to_value(&value).map_err(PagingError::Encode)?;
-            match self
-                .store
-                .put(key, &doc, version, expires_at(&value))
-                .await?
-            {
-                Put::Stored => return Ok(result),
-                Put::Conflict if attempt < UPDATE_ATTEMPTS => {
-                    let wait = crate::backoff::delay(
-                        Duration::from_millis(10),
-                        attempt,
-                        Duration::from_millis(200),
-                        crate::backoff::Spread::UpperHalf,
-                        crate::backoff::random(),
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Put::Conflict => {}
-            }
-        }
-        Err(PagingError::Conflict {
-            attempts: UPDATE_ATTEMPTS,
-        })
     }
 }
 

@@ -4,16 +4,17 @@
 
 use crate::agent::{Agent, Agents, HttpAgent, NamedAgent, StepFunctionsAgent};
 use crate::alerts::paging::{Paging, PagingConfig};
-use crate::alerts::store::AlertStore;
-use crate::alerts::{DynamoAlerts, LocalTimers, MemoryAlerts, SqsTimers};
 use crate::config::{AgentBackend, AgentSpec, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
 use crate::pipeline::Pipeline;
 use crate::queue::SqsQueue;
+use crate::records::RecordStore;
+use crate::records::{DynamoRecords, MemoryRecords};
 use crate::secrets::{self, Secrets, SecretsError};
 use crate::sessions::conversation::unix_now;
 use crate::sessions::{Conversations, DynamoSessions, MemorySessions, SessionStore};
+use crate::timers::{LocalTimers, SqsTimers};
 use crate::webhook::{Dispatcher, WebhookApp};
 use crate::worker::Worker;
 use std::sync::Arc;
@@ -236,9 +237,9 @@ impl Env {
             }
             .into());
         };
-        let store: Arc<dyn AlertStore> = match &config.alerts_table {
-            Some(table) => Arc::new(DynamoAlerts::new(self.aws("ALERTS_TABLE")?, table)),
-            None => Arc::new(MemoryAlerts::new()),
+        let store: Arc<dyn RecordStore> = match &config.alerts_table {
+            Some(table) => Arc::new(DynamoRecords::new(self.aws("ALERTS_TABLE")?, table)),
+            None => Arc::new(MemoryRecords::new()),
         };
         let paging_config = PagingConfig {
             oncall: oncall.clone(),

@@ -3,8 +3,9 @@
 
 use crate::alerts::AlertBatch;
 use crate::alerts::paging::tapped_id;
-use crate::alerts::timer::Timer;
+use crate::approvals::TaskApproval;
 use crate::domain::InboundMessage;
+use crate::timers::Timer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -12,7 +13,8 @@ use sha2::{Digest, Sha256};
 pub const JOB_VERSION: u32 = 1;
 
 /// One queued piece of work: everything the worker needs, no re-parsing of the webhook.
-/// On the wire `{"version": 1, "message": {...}}` (or `"alerts"`, `"failed"`, `"timer"`).
+/// On the wire `{"version": 1, "message": {...}}` (or `"alerts"`, `"failed"`, `"timer"`,
+/// `"approval"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub version: u32,
@@ -33,8 +35,11 @@ pub enum Work {
     Alerts(AlertBatch),
     /// A delivery status `failed` for a message we sent: when it is a page, escalate at once.
     Failed(FailedDelivery),
-    /// An escalation timer (timer queue only).
+    /// A timer: paging's escalation and paced pages, an approval's expiry (timer queue only).
     Timer(Timer),
+    /// An approval a Step Functions task asks for (`waitForTaskToken`): put on the job queue
+    /// by the state machine itself.
+    Approval(TaskApproval),
 }
 
 /// A `failed` delivery status.
@@ -86,6 +91,7 @@ impl Job {
             }
             Work::Failed(_) => "delivery-failed".to_owned(),
             Work::Timer(_) => "timer".to_owned(),
+            Work::Approval(_) => "approvals".to_owned(),
         }
     }
 
@@ -98,6 +104,7 @@ impl Job {
             Work::Alerts(_) => crate::sessions::commands::new_nonce(),
             Work::Failed(failed) => format!("failed:{}", short_hash(&failed.sent_id)),
             Work::Timer(timer) => short_hash(&serde_json::to_string(timer).unwrap_or_default()),
+            Work::Approval(task) => format!("approval:{}", short_hash(&task.task_token)),
         }
     }
 }

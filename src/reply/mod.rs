@@ -11,6 +11,7 @@
 mod interactive;
 pub mod limits;
 pub mod markdown;
+pub mod params;
 pub mod sanitize;
 pub mod split;
 

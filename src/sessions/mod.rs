@@ -18,12 +18,14 @@ pub mod commands;
 pub mod conversation;
 mod dynamodb;
 mod memory;
+pub mod notice;
 
 pub use crate::agent::contract::{Role, SessionInfo, Turn};
 pub use commands::{Menu, MenuKind};
 pub use conversation::{Conversations, KeptBecause, KeptReply};
 pub use dynamodb::DynamoSessions;
 pub use memory::{MEMORY_CAPACITY, MemorySessions};
+pub use notice::Notifier;
 
 use crate::BoxFuture;
 use crate::domain::{InboundMessage, PhoneNumberId, Recipient, Sender, mask};

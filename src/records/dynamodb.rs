@@ -1,5 +1,5 @@
-//! `ALERTS_TABLE`: the paging engine's records in DynamoDB, shared by every webhook and worker
-//! instance.
+//! A capability's records in DynamoDB (`ALERTS_TABLE`, `APPROVALS_TABLE`), shared by every
+//! webhook and worker instance.
 //!
 //! One item per record. Table: partition key `id` (S, the record's key); TTL attribute
 //! `expires_at` (N, epoch seconds). Attributes: `doc` (S, the record's JSON text, written and
@@ -11,12 +11,11 @@
 //! and a create writes over it with version 1.
 //!
 //! Size: DynamoDB refuses items over 400 KB (`ValidationException`, a
-//! [`StoreError::Table`] that is not retryable). The paging engine bounds what it stores (a
-//! record per incident and per person paged, with capped texts and lists), so a record stays
-//! far below that.
+//! [`StoreError::Table`] that is not retryable). Each capability bounds what it stores (capped
+//! texts and lists), so a record stays far below that.
 
 use super::memory::next_version;
-use super::store::{AlertStore, Put, StoreError, Versioned};
+use super::{Put, RecordStore, StoreError, Versioned};
 use crate::BoxFuture;
 use crate::redact;
 use crate::sessions::now_unix;
@@ -31,14 +30,14 @@ const UNREACHABLE: &str = "unreachable";
 /// Longest DynamoDB error code kept (theirs are at most ~50 characters).
 const MAX_CODE_CHARS: usize = 100;
 
-/// The paging engine's records in a DynamoDB table.
+/// A capability's records in a DynamoDB table.
 #[derive(Debug, Clone)]
-pub struct DynamoAlerts {
+pub struct DynamoRecords {
     client: Client,
     table: String,
 }
 
-impl DynamoAlerts {
+impl DynamoRecords {
     /// Records in `table` (see the module docs for its shape).
     pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
@@ -130,7 +129,7 @@ fn record_from(
     }))
 }
 
-impl AlertStore for DynamoAlerts {
+impl RecordStore for DynamoRecords {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>, StoreError>> {
         Box::pin(self.get_now(key))
     }
@@ -151,7 +150,7 @@ fn number(value: impl std::fmt::Display) -> AttributeValue {
 }
 
 /// DynamoDB's answer could not be read. It stands in for the SDK's error, which holds the raw
-/// answer: for a read, the item, whose record may name the people paged.
+/// answer: for a read, the item, whose record may name people.
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable answer: {0}")]
 struct UnreadableAnswer(String);
@@ -173,7 +172,7 @@ where
         _ => ("request not built".to_owned(), false),
     };
     let code = redact::scrub_within(&code, MAX_CODE_CHARS);
-    tracing::warn!(operation, code = %code, retryable, "DynamoDB alerts table call failed");
+    tracing::warn!(operation, code = %code, retryable, "DynamoDB records table call failed");
     let source: crate::error::BoxError = match error {
         SdkError::ResponseError(_) => Box::new(UnreadableAnswer(redact::scrub(
             &crate::error::sources(&error),

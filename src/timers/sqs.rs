@@ -10,7 +10,7 @@
 //! guarded by a conditional write.
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-timers.html>
 
-use super::timer::{Timer, TimerError, Timers};
+use super::{Timer, TimerError, Timers};
 use crate::BoxFuture;
 use crate::redact;
 use crate::sessions::now_unix;
@@ -124,7 +124,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::timer::{IncidentRef, TimerKind};
+    use crate::timers::{IncidentRef, TimerKind};
 
     fn escalate() -> Timer {
         Timer {

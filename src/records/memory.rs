@@ -1,12 +1,11 @@
-//! In-process alerts table (`ALERTS_TABLE` unset, local runs): the same semantics as
-//! [`super::DynamoAlerts`] for one process. Records are versioned, written only when the
+//! An in-process records table (its variable unset, local runs): the same semantics as
+//! [`super::DynamoRecords`] for one process. Records are versioned, written only when the
 //! version is still the one read, and read as absent once their `expires_at` has passed (an
 //! expired record may then be written over by a create, `expected: None`, as DynamoDB allows
 //! while its TTL has not yet deleted the item). Expired records are dropped when the map grows
-//! past [`PURGE_AT`]; what is live is bounded by the paging engine, which keeps one record per
-//! incident and per person paged.
+//! past [`PURGE_AT`]; what is live is bounded by the capability that writes them.
 
-use super::store::{AlertStore, Put, StoreError, Versioned};
+use super::{Put, RecordStore, StoreError, Versioned};
 use crate::BoxFuture;
 use crate::sessions::now_unix;
 use std::collections::HashMap;
@@ -15,13 +14,13 @@ use std::sync::{Mutex, MutexGuard};
 /// Records held before a write first drops the expired ones.
 pub const PURGE_AT: usize = 4_096;
 
-/// The alerts table of one process.
+/// A records table of one process.
 #[derive(Debug, Default)]
-pub struct MemoryAlerts {
+pub struct MemoryRecords {
     records: Mutex<HashMap<String, Versioned>>,
 }
 
-impl MemoryAlerts {
+impl MemoryRecords {
     pub fn new() -> Self {
         Self::default()
     }
@@ -83,7 +82,7 @@ pub(super) fn next_version(expected: Option<u64>) -> Result<u64, StoreError> {
     }
 }
 
-impl AlertStore for MemoryAlerts {
+impl RecordStore for MemoryRecords {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Versioned>, StoreError>> {
         Box::pin(async move { Ok(self.get_at(key, now_unix())) })
     }
@@ -113,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_is_created_read_and_updated() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         assert_eq!(store.get(KEY).await.unwrap(), None);
         let expires_at = later();
         let put = store
@@ -146,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_on_a_stale_version_conflicts_and_changes_nothing() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         store.put(KEY, &json!(1), None, later()).await.unwrap();
         store.put(KEY, &json!(2), Some(1), later()).await.unwrap();
         let put = store.put(KEY, &json!("stale"), Some(1), later()).await;
@@ -159,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_update_of_a_missing_record_conflicts() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         let put = store.put(KEY, &json!(1), Some(1), later()).await;
         assert_eq!(put.unwrap(), Put::Conflict);
         assert_eq!(store.get(KEY).await.unwrap(), None);
@@ -167,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_is_refused_while_a_record_exists() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         store
             .put(KEY, &json!("first"), None, later())
             .await
@@ -179,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_record_reads_as_absent_and_is_created_again() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         let now = now_unix();
         // Expired from its last second on, as the table reads it (`expires_at <= now`).
         store.put_at(KEY, &json!("old"), None, now, now).unwrap();
@@ -194,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_are_kept_apart_by_key() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         store.put("a", &json!("a"), None, later()).await.unwrap();
         store.put("b", &json!("b"), None, later()).await.unwrap();
         assert_eq!(store.get("a").await.unwrap().unwrap().doc, json!("a"));
@@ -203,7 +202,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn of_two_racing_writes_on_one_version_exactly_one_is_stored() {
-        let store = Arc::new(MemoryAlerts::new());
+        let store = Arc::new(MemoryRecords::new());
         store.put(KEY, &json!(0), None, later()).await.unwrap();
         for round in 1..=20_u64 {
             let racer = |name: &'static str| {
@@ -233,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_largest_version_cannot_be_written_past() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         let error = store
             .put(KEY, &json!(1), Some(u64::MAX), later())
             .await
@@ -244,7 +243,7 @@ mod tests {
 
     #[test]
     fn expired_records_are_dropped_once_the_map_is_large() {
-        let store = MemoryAlerts::new();
+        let store = MemoryRecords::new();
         let now = now_unix();
         for n in 0..PURGE_AT {
             store

@@ -3,7 +3,7 @@
 //! [`LocalTimers::channel`] returned. A timer dies with the process: one scheduled before a
 //! restart never fires, so escalation does not survive one. On Lambda use `SqsTimers`.
 
-use super::timer::{Timer, TimerError, Timers};
+use super::{Timer, TimerError, Timers};
 use crate::BoxFuture;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -66,8 +66,8 @@ fn wait_until(due_at: i64, now: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::timer::TimerKind;
     use crate::sessions::now_unix;
+    use crate::timers::TimerKind;
 
     fn flush(due_at: i64, person: &str) -> Timer {
         Timer {

@@ -1,4 +1,4 @@
-//! The paging engine's adapters on moto: the alerts table (`DynamoAlerts`: create, read,
+//! The paging engine's adapters on moto: the alerts table (`DynamoRecords`: create, read,
 //! conditional updates and conflicts, expiry, a race on one version, corrupt items, failures
 //! told apart) and the escalation timers (`SqsTimers`: a delayed message on a standard queue,
 //! invisible until due; a wait past SQS's 900 s is sent with the longest delay).
@@ -11,11 +11,12 @@ use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::moto::Moto;
 use support::net::{free_port, http_client};
-use whatsapp_agent_lambda::alerts::store::{AlertStore, Put, StoreError, Versioned};
-use whatsapp_agent_lambda::alerts::timer::{IncidentRef, Timer, TimerError, TimerKind, Timers};
-use whatsapp_agent_lambda::alerts::{DynamoAlerts, SqsTimers};
 use whatsapp_agent_lambda::aws::sdk_config_for;
 use whatsapp_agent_lambda::dev::moto::{alerts_table, timer_queue};
+use whatsapp_agent_lambda::records::DynamoRecords;
+use whatsapp_agent_lambda::records::{Put, RecordStore, StoreError, Versioned};
+use whatsapp_agent_lambda::timers::SqsTimers;
+use whatsapp_agent_lambda::timers::{IncidentRef, Timer, TimerError, TimerKind, Timers};
 
 const REGION: &str = "us-east-1";
 const TABLE: &str = "whatsapp-alerts";
@@ -49,8 +50,8 @@ impl Aws {
     }
 
     /// A store with its own SDK configuration and client: another instance.
-    async fn store(&self) -> DynamoAlerts {
-        DynamoAlerts::new(&sdk_config_for(self.moto.endpoint(), REGION).await, TABLE)
+    async fn store(&self) -> DynamoRecords {
+        DynamoRecords::new(&sdk_config_for(self.moto.endpoint(), REGION).await, TABLE)
     }
 
     fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
@@ -273,7 +274,7 @@ async fn dynamodb_a_malformed_item_is_corrupt_without_its_content() {
 #[tokio::test]
 async fn dynamodb_failures_say_whether_a_retry_can_help() {
     let aws = Aws::start().await;
-    let missing = DynamoAlerts::new(&aws.config, "no-such-table");
+    let missing = DynamoRecords::new(&aws.config, "no-such-table");
     let error = missing.get(KEY).await.unwrap_err();
     assert!(
         matches!(&error, StoreError::Table { code, .. } if code == "ResourceNotFoundException"),
@@ -288,7 +289,7 @@ async fn dynamodb_failures_say_whether_a_retry_can_help() {
     assert!(!error.is_retryable(), "{error:?}");
 
     let closed = sdk_config_for(&format!("http://127.0.0.1:{}", free_port()), REGION).await;
-    let error = DynamoAlerts::new(&closed, TABLE)
+    let error = DynamoRecords::new(&closed, TABLE)
         .put(KEY, &json!(1), None, in_an_hour())
         .await
         .unwrap_err();

@@ -1,6 +1,16 @@
-//! Timers that must survive the process: escalation steps and paced pages. A [`Timer`] is
-//! scheduled for a unix second and handed back to the paging engine once it is due (perhaps
-//! more than once: every step it drives is guarded by a conditional write).
+//! Timers that must survive the process: paging's escalation steps and paced pages, approvals'
+//! expiry. A [`Timer`] is scheduled for a unix second and handed back to its capability once it
+//! is due (perhaps more than once: every step it drives is guarded by a conditional write).
+//!
+//! - [`SqsTimers`]: `TIMER_QUEUE_URL`, delayed messages on a standard queue (the worker reads
+//!   them like jobs).
+//! - [`LocalTimers`]: in process, for local runs only (they die with the process).
+
+mod local;
+mod sqs;
+
+pub use local::LocalTimers;
+pub use sqs::{SqsTimers, TIMER_BODY_VERSION, read_timer_body, timer_body};
 
 use crate::BoxFuture;
 use crate::error::BoxError;
@@ -26,6 +36,8 @@ pub enum TimerKind {
     /// Pages to `person` (digits) were held back by `PAGE_MIN_INTERVAL_SECS`: send them now,
     /// folded into one.
     Flush { person: String },
+    /// The approval request `id` expires now unless it was decided.
+    ApprovalExpiry { id: String },
 }
 
 /// A timer: what to do, and when (unix seconds).
