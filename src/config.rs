@@ -3,6 +3,7 @@
 pub use crate::agent::StepFunctionsMode;
 use crate::agent::contract::DEFAULT_AGENT_NAME;
 pub use crate::alerts::oncall::OnCall;
+pub use crate::approvals::approvers::Approvers;
 use crate::domain::{Allowlist, AllowlistError, PhoneNumberId};
 pub use crate::domain::{TemplateRef, TemplateRefError};
 use crate::reply::sanitize::{is_control, is_visible};
@@ -55,6 +56,17 @@ const LARGEST_NAMED: usize = 3;
 pub const DEFAULT_PAGE_MIN_INTERVAL: Duration = Duration::from_secs(60);
 /// `PAGE_MIN_INTERVAL_SECS`' range.
 pub const PAGE_MIN_INTERVAL_SECS_RANGE: std::ops::RangeInclusive<u64> = 0..=3600;
+
+/// An approval request expires after this unless it asks otherwise (`APPROVAL_EXPIRY_SECS`).
+pub const DEFAULT_APPROVAL_EXPIRY: Duration = Duration::from_secs(900);
+/// No approval request lives longer (`APPROVAL_MAX_EXPIRY_SECS`), whatever it asks.
+pub const DEFAULT_APPROVAL_MAX_EXPIRY: Duration = Duration::from_secs(86_400);
+/// The range of both expiry variables: a minute to a week.
+pub const APPROVAL_EXPIRY_SECS_RANGE: std::ops::RangeInclusive<u64> = 60..=604_800;
+/// How long the approvals table keeps a request (`APPROVAL_RETENTION_DAYS`).
+pub const DEFAULT_APPROVAL_RETENTION_DAYS: u64 = 90;
+/// `APPROVAL_RETENTION_DAYS`' range.
+pub const APPROVAL_RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u64> = 1..=3650;
 
 /// Which agent backend answers messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +152,21 @@ pub struct Config {
     /// Standard SQS queue of escalation timers (`TIMER_QUEUE_URL`); `None`: in-process timers
     /// (local runs only).
     pub timer_queue_url: Option<String>,
+    /// Who may approve (`APPROVERS`); `None`: approvals are off.
+    pub approvers: Option<Approvers>,
+    /// The approved template requests go out as when an approver's window is closed
+    /// (`APPROVAL_TEMPLATE`; required with `APPROVERS`).
+    pub approval_template: Option<TemplateRef>,
+    /// `APPROVAL_EXPIRY_SECS`.
+    pub approval_expiry: Duration,
+    /// `APPROVAL_MAX_EXPIRY_SECS`.
+    pub approval_max_expiry: Duration,
+    /// `ALLOW_SELF_APPROVAL`: whether a requester may approve their own request.
+    pub allow_self_approval: bool,
+    /// DynamoDB table of approval requests (`APPROVALS_TABLE`); `None`: in memory.
+    pub approvals_table: Option<String>,
+    /// `APPROVAL_RETENTION_DAYS`, as a duration.
+    pub approval_retention: Duration,
 }
 
 /// A configuration problem, naming the variable; reported at startup.
@@ -308,6 +335,7 @@ impl Config {
         )?;
 
         let paging = read_paging(&get, &agents)?;
+        let approvals = read_approvals(&get, paging.phone_number_id.is_some())?;
 
         let graph_api_base_url = get("GRAPH_API_BASE_URL")
             .unwrap_or_else(|| DEFAULT_GRAPH_API_BASE_URL.to_owned())
@@ -351,6 +379,13 @@ impl Config {
             page_min_interval: paging.page_min_interval,
             alerts_table: get("ALERTS_TABLE"),
             timer_queue_url: get("TIMER_QUEUE_URL"),
+            approvers: approvals.approvers,
+            approval_template: approvals.template,
+            approval_expiry: approvals.expiry,
+            approval_max_expiry: approvals.max_expiry,
+            allow_self_approval: approvals.allow_self,
+            approvals_table: get("APPROVALS_TABLE"),
+            approval_retention: approvals.retention,
         })
     }
 }
@@ -435,6 +470,94 @@ fn read_paging(
         alert_template,
         notice_template,
         page_min_interval,
+    })
+}
+
+/// The approvals variables, read and checked together.
+struct ApprovalVars {
+    approvers: Option<Approvers>,
+    template: Option<TemplateRef>,
+    expiry: Duration,
+    max_expiry: Duration,
+    allow_self: bool,
+    retention: Duration,
+}
+
+/// `APPROVERS` (never `*`), `APPROVAL_TEMPLATE` and `PHONE_NUMBER_ID` (required with it), the
+/// expiries (the default never above the maximum), `ALLOW_SELF_APPROVAL`,
+/// `APPROVAL_RETENTION_DAYS`.
+fn read_approvals(
+    get: &dyn Fn(&str) -> Option<String>,
+    has_phone_number_id: bool,
+) -> Result<ApprovalVars, ConfigError> {
+    let approvers = get("APPROVERS")
+        .map(|spec| Approvers::parse(&spec).map_err(|reason| invalid("APPROVERS", &reason)))
+        .transpose()?;
+    let template = get("APPROVAL_TEMPLATE")
+        .map(|spec| {
+            TemplateRef::parse(&spec).map_err(|e| invalid("APPROVAL_TEMPLATE", &e.to_string()))
+        })
+        .transpose()?;
+    let range_reason = "must be 60 (a minute) to 604800 (a week) seconds";
+    let max_expiry = number(
+        get("APPROVAL_MAX_EXPIRY_SECS"),
+        "APPROVAL_MAX_EXPIRY_SECS",
+        APPROVAL_EXPIRY_SECS_RANGE,
+        DEFAULT_APPROVAL_MAX_EXPIRY.as_secs(),
+        range_reason,
+    )?;
+    let expiry = number(
+        get("APPROVAL_EXPIRY_SECS"),
+        "APPROVAL_EXPIRY_SECS",
+        APPROVAL_EXPIRY_SECS_RANGE,
+        DEFAULT_APPROVAL_EXPIRY.as_secs().min(max_expiry),
+        range_reason,
+    )?;
+    if expiry > max_expiry {
+        return Err(invalid(
+            "APPROVAL_EXPIRY_SECS",
+            &format!("is above APPROVAL_MAX_EXPIRY_SECS ({max_expiry})"),
+        ));
+    }
+    let allow_self = match get("ALLOW_SELF_APPROVAL").map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(value) => match value.as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(invalid("ALLOW_SELF_APPROVAL", "must be true or false")),
+        },
+    };
+    let retention_days = number(
+        get("APPROVAL_RETENTION_DAYS"),
+        "APPROVAL_RETENTION_DAYS",
+        APPROVAL_RETENTION_DAYS_RANGE,
+        DEFAULT_APPROVAL_RETENTION_DAYS,
+        "must be 1 to 3650 days",
+    )?;
+    if approvers.is_some() {
+        if !has_phone_number_id {
+            return Err(invalid(
+                "PHONE_NUMBER_ID",
+                "missing, and APPROVERS needs it: the Phone number ID of Meta's API Setup page, \
+                 needed to send the requests a state machine asks for",
+            ));
+        }
+        if template.is_none() {
+            return Err(invalid(
+                "APPROVAL_TEMPLATE",
+                "missing, and APPROVERS needs it: the approved template requests are sent as \
+                 when an approver's 24-hour window is closed (name:language, e.g. \
+                 approval_request:en)",
+            ));
+        }
+    }
+    Ok(ApprovalVars {
+        approvers,
+        template,
+        expiry: Duration::from_secs(expiry),
+        max_expiry: Duration::from_secs(max_expiry),
+        allow_self,
+        retention: Duration::from_secs(retention_days.saturating_mul(86_400)),
     })
 }
 
@@ -1619,5 +1742,99 @@ mod tests {
         assert!(
             measured.is_ok() || matches!(measured, Err(ConfigError::EnvironmentTooLarge { .. }))
         );
+    }
+
+    fn approvals<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([
+            ("APPROVERS", "+14155551234, US.13491208655302741918"),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("APPROVAL_TEMPLATE", "approval_request:en"),
+        ]);
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn approvals_are_off_without_approvers_and_read_with_their_defaults() {
+        let config = config_of(&MINIMAL);
+        assert_eq!(config.approvers, None);
+        assert_eq!(config.approval_expiry, DEFAULT_APPROVAL_EXPIRY);
+        let config = config_of(&approvals(&[]));
+        assert_eq!(config.approvers.as_ref().map(|a| a.all().len()), Some(2));
+        assert_eq!(
+            config
+                .approval_template
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("approval_request:en")
+        );
+        assert_eq!(config.approval_expiry, Duration::from_secs(900));
+        assert_eq!(config.approval_max_expiry, Duration::from_secs(86_400));
+        assert!(!config.allow_self_approval);
+        assert_eq!(config.approval_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(config.approvals_table, None);
+        let config = config_of(&approvals(&[
+            ("APPROVAL_EXPIRY_SECS", "300"),
+            ("APPROVAL_MAX_EXPIRY_SECS", "3600"),
+            ("ALLOW_SELF_APPROVAL", "true"),
+            ("APPROVAL_RETENTION_DAYS", "30"),
+            ("APPROVALS_TABLE", "approvals"),
+        ]));
+        assert_eq!(config.approval_expiry, Duration::from_secs(300));
+        assert_eq!(config.approval_max_expiry, Duration::from_secs(3600));
+        assert!(config.allow_self_approval);
+        assert_eq!(config.approval_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.approvals_table.as_deref(), Some("approvals"));
+    }
+
+    #[test]
+    fn approvals_refuse_everyone_and_need_their_template_and_number() {
+        let reason = |vars: &[(&str, &str)], var: &str| match config(vars) {
+            Err(ConfigError::Invalid { var: named, reason }) if named == var => reason,
+            other => panic!("{var}: {other:?}"),
+        };
+        assert!(reason(&approvals(&[("APPROVERS", "*")]), "APPROVERS").contains("`*`"));
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([("APPROVERS", "+14155551234"), ("PHONE_NUMBER_ID", "1065")]);
+        assert!(reason(&vars, "APPROVAL_TEMPLATE").contains("APPROVERS needs it"));
+        let mut vars = MINIMAL.to_vec();
+        vars.extend([("APPROVERS", "+14155551234"), ("APPROVAL_TEMPLATE", "a:en")]);
+        assert!(reason(&vars, "PHONE_NUMBER_ID").contains("APPROVERS needs it"));
+        assert!(
+            reason(
+                &approvals(&[
+                    ("APPROVAL_EXPIRY_SECS", "7200"),
+                    ("APPROVAL_MAX_EXPIRY_SECS", "3600")
+                ]),
+                "APPROVAL_EXPIRY_SECS"
+            )
+            .contains("above APPROVAL_MAX_EXPIRY_SECS")
+        );
+        assert!(
+            reason(
+                &approvals(&[("APPROVAL_EXPIRY_SECS", "10")]),
+                "APPROVAL_EXPIRY_SECS"
+            )
+            .contains("60")
+        );
+        assert!(
+            reason(
+                &approvals(&[("ALLOW_SELF_APPROVAL", "maybe")]),
+                "ALLOW_SELF_APPROVAL"
+            )
+            .contains("true or false")
+        );
+        assert!(
+            reason(
+                &approvals(&[("APPROVAL_RETENTION_DAYS", "0")]),
+                "APPROVAL_RETENTION_DAYS"
+            )
+            .contains("1 to 3650")
+        );
+        // The maximum alone below the default expiry lowers the default with it.
+        let config = config_of(&approvals(&[("APPROVAL_MAX_EXPIRY_SECS", "300")]));
+        assert_eq!(config.approval_expiry, Duration::from_secs(300));
     }
 }

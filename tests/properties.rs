@@ -229,6 +229,7 @@ fn agent_request() -> BoxedStrategy<AgentRequest> {
                     channel,
                     action: None,
                     alert: None,
+                    approval: None,
                 }
             },
         );

@@ -2,6 +2,7 @@
 //! and the reply it returns. The same shapes are a Step Functions state machine's input and
 //! output.
 
+use crate::approvals::ApprovalAsk;
 use crate::domain::null_default;
 use crate::domain::{InboundMessage, MessageKind};
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,22 @@ pub struct AgentEvent {
     /// `type` `alert_action` only: the alert the page was about.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub alert: Option<AlertRef>,
+    /// `type` `approval` only: the decision on an approval the agent asked for.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<ApprovalRef>,
+}
+
+/// `event.approval` of an `approval` event: how a request the agent made ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRef {
+    /// The request's short id.
+    pub id: String,
+    /// `approved`, `denied` or `expired`.
+    pub decision: String,
+    /// Who decided, as configured or masked (empty when it expired).
+    pub decided_by: Vec<String>,
+    pub summary: String,
+    pub command: String,
 }
 
 /// `event.alert` of an `alert_action` event: the paged alert.
@@ -266,6 +283,7 @@ impl AgentRequest {
                 },
                 action: None,
                 alert: None,
+                approval: None,
             },
             history: Vec::new(),
             session: SessionInfo::default(),
@@ -316,6 +334,12 @@ pub struct AgentReply {
     pub actions: Vec<Action>,
     pub list: Option<ListSpec>,
     pub attachments: Vec<Attachment>,
+    /// An approval the agent asks for before it acts (`"approval": {...}`, or AOF's
+    /// `"requires_approval": true` with `"command"`). Read whole or not at all: a field that
+    /// cannot be read drops the approval (never a weaker one: a dropped `approvers` must not
+    /// become "all of them").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalAsk>,
     /// The parts of the agent's JSON that could not be read. Never serialized: a reply that
     /// went through JSON once has only readable parts.
     #[serde(skip)]
@@ -339,6 +363,7 @@ impl AgentReply {
             && self.actions.is_empty()
             && self.list.is_none()
             && self.attachments.is_empty()
+            && self.approval.is_none()
     }
 
     /// True when the agent sent something but no part of it could be read: a failed answer
@@ -385,6 +410,13 @@ struct RawReply {
     list: Value,
     #[serde(default)]
     attachments: Value,
+    #[serde(default)]
+    approval: Value,
+    /// AOF's spelling: `"requires_approval": true` with `"command"`.
+    #[serde(default)]
+    requires_approval: Value,
+    #[serde(default)]
+    command: Value,
 }
 
 /// Longest attachment type quoted in a log line.
@@ -416,12 +448,44 @@ impl From<RawReply> for AgentReply {
             }
         };
         let attachments = parts.each(raw.attachments, "attachments", attachment);
+        let approval = match (raw.approval, raw.requires_approval) {
+            (Value::Null, Value::Bool(true)) => match raw.command {
+                Value::String(command) => Some(ApprovalAsk {
+                    summary: text
+                        .as_deref()
+                        .and_then(|text| text.lines().find(|line| !line.trim().is_empty()))
+                        .unwrap_or("Run this command")
+                        .to_owned(),
+                    command,
+                    approvers: None,
+                    required: None,
+                    expires_in_secs: None,
+                }),
+                _ => {
+                    parts.drop("command", "requires_approval without a command string");
+                    None
+                }
+            },
+            (Value::Null, _) => None,
+            (Value::Object(object), _) => match approval_ask(object) {
+                Ok(ask) => Some(ask),
+                Err((field, reason)) => {
+                    parts.drop(format!("approval.{field}"), reason);
+                    None
+                }
+            },
+            _ => {
+                parts.drop("approval", "not an object");
+                None
+            }
+        };
         Self {
             status,
             text,
             actions,
             list,
             attachments,
+            approval,
             dropped: parts.dropped,
         }
     }
@@ -495,6 +559,55 @@ fn optional(object: &mut Map<String, Value>, key: &str) -> Option<String> {
         Some(Value::String(text)) => Some(text),
         _ => None,
     }
+}
+
+/// `{"summary", "command", "approvers"?, "required"?, "expires_in_secs"?}`; `Err` names the
+/// field that cannot be read.
+fn approval_ask(
+    mut object: Map<String, Value>,
+) -> Result<ApprovalAsk, (&'static str, &'static str)> {
+    let command = match object.remove("command") {
+        Some(Value::String(command)) => command,
+        None | Some(Value::Null) => return Err(("command", "missing")),
+        Some(_) => return Err(("command", "not a string")),
+    };
+    let summary = match object.remove("summary") {
+        Some(Value::String(summary)) => summary,
+        None | Some(Value::Null) => "Run this command".to_owned(),
+        Some(_) => return Err(("summary", "not a string")),
+    };
+    let approvers = match object.remove("approvers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(id) => Ok(id),
+                    _ => Err(("approvers", "an entry is not a string")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(("approvers", "not a list")),
+    };
+    let whole = |value: Option<Value>, field: &'static str| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_u64()
+            .map(Some)
+            .ok_or((field, "not a whole number")),
+        Some(_) => Err((field, "not a whole number")),
+    };
+    let required = whole(object.remove("required"), "required")?
+        .map(|n| u32::try_from(n).map_err(|_| ("required", "too large")))
+        .transpose()?;
+    let expires_in_secs = whole(object.remove("expires_in_secs"), "expires_in_secs")?;
+    Ok(ApprovalAsk {
+        summary,
+        command,
+        approvers,
+        required,
+        expires_in_secs,
+    })
 }
 
 /// `{"id": …, "label"|"title": …}`, or a bare label (`"actions": ["Yes", "No"]`).

@@ -11,7 +11,7 @@
 //!   `SendTaskFailure`): [`SfnCallbacks`] and the in-memory [`RecordingCallbacks`].
 
 pub mod approvers;
-// engine: next
+pub mod engine;
 
 mod callbacks;
 mod sfn;
