@@ -8,7 +8,11 @@
 //! agent backend. With `OnCall` set (on-call paging), also the alerts table (TTL), the timer
 //! queue with its own dead-letter queue and alarm, the worker's second event source, the
 //! `POST /alerts` route with its own throttling, and paging permissions scoped to those
-//! resources; without it, none of them.
+//! resources; without it, none of them. With `Approvers` set (approvals), the approvals table
+//! (TTL), the timer queue (shared with paging), their permissions, and on request the example
+//! state machine that asks for an approval through the job queue and reports through the
+//! worker, which may answer its tasks (and those of `ApprovalStateMachineArns`) and nothing
+//! else's; without it, none of them.
 //!
 //! The tools come from the project's `.venv` (`make venv`, pinned in `tests/requirements.txt`).
 //! Every child process gets a clean environment: a throwaway `HOME`, no AWS credentials or
@@ -319,7 +323,9 @@ fn webhook_may_only_queue_jobs_and_read_the_secret() {
     let stacks = Stack::every_backend()
         .into_iter()
         .chain([Stack::deployed(&[("WhatsAppSecretArn", own_secret)])])
-        .chain([paging_stack(&[])]);
+        .chain([paging_stack(&[])])
+        .chain([approvals_stack(&[("ApprovalExample", "true")])])
+        .chain([paging_stack(&APPROVALS)]);
     for stack in stacks {
         let statements = stack.role_statements("WebhookFunction");
         let mut granted: Vec<(String, Value)> = Vec::new();
@@ -343,23 +349,31 @@ fn webhook_may_only_queue_jobs_and_read_the_secret() {
                 json!({"Fn::GetAtt": ["JobQueue", "Arn"]}),
             ),
         ];
-        if stack.condition("PagingOn") {
-            // Incidents (consistent read, conditional write) and timers (send only).
-            let table = json!({"Fn::GetAtt": ["AlertsTable", "Arn"]});
-            expected.extend([
-                ("dynamodb:GetItem".to_owned(), table.clone()),
-                ("dynamodb:PutItem".to_owned(), table),
-                (
-                    "sqs:SendMessage".to_owned(),
-                    json!({"Fn::GetAtt": ["TimerQueue", "Arn"]}),
-                ),
-            ]);
+        // Incidents and approval requests (consistent read, conditional write), and timers
+        // (send only).
+        for (condition, table) in [
+            ("PagingOn", "AlertsTable"),
+            ("ApprovalsOn", "ApprovalsTable"),
+        ] {
+            if stack.condition(condition) {
+                let table = json!({"Fn::GetAtt": [table, "Arn"]});
+                expected.extend([
+                    ("dynamodb:GetItem".to_owned(), table.clone()),
+                    ("dynamodb:PutItem".to_owned(), table),
+                ]);
+            }
+        }
+        if stack.condition("PagingOrApprovalsOn") {
+            expected.push((
+                "sqs:SendMessage".to_owned(),
+                json!({"Fn::GetAtt": ["TimerQueue", "Arn"]}),
+            ));
         }
         expected.sort_by_key(|(action, resource)| format!("{action} {resource}"));
         assert_eq!(
             granted, expected,
             "{}: the webhook may send jobs to the job queue and read its secret (and with paging \
-             keep incidents and schedule timers), nothing else",
+             or approvals keep incidents or requests and schedule timers), nothing else",
             stack.label
         );
         assert_eq!(
@@ -464,7 +478,15 @@ fn worker_may_start_only_the_state_machine_its_mode_uses() {
 fn roles_grant_no_wildcard_beyond_log_delivery() {
     let listed = stack_with_agents("http", &[("AgentStateMachineArns", LISTED_MACHINES)]);
     let paging = paging_stack(&[("AgentBackend", "stepfunctions")]);
-    for stack in Stack::every_backend().into_iter().chain([listed, paging]) {
+    let approvals = approvals_stack(&[
+        ("ApprovalExample", "true"),
+        ("ApprovalStateMachineArns", APPROVAL_MACHINES),
+    ]);
+    let both = paging_stack(&APPROVALS);
+    for stack in Stack::every_backend()
+        .into_iter()
+        .chain([listed, paging, approvals, both])
+    {
         for (name, role) in stack.resources_of_type("AWS::IAM::Role") {
             for statement in stack.statements_of_role(&role) {
                 // Evaluated: a parameter or a substitution could hide one.
@@ -1005,13 +1027,18 @@ fn paging_is_off_by_default_and_then_creates_and_grants_nothing() {
         }
         assert!(stack.broken_rules().is_empty(), "{}", stack.label);
     }
-    for output in ["AlertsUrl", "AlertsTableName", "TimerQueueUrl"] {
+    for output in ["AlertsUrl", "AlertsTableName"] {
         assert_eq!(
             transformed()["Outputs"][output]["Condition"],
             json!("PagingOn"),
             "{output} only with OnCall"
         );
     }
+    assert_eq!(
+        transformed()["Outputs"]["TimerQueueUrl"]["Condition"],
+        json!("PagingOrApprovalsOn"),
+        "TimerQueueUrl only with OnCall or Approvers"
+    );
 }
 
 #[test]
@@ -1110,7 +1137,12 @@ fn alerts_table_expires_incidents_and_both_functions_read_and_write_it_condition
 
 #[test]
 fn timer_queue_is_standard_outlasts_the_worker_and_dead_letters_with_an_alarm() {
-    let stack = paging_stack(&[]);
+    for stack in [paging_stack(&[]), approvals_stack(&[])] {
+        timer_queue_is_standard_outlasts_the_worker_and_dead_letters_with_an_alarm_in(&stack);
+    }
+}
+
+fn timer_queue_is_standard_outlasts_the_worker_and_dead_letters_with_an_alarm_in(stack: &Stack) {
     let queue = stack.properties("TimerQueue");
     // A FIFO queue cannot delay single messages: timers need a standard one.
     assert_ne!(
@@ -1157,7 +1189,12 @@ fn timer_queue_is_standard_outlasts_the_worker_and_dead_letters_with_an_alarm() 
 
 #[test]
 fn worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights() {
-    let stack = paging_stack(&[]);
+    for stack in [paging_stack(&[]), approvals_stack(&[])] {
+        worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights_in(&stack);
+    }
+}
+
+fn worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights_in(stack: &Stack) {
     let mappings: Vec<Value> = stack
         .resources_of_type("AWS::Lambda::EventSourceMapping")
         .into_iter()
@@ -1191,7 +1228,7 @@ fn worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights() {
 
     let timer_queue = json!({"Fn::GetAtt": ["TimerQueue", "Arn"]});
     assert_eq!(
-        actions_on(&stack, "WorkerFunction", &timer_queue),
+        actions_on(stack, "WorkerFunction", &timer_queue),
         [
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",
@@ -1202,7 +1239,7 @@ fn worker_consumes_due_timers_with_partial_batch_failures_and_scoped_rights() {
         "the worker schedules timers and consumes them (what its event source polls with)"
     );
     assert_eq!(
-        actions_on(&stack, "WebhookFunction", &timer_queue),
+        actions_on(stack, "WebhookFunction", &timer_queue),
         ["sqs:SendMessage"],
         "the webhook may only schedule a timer"
     );
@@ -1283,6 +1320,508 @@ fn the_created_secret_has_a_slot_for_the_alert_token() {
     .expect("the secret's template is JSON");
     assert_eq!(template["alert_token"], json!(""), "{template}");
     assert_eq!(generate["GenerateStringKey"], json!("verify_token"));
+}
+
+// --- Approvals (Approvers) -------------------------------------------------------------------
+
+/// The parameters that turn approvals on (with what they need).
+const APPROVALS: [(&str, &str); 3] = [
+    ("Approvers", "+447700900123, US.13491208655302741918"),
+    ("PhoneNumberId", "106540352242922"),
+    ("ApprovalTemplate", "approval_request:en"),
+];
+/// Users' own state machines that ask for approvals.
+const APPROVAL_MACHINES: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:deploy,arn:aws:states:us-east-1:123456789012:stateMachine:rotate-keys";
+/// What approvals add to the stack (the example state machine only on request).
+const APPROVALS_RESOURCES: [&str; 1] = ["ApprovalsTable"];
+/// What approvals and paging both need.
+const TIMER_RESOURCES: [&str; 4] = [
+    "TimerQueue",
+    "TimerDeadLetterQueue",
+    "WorkerTimers",
+    "TimerDeadLetterQueueAlarm",
+];
+/// The variables of approvals in both functions, and the parameter or resource each is.
+const APPROVALS_VARIABLES: [(&str, &str); 9] = [
+    ("APPROVERS", "Approvers"),
+    ("APPROVAL_TEMPLATE", "ApprovalTemplate"),
+    ("APPROVAL_EXPIRY_SECS", "ApprovalExpirySecs"),
+    ("APPROVAL_MAX_EXPIRY_SECS", "ApprovalMaxExpirySecs"),
+    ("ALLOW_SELF_APPROVAL", "AllowSelfApproval"),
+    ("APPROVAL_RETENTION_DAYS", "ApprovalRetentionDays"),
+    ("APPROVALS_TABLE", "ApprovalsTable"),
+    ("PHONE_NUMBER_ID", "PhoneNumberId"),
+    ("TIMER_QUEUE_URL", "TimerQueue"),
+];
+const EXAMPLE: &str = "ApprovalExampleStateMachine";
+/// The errors the worker fails an approval task with (`src/approvals/sfn.rs`), and Step
+/// Functions' own when nobody answers in time.
+const REFUSALS: [&str; 4] = [
+    "approval.denied",
+    "approval.expired",
+    "approval.refused",
+    "States.Timeout",
+];
+
+/// A stack with approvals on (`Approvers` and what it needs set); `extra` wins.
+fn approvals_stack(extra: &[(&str, &str)]) -> Stack {
+    let mut overrides = APPROVALS.to_vec();
+    overrides.extend_from_slice(extra);
+    Stack::deployed(&overrides)
+}
+
+/// Every (action, resource) of `prefix` (`states:`) a function's role grants, evaluated.
+fn granted_actions(stack: &Stack, function: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut granted: Vec<(String, String)> = stack
+        .role_statements(function)
+        .iter()
+        .flat_map(|statement| {
+            let resources = stack.values(&statement["Resource"]);
+            strings(&statement["Action"])
+                .into_iter()
+                .filter(|action| action.starts_with(prefix))
+                .flat_map(move |action| {
+                    resources
+                        .clone()
+                        .into_iter()
+                        .map(move |resource| (action.clone(), resource))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    granted.sort();
+    granted
+}
+
+#[test]
+fn approvals_are_off_by_default_and_then_create_and_grant_nothing() {
+    let stacks = Stack::every_backend()
+        .into_iter()
+        .chain([paging_stack(&[])])
+        .chain([Stack::deployed(&[(
+            "ApprovalStateMachineArns",
+            APPROVAL_MACHINES,
+        )])]);
+    for stack in stacks {
+        assert!(!stack.condition("ApprovalsOn"), "{}", stack.label);
+        for resource in APPROVALS_RESOURCES.into_iter().chain([EXAMPLE]) {
+            assert!(
+                !stack.exists(resource),
+                "{}: {resource} without Approvers",
+                stack.label
+            );
+        }
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let environment = stack.raw_environment(function);
+            for (variable, _) in APPROVALS_VARIABLES {
+                // Paging sets these two for itself.
+                if stack.condition("PagingOn")
+                    && ["PHONE_NUMBER_ID", "TIMER_QUEUE_URL"].contains(&variable)
+                {
+                    continue;
+                }
+                assert!(
+                    environment.get(variable).is_none(),
+                    "{}: {function} sets {variable} without Approvers",
+                    stack.label
+                );
+            }
+            for statement in stack.role_statements(function) {
+                let text = statement.to_string();
+                assert!(
+                    !text.contains("ApprovalsTable")
+                        && !text.contains("approval-example")
+                        && !text.contains("states:SendTask"),
+                    "{}: {function} has an approvals permission without Approvers: {statement}",
+                    stack.label
+                );
+            }
+        }
+        assert!(stack.broken_rules().is_empty(), "{}", stack.label);
+    }
+    // Not even the timer queue when paging is off as well.
+    let off = Stack::deployed(&[]);
+    for resource in TIMER_RESOURCES {
+        assert!(
+            !off.exists(resource),
+            "{resource} without OnCall or Approvers"
+        );
+    }
+    // The example asked for without approvals: refused before anything is deployed.
+    assert_eq!(
+        Stack::deployed(&[("ApprovalExample", "true")]).broken_rules(),
+        ["ApprovalExampleNeedsApprovers"]
+    );
+    for (output, condition) in [
+        ("ApprovalsTableName", "ApprovalsOn"),
+        ("ApprovalExampleStateMachineArn", "ApprovalExampleOn"),
+    ] {
+        assert_eq!(
+            transformed()["Outputs"][output]["Condition"],
+            json!(condition),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn approvals_refuse_to_deploy_without_their_number_and_template() {
+    assert!(approvals_stack(&[]).broken_rules().is_empty());
+    assert!(
+        approvals_stack(&[("ApprovalExample", "true")])
+            .broken_rules()
+            .is_empty()
+    );
+    for needed in ["PhoneNumberId", "ApprovalTemplate"] {
+        assert_eq!(
+            approvals_stack(&[(needed, "")]).broken_rules(),
+            ["ApprovalsNeedNumberAndTemplate"],
+            "Approvers deploys without {needed}"
+        );
+    }
+    let parameters = &transformed()["Parameters"];
+    for (parameter, default) in [
+        ("Approvers", ""),
+        ("ApprovalTemplate", ""),
+        ("ApprovalExpirySecs", "900"),
+        ("ApprovalMaxExpirySecs", "86400"),
+        ("AllowSelfApproval", "false"),
+        ("ApprovalRetentionDays", "90"),
+        ("ApprovalExample", "false"),
+        ("ApprovalStateMachineArns", ""),
+    ] {
+        assert_eq!(
+            scalar(&parameters[parameter]["Default"]),
+            default,
+            "{parameter}'s default"
+        );
+    }
+    // Approvers are named people: `*` (everyone) is refused by the parameter itself.
+    assert_eq!(parameters["Approvers"]["AllowedPattern"], json!("^[^*]*$"));
+    assert_eq!(
+        parameters["ApprovalTemplate"]["AllowedPattern"],
+        parameters["AlertTemplate"]["AllowedPattern"],
+        "a template is name:language"
+    );
+    assert_eq!(
+        parameters["ApprovalStateMachineArns"]["AllowedPattern"],
+        parameters["AgentStateMachineArns"]["AllowedPattern"],
+        "full state machine ARNs, no wildcards"
+    );
+    for flag in ["AllowSelfApproval", "ApprovalExample"] {
+        assert_eq!(
+            parameters[flag]["AllowedValues"],
+            json!(["true", "false"]),
+            "{flag}"
+        );
+    }
+    // The example machine's timeout is computed from the longest expiry: it must be one.
+    assert!(
+        number(&parameters["ApprovalExpirySecs"]["MaxValue"])
+            <= number(&parameters["ApprovalMaxExpirySecs"]["MaxValue"])
+    );
+}
+
+#[test]
+fn both_functions_get_the_approvals_configuration() {
+    for stack in [
+        approvals_stack(&[]),
+        approvals_stack(&[("AgentBackend", "stepfunctions")]),
+        paging_stack(&APPROVALS),
+    ] {
+        for resource in APPROVALS_RESOURCES.into_iter().chain(TIMER_RESOURCES) {
+            assert!(stack.exists(resource), "{}: {resource}", stack.label);
+        }
+        assert_eq!(
+            stack.exists("AlertsTable"),
+            stack.condition("PagingOn"),
+            "{}: the alerts table is paging's",
+            stack.label
+        );
+        for function in ["WebhookFunction", "WorkerFunction"] {
+            let raw = stack.raw_environment(function);
+            for (variable, parameter) in APPROVALS_VARIABLES {
+                assert_eq!(
+                    raw.get(variable),
+                    Some(&json!({"Ref": parameter})),
+                    "{}: {function}'s {variable}",
+                    stack.label
+                );
+            }
+            let environment = stack.environment(function);
+            assert_eq!(environment["APPROVERS"], APPROVALS[0].1);
+            assert_eq!(environment["APPROVAL_TEMPLATE"], "approval_request:en");
+            assert_eq!(environment["APPROVAL_EXPIRY_SECS"], "900");
+            assert_eq!(environment["APPROVAL_MAX_EXPIRY_SECS"], "86400");
+            assert_eq!(environment["ALLOW_SELF_APPROVAL"], "false");
+            assert_eq!(environment["APPROVAL_RETENTION_DAYS"], "90");
+            assert!(
+                environment["TIMER_QUEUE_URL"].starts_with("https://sqs.")
+                    && !environment["TIMER_QUEUE_URL"].ends_with(".fifo"),
+                "{}",
+                environment["TIMER_QUEUE_URL"]
+            );
+            let config =
+                Config::from_lookup(|name| environment.get(name).cloned()).unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {function} would not start with approvals: {e}",
+                        stack.label
+                    )
+                });
+            assert_eq!(
+                config.phone_number_id.map(|id| id.0).as_deref(),
+                Some("106540352242922"),
+                "{}: {function}",
+                stack.label
+            );
+            assert_eq!(
+                config.timer_queue_url,
+                Some(stack.reference("TimerQueue")),
+                "{}: {function}",
+                stack.label
+            );
+        }
+    }
+}
+
+#[test]
+fn approvals_table_expires_requests_and_both_functions_read_and_write_it_conditionally() {
+    let stack = approvals_stack(&[]);
+    assert_keyed_table(&stack, "ApprovalsTable");
+    let approvals = json!({"Fn::GetAtt": ["ApprovalsTable", "Arn"]});
+    let alerts = json!({"Fn::GetAtt": ["AlertsTable", "Arn"]});
+    let paging = paging_stack(&[]);
+    for function in ["WebhookFunction", "WorkerFunction"] {
+        assert_eq!(
+            actions_on(&stack, function, &approvals),
+            ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "{function}: requests are a consistent read and a conditional write, nothing else"
+        );
+        assert_eq!(
+            actions_on(&stack, function, &approvals),
+            actions_on(&paging, function, &alerts),
+            "{function}: the same rights as on the alerts table"
+        );
+    }
+}
+
+#[test]
+fn worker_may_answer_only_the_tasks_of_the_approval_state_machines() {
+    let example_arn =
+        format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK_NAME}-approval-example");
+    let answer = |arn: &str| {
+        ["states:SendTaskFailure", "states:SendTaskSuccess"]
+            .map(|action| (action.to_owned(), arn.to_owned()))
+    };
+    let listed: Vec<&str> = APPROVAL_MACHINES.split(',').collect();
+
+    // Approvals on, no machine that asks: no Step Functions access at all.
+    let none = approvals_stack(&[]);
+    assert!(!none.exists(EXAMPLE));
+    assert_eq!(granted_actions(&none, "WorkerFunction", "states:"), []);
+
+    // The example: answer its tasks, and start it (it is an async agent, listed in Agents).
+    let example = approvals_stack(&[("ApprovalExample", "true")]);
+    let mut expected: Vec<(String, String)> = answer(&example_arn).to_vec();
+    expected.push(("states:StartExecution".to_owned(), example_arn.clone()));
+    expected.sort();
+    assert_eq!(
+        granted_actions(&example, "WorkerFunction", "states:"),
+        expected
+    );
+    // The very machine the stack creates.
+    assert_eq!(example.reference(EXAMPLE), example_arn);
+    assert_eq!(
+        example.value(&transformed()["Outputs"]["ApprovalExampleStateMachineArn"]["Value"]),
+        example_arn
+    );
+
+    // Your own machines: answer theirs, start none of them.
+    let own = approvals_stack(&[("ApprovalStateMachineArns", APPROVAL_MACHINES)]);
+    let mut expected: Vec<(String, String)> = listed.iter().flat_map(|arn| answer(arn)).collect();
+    expected.sort();
+    assert_eq!(granted_actions(&own, "WorkerFunction", "states:"), expected);
+
+    // Both, beside the async agent backend's own machine.
+    let all = approvals_stack(&[
+        ("ApprovalExample", "true"),
+        ("ApprovalStateMachineArns", APPROVAL_MACHINES),
+        ("AgentBackend", "stepfunctions"),
+        ("StepFunctionsMode", "async"),
+    ]);
+    let granted = granted_actions(&all, "WorkerFunction", "states:");
+    let sends: Vec<&(String, String)> = granted
+        .iter()
+        .filter(|(action, _)| action.starts_with("states:SendTask"))
+        .collect();
+    assert_eq!(sends.len(), 2 * (listed.len() + 1), "{granted:?}");
+    assert!(granted.contains(&(
+        "states:StartExecution".to_owned(),
+        all.reference("AgentAsyncStateMachine")
+    )));
+    // The webhook never answers tasks.
+    assert_eq!(granted_actions(&all, "WebhookFunction", "states:"), []);
+}
+
+#[test]
+fn approval_example_asks_through_the_job_queue_and_reports_through_the_worker() {
+    let stack = approvals_stack(&[("ApprovalExample", "true")]);
+    let machine = stack.properties(EXAMPLE);
+    assert_eq!(
+        machine["StateMachineType"],
+        json!("STANDARD"),
+        "an async agent"
+    );
+    let definition = definition(&machine);
+    let states = &definition["States"];
+    let substitutions = &machine["DefinitionSubstitutions"];
+    assert_eq!(definition["StartAt"], json!("Propose"));
+    assert_eq!(states["Propose"]["Next"], json!("ApprovalTimeout"));
+    assert_eq!(states["ApprovalTimeout"]["Next"], json!("Approval"));
+
+    // The approval: the job onto the job queue with the task's token, waiting for the answer.
+    let approval = &states["Approval"];
+    assert_eq!(
+        approval["Resource"],
+        json!("arn:aws:states:::sqs:sendMessage.waitForTaskToken")
+    );
+    let parameters = &approval["Parameters"];
+    assert_eq!(parameters["QueueUrl"], json!("${JobQueueUrl}"));
+    assert_eq!(substitutions["JobQueueUrl"], json!({"Ref": "JobQueue"}));
+    // The job queue is FIFO without content-based deduplication: both ids are given.
+    assert_eq!(
+        stack.properties("JobQueue")["ContentBasedDeduplication"],
+        json!(false)
+    );
+    assert_eq!(parameters["MessageGroupId"], json!("approvals"));
+    assert_eq!(
+        parameters["MessageDeduplicationId.$"],
+        json!("States.Hash($$.Task.Token, 'SHA-256')")
+    );
+    let body = &parameters["MessageBody"];
+    assert_eq!(body["version"], json!(1));
+    let asked = &body["approval"];
+    assert_eq!(asked["task_token.$"], json!("$$.Task.Token"));
+    assert_eq!(
+        asked["requester.$"],
+        json!("$.event.user.id"),
+        "the user who asked"
+    );
+    assert_eq!(asked["summary.$"], json!("$.proposal.summary"));
+    assert_eq!(asked["command.$"], json!("$.proposal.command"));
+    assert_eq!(states["Propose"]["ResultPath"], json!("$.proposal"));
+
+    // Its timeout: the longest expiry plus a margin, computed by the machine.
+    assert_eq!(
+        approval["TimeoutSecondsPath"],
+        json!("$.approval_timeout.secs")
+    );
+    assert_eq!(
+        states["ApprovalTimeout"]["ResultPath"],
+        json!("$.approval_timeout")
+    );
+    let timeout = states["ApprovalTimeout"]["Parameters"]["secs.$"]
+        .as_str()
+        .expect("a computed timeout");
+    let margin: i64 = timeout
+        .strip_prefix("States.MathAdd(${ApprovalMaxExpirySecs}, ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|margin| margin.parse().ok())
+        .unwrap_or_else(|| panic!("not the longest expiry plus a margin: {timeout}"));
+    assert!((60..=3600).contains(&margin), "a bit above: {margin} s");
+    assert_eq!(
+        substitutions["ApprovalMaxExpirySecs"],
+        json!({"Ref": "ApprovalMaxExpirySecs"})
+    );
+
+    // Approved: act, then report. Refused or timed out: report that. Anything else: ❌.
+    assert_eq!(approval["Next"], json!("Act"));
+    assert_eq!(approval["ResultPath"], json!("$.approval"));
+    assert_eq!(
+        approval["Catch"],
+        json!([
+            {"ErrorEquals": REFUSALS, "ResultPath": "$.refusal", "Next": "Refused"},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "ReportError"}
+        ])
+    );
+    for step in ["Act", "Refused"] {
+        assert_eq!(states[step]["ResultPath"], json!("$.result"), "{step}");
+        assert_eq!(states[step]["Next"], json!("Report"), "{step}");
+    }
+    for (step, outcome) in [
+        ("Report", json!({"reply.$": "$.result"})),
+        ("ReportError", json!({"error.$": "$.failure"})),
+    ] {
+        let task = &states[step];
+        assert_eq!(
+            task["Resource"],
+            json!("arn:aws:states:::lambda:invoke"),
+            "{step}"
+        );
+        assert_eq!(
+            task["Parameters"]["FunctionName"],
+            json!("${WorkerFunctionArn}"),
+            "{step}"
+        );
+        let mut deliver = json!({"request.$": "$$.Execution.Input"});
+        deliver
+            .as_object_mut()
+            .unwrap()
+            .extend(outcome.as_object().unwrap().clone());
+        assert_eq!(
+            task["Parameters"]["Payload"],
+            json!({"deliver": deliver}),
+            "{step}"
+        );
+        assert_eq!(task["End"], json!(true), "{step}");
+        assert!(task["Retry"].is_array(), "{step}: a delivery is retried");
+    }
+    assert_eq!(
+        substitutions["WorkerFunctionArn"],
+        json!({"Fn::GetAtt": ["WorkerFunction", "Arn"]})
+    );
+    assert_eq!(
+        substitutions.as_object().map(|s| s.len()),
+        Some(3),
+        "{substitutions}"
+    );
+
+    // Its role: put jobs on the job queue, invoke the worker; nothing else.
+    let mut granted: Vec<(String, Value)> = stack
+        .role_statements(EXAMPLE)
+        .iter()
+        .flat_map(|statement| {
+            strings(&statement["Action"])
+                .into_iter()
+                .flat_map(|action| {
+                    list(&statement["Resource"])
+                        .into_iter()
+                        .map(move |resource| (action.clone(), resource))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    granted.sort_by_key(|(action, resource)| format!("{action} {resource}"));
+    assert_eq!(
+        granted,
+        [
+            (
+                "lambda:InvokeFunction".to_owned(),
+                json!({"Fn::GetAtt": ["WorkerFunction", "Arn"]})
+            ),
+            (
+                "sqs:SendMessage".to_owned(),
+                json!({"Fn::GetAtt": ["JobQueue", "Arn"]})
+            ),
+        ]
+    );
+    // Named, and the worker's policy spells that name out (a !Ref would be circular).
+    let name = stack.value(&machine["StateMachineName"]);
+    assert_eq!(name, format!("{STACK_NAME}-approval-example"));
+    assert!(
+        name.len() <= 80,
+        "state machine names stop at 80 characters"
+    );
 }
 
 /// The managed policy SAM gives every function it makes a role for: CloudWatch Logs.
@@ -1409,6 +1948,15 @@ impl Stack {
         );
         if !params["OnCall"].is_empty() {
             label.push_str(" OnCall=set");
+        }
+        if !params["Approvers"].is_empty() {
+            label.push_str(" Approvers=set");
+        }
+        if params["ApprovalExample"] == "true" {
+            label.push_str(" ApprovalExample=true");
+        }
+        if !params["ApprovalStateMachineArns"].is_empty() {
+            label.push_str(" ApprovalStateMachineArns=set");
         }
         Self {
             template,

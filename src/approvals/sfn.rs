@@ -8,15 +8,20 @@ use crate::redact;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 
-/// Codes after which nothing waits for the answer any more: the task timed out, the execution
-/// ended, or the token is not one Step Functions knows.
+/// Codes after which nothing waits for the answer any more: the task timed out or was closed
+/// (`TaskTimedOut`), the task is unknown (`TaskDoesNotExist`), or the token is not one Step
+/// Functions knows (`InvalidToken`; moto also answers it for the token of a task that ended).
+/// The errors of `SendTaskSuccess` and `SendTaskFailure` in the API reference
+/// (<https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html>).
 const GONE_CODES: [&str; 3] = ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"];
-/// Codes worth trying again.
-const RETRYABLE_CODES: [&str; 4] = [
+/// Codes worth trying again; `KmsThrottlingException`: KMS throttled the call Step Functions
+/// made for us (an execution encrypted with a customer managed key).
+const RETRYABLE_CODES: [&str; 5] = [
     "ThrottlingException",
     "ServiceUnavailable",
     "InternalFailure",
     "RequestTimeout",
+    "KmsThrottlingException",
 ];
 /// Step Functions' limits on a failure's `error` and `cause`.
 const ERROR_MAX: usize = 256;

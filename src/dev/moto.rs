@@ -274,3 +274,32 @@ pub async fn timer_queue(config: &aws_config::SdkConfig, name: &str) -> Result<S
         .map(str::to_owned)
         .ok_or_else(|| format!("create the timer queue {name}: no URL in the answer"))
 }
+
+/// The job queue (`JOB_QUEUE_URL`) alone, as `template.yaml` declares it: FIFO, no
+/// content-based deduplication (every sender gives a `MessageDeduplicationId`), no dead-letter
+/// queue (see [`create_pipeline_resources`] for the whole shape). Returns its URL.
+pub async fn job_queue(config: &aws_config::SdkConfig, name: &str) -> Result<String, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let name = if name.ends_with(".fifo") {
+        name.to_owned()
+    } else {
+        format!("{name}.fifo")
+    };
+    let created = aws_sdk_sqs::Client::new(config)
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "create the job queue {name}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?;
+    created
+        .queue_url()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("create the job queue {name}: no URL in the answer"))
+}

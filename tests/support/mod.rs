@@ -17,3 +17,4 @@ pub mod runtime_api;
 pub mod sfn_sync;
 pub mod slow;
 pub mod stream_agent;
+pub mod template;
