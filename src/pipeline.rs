@@ -16,7 +16,10 @@
 use crate::agent::Deliver;
 use crate::agent::{Agent, AgentError, ReplyStream};
 use crate::alerts::paging::{AlertAction, IncidentState, Paging, TapOutcome};
+use crate::approvals::ApprovalAsk;
+use crate::approvals::engine::{AgentDecision, Approvals, Asked};
 use crate::config::{DEFAULT_AGENT_TIMEOUT, LEASE_MARGIN};
+use crate::domain::Sender;
 use crate::domain::{InboundMessage, MessageId, PhoneNumberId};
 use crate::domain::{OutgoingMessage, Recipient};
 use crate::graph::{GraphError, Messenger};
@@ -28,6 +31,7 @@ use crate::sessions::conversation::Change;
 use crate::sessions::conversation::{
     Conversations, KeptBecause, KeptReply, OwnAnswer, WINDOW_TAP_PREFIX, kept, take_kept, unix_now,
 };
+use crate::timers::{Timer, TimerKind};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -168,6 +172,8 @@ pub struct Pipeline {
     typing_interval: Duration,
     /// On-call paging (`ONCALL`): taps on pages are its to answer.
     paging: Option<Arc<Paging>>,
+    /// Approvals (`APPROVERS`): taps on requests are its to answer, agents' asks go to it.
+    approvals: Option<Arc<Approvals>>,
 }
 
 impl Pipeline {
@@ -195,6 +201,7 @@ impl Pipeline {
             lease: DEFAULT_LEASE,
             typing_interval: TYPING_INTERVAL,
             paging: None,
+            approvals: None,
         }
     }
 
@@ -202,6 +209,45 @@ impl Pipeline {
     pub fn with_paging(mut self, paging: Arc<Paging>) -> Self {
         self.paging = Some(paging);
         self
+    }
+
+    /// The same pipeline with approvals (`APPROVERS`): taps on requests go to `approvals`, and
+    /// an agent's reply may ask for one.
+    pub fn with_approvals(mut self, approvals: Arc<Approvals>) -> Self {
+        self.approvals = Some(approvals);
+        self
+    }
+
+    /// The approvals engine, when approvals are configured.
+    pub fn approvals(&self) -> Option<&Arc<Approvals>> {
+        self.approvals.as_ref()
+    }
+
+    /// A timer came due (the in-process timers of a local run): paging's to paging, an
+    /// approval's expiry to approvals (and its decision to the agent that asked). Failures are
+    /// logged.
+    pub async fn fire_timer(&self, timer: &Timer) {
+        let now = unix_now();
+        match &timer.kind {
+            TimerKind::ApprovalExpiry { .. } => match &self.approvals {
+                Some(approvals) => match approvals.fire(timer, now).await {
+                    Ok(Some(decided)) => {
+                        self.approval_decided(&decided).await;
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(%error, "approval timer failed"),
+                },
+                None => tracing::error!("approval timer, but approvals are off: ignored"),
+            },
+            _ => match &self.paging {
+                Some(paging) => {
+                    if let Err(error) = paging.fire(timer, now).await {
+                        tracing::error!(%error, "escalation timer failed");
+                    }
+                }
+                None => tracing::error!("paging timer, but paging is off: ignored"),
+            },
+        }
     }
 
     /// The paging engine, when paging is configured.
@@ -285,7 +331,42 @@ impl Pipeline {
     }
 
     /// [`Self::deliver`] once its claim is held.
+    /// The delivered reply sent, then the approvals it asks for asked.
     async fn deliver_held(
+        &self,
+        deliver: &Deliver,
+        message_id: &MessageId,
+        attempt: Attempt,
+        held: &Held<'_>,
+    ) -> Outcome {
+        let outcome = self.deliver_parts(deliver, message_id, attempt, held).await;
+        let mut said = Said::default();
+        if let Some(reply) = deliver.reply.as_ref().filter(|r| !r.is_unreadable())
+            && deliver.error.is_none()
+        {
+            said.note(unix_now(), reply);
+        }
+        let sender = deliver.sender();
+        let from = deliver.phone_number_id();
+        if let (false, Some(to)) = (
+            matches!(outcome, Outcome::ClaimLost { .. }),
+            Recipient::of(&sender),
+        ) {
+            let route = Route {
+                from: &from,
+                to,
+                id: message_id,
+                key: SessionKey::new(&from, &sender),
+                held,
+            };
+            let agent = deliver.request.session.agent.clone();
+            self.ask_approvals(&route, &sender, &agent, &said, unix_now())
+                .await;
+        }
+        outcome
+    }
+
+    async fn deliver_parts(
         &self,
         deliver: &Deliver,
         message_id: &MessageId,
@@ -488,6 +569,20 @@ impl Pipeline {
         if !session.pending.is_empty() {
             self.deliver_kept(&route, now).await;
         }
+        if let Some(approvals) = &self.approvals
+            && let Some(tapped) = approvals.tap(message, now).await
+        {
+            let own = OwnAnswer {
+                message: tapped.reply.map(|body| OutgoingMessage::Text { body }),
+                change: Change::None,
+                what: "approval tap",
+            };
+            let outcome = self.own_answer(&route, own, attempt).await;
+            if let Some(decided) = tapped.decided {
+                self.approval_decided(&decided).await;
+            }
+            return outcome;
+        }
         let tap = match &self.paging {
             Some(paging) => paging.tap(message, now).await,
             None => None,
@@ -555,15 +650,16 @@ impl Pipeline {
         };
         let messages = format_reply(&reply);
         tracing::info!(message_id = %id, agent = %named.name, agent_ms, parts = messages.len(), "agent answered");
-        let mut answers = vec![(now, turn_text(&reply))];
+        let mut said = Said::default();
+        said.note(now, &reply);
         let outcome = match self.send_all(&route, &messages, true).await {
             Ok(sent) => {
-                self.send_rest(&route, &mut stream, sent, attempt, &mut answers)
+                self.send_rest(&route, &mut stream, sent, attempt, &mut said)
                     .await
             }
             Err((sent, stop)) => {
                 let mut unsent = messages[sent..].to_vec();
-                unsent.extend(self.drain(&mut stream, &mut answers).await);
+                unsent.extend(self.drain(&mut stream, &mut said).await);
                 self.keep_unsent(&route, unsent, sent, stop, attempt, now)
                     .await
             }
@@ -572,11 +668,222 @@ impl Pipeline {
             self.conversations
                 .update(key, |session| {
                     self.conversations
-                        .record(session, message, user_text.clone(), &answers)
+                        .record(session, message, user_text.clone(), &said.turns)
                 })
                 .await;
         }
+        // The agent is not asked again (a retry sends what was kept): what it asked is asked
+        // now, unless someone else took the message over.
+        if !matches!(outcome, Outcome::ClaimLost { .. }) {
+            self.ask_approvals(&route, &message.sender, &named.name, &said, now)
+                .await;
+        }
         outcome
+    }
+
+    /// The approvals an agent's answer asked for, asked of the approvers (the requester is
+    /// told what happens); one that could not be read, or asked while approvals are off, is
+    /// explained to the requester and nothing runs.
+    async fn ask_approvals(
+        &self,
+        route: &Route<'_>,
+        requester: &Sender,
+        agent: &str,
+        said: &Said,
+        now: i64,
+    ) {
+        let mut notes = Vec::new();
+        for reason in &said.unreadable {
+            tracing::warn!(message_id = %route.id, reason = %reason, "the agent asked for an approval that cannot be read: not asked");
+            notes.push(format!(
+                "⚠️ The agent asked for an approval that could not be read ({reason}): nothing \
+                 was asked and nothing will run."
+            ));
+        }
+        match &self.approvals {
+            None if !said.asks.is_empty() => {
+                tracing::error!(message_id = %route.id, asks = said.asks.len(), "the agent asked for an approval, but approvals are off (APPROVERS unset): not asked");
+                notes.push(
+                    "⚠️ The agent asked for an approval, but approvals are not set up here \
+                     (APPROVERS is unset): nothing was asked and nothing will run."
+                        .to_owned(),
+                );
+            }
+            None => {}
+            Some(approvals) => {
+                let who = crate::approvals::approvers::Identity::of(requester);
+                for ask in &said.asks {
+                    let asked = approvals
+                        .ask_for_agent(ask, &who, route.from, Some(route.id.as_str()), agent, now)
+                        .await;
+                    match asked {
+                        Ok(Asked::Waiting { id }) => {
+                            tracing::info!(message_id = %route.id, approval = %id, "approval asked for the agent");
+                        }
+                        Ok(Asked::Refused { reason }) => {
+                            tracing::warn!(message_id = %route.id, reason = %reason, "the agent's approval request was refused");
+                        }
+                        Err(error) => {
+                            tracing::error!(message_id = %route.id, %error, "the agent's approval request could not be recorded");
+                            notes.push(
+                                "⚠️ The approval the agent asked for could not be requested \
+                                 just now: nothing will run. Ask again in a moment."
+                                    .to_owned(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for body in notes {
+            let note = OutgoingMessage::Text { body };
+            if let Err(error) = self
+                .messenger
+                .send(route.from, &route.to, &note, None)
+                .await
+            {
+                tracing::error!(message_id = %route.id, %error, "could not tell the requester about their approval");
+            }
+        }
+    }
+
+    /// A request an agent asked for is decided: that agent gets the decision (`event.type`
+    /// `approval`) in the requester's conversation, and its answer goes to the requester.
+    /// Exactly once per request (a claim on `approval:<id>`); the agent is asked once, its
+    /// failure gives the requester the ❌ message.
+    pub async fn approval_decided(&self, decided: &AgentDecision) -> Outcome {
+        let key = MessageId(format!("approval:{}", decided.approval.id));
+        let held = match self.claim(&key).await {
+            Ok(held) => held,
+            Err(early) => return early,
+        };
+        let outcome = self
+            .while_held(&held, self.decision_held(decided, &key, &held))
+            .await;
+        self.settle(&held, &outcome).await;
+        tracing::info!(approval = %decided.approval.id, decision = decided.decision.as_str(), outcome = ?outcome, "agent told of the approval's decision");
+        outcome
+    }
+
+    async fn decision_held(
+        &self,
+        decided: &AgentDecision,
+        key: &MessageId,
+        held: &Held<'_>,
+    ) -> Outcome {
+        let approval = &decided.approval;
+        let from = &approval.from;
+        let sender = Sender {
+            phone: decided.requester.phone.clone(),
+            bsuid: decided.requester.bsuid.clone(),
+            display_name: None,
+        };
+        let Some(to) = Recipient::of(&sender) else {
+            return Outcome::Undeliverable;
+        };
+        let route = Route {
+            from,
+            to,
+            id: key,
+            key: SessionKey::new(from, &sender),
+            held,
+        };
+        let now = unix_now();
+        let session = match &route.key {
+            Some(session_key) => self.conversations.load(session_key).await,
+            None => None,
+        }
+        .unwrap_or_default();
+        let agents = self.conversations.agents();
+        let named = agents
+            .get(&decided.agent)
+            .unwrap_or_else(|| agents.selected(None));
+        let text = format!("{}: {}", decided.decision.as_str(), approval.summary);
+        let event = InboundMessage {
+            id: key.clone(),
+            timestamp: now,
+            sender: sender.clone(),
+            channel: crate::domain::Channel {
+                phone_number_id: from.clone(),
+                display_phone_number: None,
+                business_account_id: None,
+            },
+            reply_to: approval.thread.as_deref().map(MessageId::from),
+            kind: crate::domain::MessageKind::Text { body: text.clone() },
+        };
+        let mut request = self.conversations.request(&event, &session);
+        request.event.kind = "approval".to_owned();
+        request.event.approval = Some(crate::agent::contract::ApprovalRef {
+            id: approval.id.clone(),
+            decision: decided.decision.as_str().to_owned(),
+            decided_by: approval.decided_by(),
+            summary: approval.summary.clone(),
+            command: approval.command.clone(),
+        });
+        request.session.agent = named.name.clone();
+        let mut stream = named.agent.ask_stream(&request);
+        let mut said = Said::default();
+        let mut sent = 0;
+        let mut failed = None;
+        while let Some(part) = stream.next().await {
+            let messages = match part {
+                Ok(reply) if !reply.is_unreadable() => {
+                    said.note(unix_now(), &reply);
+                    format_reply(&reply)
+                }
+                Ok(reply) => {
+                    tracing::error!(approval = %approval.id, reason = %reply.unreadable_reason(), "the agent's answer to a decision is unreadable");
+                    failed = Some(AgentFailure { retryable: false });
+                    vec![agent_failed(false)]
+                }
+                Err(error) if sent == 0 => {
+                    tracing::error!(approval = %approval.id, %error, "the agent failed on an approval's decision; telling the requester");
+                    failed = Some(AgentFailure {
+                        retryable: error.is_retryable(),
+                    });
+                    vec![agent_failed(false)]
+                }
+                Err(error) => {
+                    tracing::error!(approval = %approval.id, %error, "the agent's answer to a decision broke off");
+                    vec![agent_cut_off()]
+                }
+            };
+            match self.send_all(&route, &messages, false).await {
+                Ok(count) => sent += count,
+                Err((count, stop)) => {
+                    return self
+                        .keep_unsent(
+                            &route,
+                            messages[count..].to_vec(),
+                            sent + count,
+                            stop,
+                            Attempt::Last,
+                            now,
+                        )
+                        .await;
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        if let Some(session_key) = &route.key
+            && !said.turns.is_empty()
+        {
+            self.conversations
+                .update(session_key, |session| {
+                    self.conversations
+                        .record_exchange(session, text.clone(), now, &said.turns)
+                })
+                .await;
+        }
+        self.ask_approvals(&route, &sender, &named.name, &said, now)
+            .await;
+        match (failed, sent) {
+            (Some(AgentFailure { retryable }), _) => Outcome::AgentFailed { retryable },
+            (None, 0) => Outcome::NoReply,
+            (None, sent) => Outcome::Replied { messages: sent },
+        }
     }
 
     /// The agent and the request for an acknowledgement or a request for details on a page:
@@ -634,7 +941,7 @@ impl Pipeline {
         stream: &mut ReplyStream<'_>,
         mut sent: usize,
         attempt: Attempt,
-        answers: &mut Vec<(i64, String)>,
+        said: &mut Said,
     ) -> Outcome {
         let mut part = 1;
         while let Some(next) = self
@@ -644,7 +951,7 @@ impl Pipeline {
             part += 1;
             let messages = match next {
                 Ok(reply) => {
-                    answers.push((unix_now(), turn_text(&reply)));
+                    said.note(unix_now(), &reply);
                     format_reply(&reply)
                 }
                 Err(error) => {
@@ -657,7 +964,7 @@ impl Pipeline {
                 Ok(count) => sent += count,
                 Err((count, stop)) => {
                     let mut unsent = messages[count..].to_vec();
-                    unsent.extend(self.drain(stream, answers).await);
+                    unsent.extend(self.drain(stream, said).await);
                     return self
                         .keep_unsent(route, unsent, sent + count, stop, attempt, unix_now())
                         .await;
@@ -673,16 +980,12 @@ impl Pipeline {
 
     /// The rest of a streamed answer, formatted, without sending it (the user is not to see
     /// it now); a part that fails ends it, with the note that it stopped.
-    async fn drain(
-        &self,
-        stream: &mut ReplyStream<'_>,
-        answers: &mut Vec<(i64, String)>,
-    ) -> Vec<OutgoingMessage> {
+    async fn drain(&self, stream: &mut ReplyStream<'_>, said: &mut Said) -> Vec<OutgoingMessage> {
         let mut messages = Vec::new();
         while let Some(next) = stream.next().await {
             match next {
                 Ok(reply) => {
-                    answers.push((unix_now(), turn_text(&reply)));
+                    said.note(unix_now(), &reply);
                     messages.extend(format_reply(&reply));
                 }
                 Err(_) => {
@@ -1019,6 +1322,30 @@ struct Route<'a> {
     /// Its conversation (`None` only without a sender to key it by).
     key: Option<SessionKey>,
     held: &'a Held<'a>,
+}
+
+/// What the agent said over one answer (its parts): the turns the history keeps, and the
+/// approvals it asked for.
+#[derive(Default)]
+struct Said {
+    turns: Vec<(i64, String)>,
+    asks: Vec<ApprovalAsk>,
+    /// Approvals it asked for that could not be read: where and why (our words).
+    unreadable: Vec<String>,
+}
+
+impl Said {
+    fn note(&mut self, at: i64, reply: &crate::agent::AgentReply) {
+        self.turns.push((at, turn_text(reply)));
+        self.asks.extend(reply.approval.clone());
+        self.unreadable.extend(
+            reply
+                .dropped
+                .iter()
+                .filter(|part| part.part.starts_with("approval") || part.part == "command")
+                .map(ToString::to_string),
+        );
+    }
 }
 
 /// What the history keeps of a reply: its text, or what it showed when it had none.

@@ -4,6 +4,7 @@
 
 use crate::agent::DeliverEvent;
 use crate::alerts::paging::{Paging, PagingError};
+use crate::approvals::engine::{AgentDecision, ApprovalError, Approvals};
 use crate::backoff::{self, Spread};
 use crate::domain::log_id;
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
@@ -11,6 +12,7 @@ use crate::queue::{JOB_VERSION, Job, Work};
 use crate::queue::{Redelivery, SqsQueue};
 use crate::redact;
 use crate::sessions::conversation::unix_now;
+use crate::timers::TimerKind;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 use std::sync::Arc;
@@ -309,11 +311,22 @@ impl Worker {
                     })
                     .await;
             }
-            Work::Approval(_) => {
-                tracing::error!(
-                    "approval job, but approvals are not configured (APPROVERS unset): left for the dead-letter queue"
-                );
-                return Verdict::GiveUp;
+            Work::Approval(task) => {
+                return self
+                    .approvals_job("approval task", attempt, |approvals| async move {
+                        approvals
+                            .ask_for_task(&task, unix_now())
+                            .await
+                            .map(|_| None)
+                    })
+                    .await;
+            }
+            Work::Timer(timer) if matches!(timer.kind, TimerKind::ApprovalExpiry { .. }) => {
+                return self
+                    .approvals_job("approval timer", attempt, |approvals| async move {
+                        approvals.fire(&timer, unix_now()).await
+                    })
+                    .await;
             }
             Work::Timer(timer) => {
                 return self
@@ -362,6 +375,38 @@ impl Worker {
             }
             Err(error) => {
                 tracing::error!(what, %error, "paging job failed: left for the dead-letter queue");
+                Verdict::GiveUp
+            }
+        }
+    }
+
+    /// An approvals job (a state machine's request, an expiry timer): retried while the
+    /// failure is transient, left for the dead-letter queue after the last attempt. A decision
+    /// for an agent is then handed to it.
+    async fn approvals_job<F, Fut>(&self, what: &'static str, attempt: Attempt, run: F) -> Verdict
+    where
+        F: FnOnce(Arc<Approvals>) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Box<AgentDecision>>, ApprovalError>>,
+    {
+        let Some(approvals) = self.pipeline.approvals() else {
+            tracing::error!(
+                what,
+                "approvals job, but approvals are not configured (APPROVERS unset): left for the dead-letter queue"
+            );
+            return Verdict::GiveUp;
+        };
+        match run(approvals.clone()).await {
+            Ok(Some(decided)) => {
+                self.pipeline.approval_decided(&decided).await;
+                Verdict::Done
+            }
+            Ok(None) => Verdict::Done,
+            Err(error) if error.is_retryable() && attempt == Attempt::Retryable => {
+                tracing::warn!(what, %error, "approvals job failed; will be retried");
+                Verdict::Retry
+            }
+            Err(error) => {
+                tracing::error!(what, %error, "approvals job failed: left for the dead-letter queue");
                 Verdict::GiveUp
             }
         }

@@ -127,6 +127,19 @@ impl OnCall {
             .clone()
     }
 
+    /// Everyone named, by number (digits): the first name given for each.
+    pub fn names(&self) -> std::collections::BTreeMap<String, String> {
+        let mut names = std::collections::BTreeMap::new();
+        for person in self.people() {
+            if let Some(name) = &person.name {
+                names
+                    .entry(person.number.clone())
+                    .or_insert_with(|| name.clone());
+            }
+        }
+        names
+    }
+
     /// Anyone in any tier of the top level or a route, by number (any spelling; digits
     /// compared). Where one number is listed more than once, the first entry with a name.
     pub fn person(&self, number: &str) -> Option<&Person> {

@@ -4,6 +4,8 @@
 
 use crate::agent::{Agent, Agents, HttpAgent, NamedAgent, StepFunctionsAgent};
 use crate::alerts::paging::{Paging, PagingConfig};
+use crate::approvals::engine::{Approvals, ApprovalsConfig};
+use crate::approvals::{SfnCallbacks, TaskCallbacks};
 use crate::config::{AgentBackend, AgentSpec, Config, ConfigError, Dispatch, GRAPH_TIMEOUT};
 use crate::graph::GraphClient;
 use crate::idempotency::{DynamoIdempotency, IdempotencyStore, MemoryIdempotency};
@@ -12,13 +14,14 @@ use crate::queue::SqsQueue;
 use crate::records::RecordStore;
 use crate::records::{DynamoRecords, MemoryRecords};
 use crate::secrets::{self, Secrets, SecretsError};
-use crate::sessions::conversation::unix_now;
+use crate::sessions::Notifier;
 use crate::sessions::{Conversations, DynamoSessions, MemorySessions, SessionStore};
-use crate::timers::{LocalTimers, SqsTimers};
+use crate::timers::{LocalTimers, SqsTimers, Timer, Timers};
 use crate::webhook::{Dispatcher, WebhookApp};
 use crate::worker::Worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Why the function could not start. Printed once; the Lambda init fails loudly.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,7 @@ impl Env {
         // The templates this deployment sends: Meta pausing one is an ERROR in the logs.
         let watched = [
             &self.config.alert_template,
+            &self.config.approval_template,
             &self.config.notice_template,
             &self.config.reengage_template,
         ]
@@ -108,7 +112,10 @@ impl Env {
         .flatten()
         .map(|template| format!("{}:{}", template.name, template.language))
         .collect();
-        let app = app.watching_templates(watched);
+        let mut app = app.watching_templates(watched);
+        if self.config.approvers.is_some() {
+            app = app.with_approvals();
+        }
         Ok(match &self.config.oncall {
             Some(oncall) => app.with_paging(oncall.clone(), alert_token),
             None => app,
@@ -211,18 +218,67 @@ impl Env {
         };
         let pipeline = Pipeline::conversing(conversations, messenger.clone(), idempotency)
             .with_lease(self.config.lease);
-        Ok(match self.paging(&pipeline, messenger)? {
-            Some(paging) => pipeline.with_paging(paging),
-            None => pipeline,
-        })
+        let Some((timers, local)) = self.timers()? else {
+            return Ok(pipeline);
+        };
+        let mut pipeline = pipeline;
+        if let Some(paging) = self.paging(&pipeline, messenger.clone(), timers.clone())? {
+            pipeline = pipeline.with_paging(paging);
+        }
+        if let Some(approvals) = self.approvals(&pipeline, messenger, timers)? {
+            pipeline = pipeline.with_approvals(approvals);
+        }
+        if let Some(mut due) = local {
+            tracing::warn!(
+                "no TIMER_QUEUE_URL: escalation and approval timers run in this process (local runs only; they die with it)"
+            );
+            let firing = pipeline.clone();
+            tokio::spawn(async move {
+                while let Some(timer) = due.recv().await {
+                    firing.fire_timer(&timer).await;
+                }
+            });
+        }
+        Ok(pipeline)
     }
 
-    /// The paging engine when `ONCALL` is set: its table (`ALERTS_TABLE`, else in memory) and
-    /// timers (`TIMER_QUEUE_URL`, else in process: local runs only, refused inside Lambda).
+    /// The timers paging and approvals share, when either is on: `TIMER_QUEUE_URL`, else in
+    /// process (local runs only: refused inside Lambda), with the channel they come due on.
+    #[allow(clippy::type_complexity)]
+    fn timers(
+        &self,
+    ) -> Result<Option<(Arc<dyn Timers>, Option<UnboundedReceiver<Timer>>)>, StartupError> {
+        let config = &self.config;
+        if config.oncall.is_none() && config.approvers.is_none() {
+            return Ok(None);
+        }
+        if let Some(url) = &config.timer_queue_url {
+            let timers: Arc<dyn Timers> =
+                Arc::new(SqsTimers::new(self.aws("TIMER_QUEUE_URL")?, url));
+            return Ok(Some((timers, None)));
+        }
+        if in_lambda() {
+            let who = if config.oncall.is_some() {
+                "paging (ONCALL)"
+            } else {
+                "approvals (APPROVERS)"
+            };
+            return Err(ConfigError::Invalid {
+                var: "TIMER_QUEUE_URL",
+                reason: format!("{who} inside Lambda needs the timer queue: an in-process timer dies with the function's instance"),
+            }
+            .into());
+        }
+        let (timers, due) = LocalTimers::channel();
+        Ok(Some((Arc::new(timers), Some(due))))
+    }
+
+    /// The paging engine when `ONCALL` is set: its table (`ALERTS_TABLE`, else in memory).
     fn paging(
         &self,
         pipeline: &Pipeline,
         messenger: Arc<GraphClient>,
+        timers: Arc<dyn Timers>,
     ) -> Result<Option<Arc<Paging>>, StartupError> {
         let config = &self.config;
         let Some(oncall) = &config.oncall else {
@@ -248,44 +304,72 @@ impl Env {
             notice_template: config.notice_template.clone(),
             min_interval: config.page_min_interval,
         };
-        let conversations = pipeline.shared_conversations();
-        if let Some(url) = &config.timer_queue_url {
-            let timers = Arc::new(SqsTimers::new(self.aws("TIMER_QUEUE_URL")?, url));
-            return Ok(Some(Arc::new(Paging::new(
-                paging_config,
-                store,
-                timers,
-                messenger,
-                conversations,
-            ))));
-        }
-        if in_lambda() {
-            return Err(ConfigError::Invalid {
-                var: "TIMER_QUEUE_URL",
-                reason: "paging (ONCALL) inside Lambda needs the timer queue: an in-process escalation timer dies with the function's instance".to_owned(),
-            }
-            .into());
-        }
-        let (timers, mut due) = LocalTimers::channel();
-        let paging = Arc::new(Paging::new(
+        Ok(Some(Arc::new(Paging::new(
             paging_config,
             store,
-            Arc::new(timers),
+            timers,
             messenger,
-            conversations,
-        ));
-        let engine = paging.clone();
-        tracing::warn!(
-            "no TIMER_QUEUE_URL: escalation timers run in this process (local runs only; they die with it)"
-        );
-        tokio::spawn(async move {
-            while let Some(timer) = due.recv().await {
-                if let Err(error) = engine.fire(&timer, unix_now()).await {
-                    tracing::error!(%error, "escalation timer failed");
-                }
+            pipeline.shared_conversations(),
+        ))))
+    }
+
+    /// The approvals engine when `APPROVERS` is set: its table (`APPROVALS_TABLE`, else in
+    /// memory), and Step Functions' task callbacks when there is an AWS configuration.
+    fn approvals(
+        &self,
+        pipeline: &Pipeline,
+        messenger: Arc<GraphClient>,
+        timers: Arc<dyn Timers>,
+    ) -> Result<Option<Arc<Approvals>>, StartupError> {
+        let config = &self.config;
+        let Some(approvers) = &config.approvers else {
+            return Ok(None);
+        };
+        // The configuration requires both with APPROVERS.
+        let (Some(from), Some(template)) = (&config.phone_number_id, &config.approval_template)
+        else {
+            return Err(ConfigError::Invalid {
+                var: "APPROVERS",
+                reason: "needs PHONE_NUMBER_ID and APPROVAL_TEMPLATE".to_owned(),
             }
-        });
-        Ok(Some(paging))
+            .into());
+        };
+        let store: Arc<dyn RecordStore> = match &config.approvals_table {
+            Some(table) => Arc::new(DynamoRecords::new(self.aws("APPROVALS_TABLE")?, table)),
+            None => Arc::new(MemoryRecords::new()),
+        };
+        let names = config
+            .oncall
+            .as_ref()
+            .map(|oncall| oncall.names())
+            .unwrap_or_default();
+        let approvals_config = ApprovalsConfig {
+            approvers: approvers.clone(),
+            from: from.clone(),
+            template: template.clone(),
+            default_expiry: config.approval_expiry,
+            max_expiry: config.approval_max_expiry,
+            allow_self: config.allow_self_approval,
+            retention: config.approval_retention,
+            names,
+        };
+        let callbacks: Option<Arc<dyn TaskCallbacks>> = self
+            .aws
+            .as_ref()
+            .map(|aws| Arc::new(SfnCallbacks::new(aws)) as Arc<dyn TaskCallbacks>);
+        let messenger: Arc<dyn crate::graph::Messenger> = messenger;
+        let notifier = Notifier::new(
+            messenger,
+            pipeline.shared_conversations(),
+            config.notice_template.clone(),
+        );
+        Ok(Some(Arc::new(Approvals::new(
+            approvals_config,
+            store,
+            timers,
+            notifier,
+            callbacks,
+        ))))
     }
 
     fn aws(&self, what: &'static str) -> Result<&aws_config::SdkConfig, StartupError> {
@@ -342,6 +426,8 @@ fn log_configuration(config: &Config, timings: &InitTimings) {
         paging = if config.oncall.is_some() { "on" } else { "off" },
         alerts = if config.alerts_table.is_some() { "dynamodb" } else { "memory" },
         timers = if config.timer_queue_url.is_some() { "sqs" } else { "in-process" },
+        approvals = if config.approvers.is_some() { "on" } else { "off" },
+        approvals_table = if config.approvals_table.is_some() { "dynamodb" } else { "memory" },
         aws_config_ms = millis(timings.aws_config),
         secrets_ms = millis(timings.secrets),
         "configured"

@@ -4,6 +4,7 @@
 use crate::alerts::AlertBatch;
 use crate::alerts::paging::tapped_id;
 use crate::approvals::TaskApproval;
+use crate::approvals::engine::tapped_id as approval_tap;
 use crate::domain::InboundMessage;
 use crate::timers::Timer;
 use serde::{Deserialize, Serialize};
@@ -72,13 +73,16 @@ impl Job {
         }
     }
 
-    /// The FIFO message group: a sender's messages in order; a tap on a page in its own group
-    /// (never behind that person's agent calls); one group per alert group (a `resolved` after
+    /// The FIFO message group: a sender's messages in order; a tap on a page or on an approval
+    /// request in its own group (never behind that person's agent calls); one group per alert group (a `resolved` after
     /// its `firing`); delivery failures together.
     pub fn group(&self) -> String {
         match &self.work {
             Work::Message(message) if tapped_id(&message.kind).is_some() => {
                 format!("page-tap:{}", message.sender.id())
+            }
+            Work::Message(message) if approval_tap(&message.kind).is_some() => {
+                format!("approval-tap:{}", message.sender.id())
             }
             Work::Message(message) => message.sender.id().to_owned(),
             Work::Alerts(batch) => {

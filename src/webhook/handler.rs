@@ -6,6 +6,7 @@ use super::verify::{SIGNATURE_HEADER, VerifyError, token_matches, verify_signatu
 use crate::alerts::ingress::{MAX_ALERT_BODY_BYTES, parse_alerts};
 use crate::alerts::oncall::OnCall;
 use crate::alerts::paging::tapped_id;
+use crate::approvals::engine::tapped_id as approval_tap;
 use crate::domain::Allowlist;
 use crate::domain::{InboundMessage, log_id};
 use crate::pipeline::{Attempt, MAX_CONCURRENT_SENDERS, Outcome, Pipeline, by_sender};
@@ -68,6 +69,8 @@ pub struct WebhookApp {
     max_body_bytes: usize,
     /// On-call paging (`ONCALL`): `POST /alerts`, and taps on pages from the people on call.
     paging: Option<PagingIngress>,
+    /// Approvals are on (`APPROVERS`): taps on approval requests pass the allowlist.
+    approvals: bool,
     /// The templates this deployment sends ([`WebhookApp::watching_templates`]).
     watched_templates: Vec<WatchedTemplate>,
 }
@@ -131,6 +134,7 @@ impl WebhookApp {
             dispatcher,
             max_body_bytes,
             paging: None,
+            approvals: false,
             watched_templates: Vec::new(),
         }
     }
@@ -138,6 +142,13 @@ impl WebhookApp {
     /// The same app paging: `POST /alerts` with the bearer `token` takes notifications, taps on
     /// pages from people in `oncall` pass the allowlist (nothing else from them does), and
     /// `failed` statuses are handed off to find pages that did not arrive.
+    /// The same app with approvals on: taps on approval requests pass the allowlist (the
+    /// engine refuses those not from the approver they were sent to).
+    pub fn with_approvals(mut self) -> Self {
+        self.approvals = true;
+        self
+    }
+
     pub fn with_paging(mut self, oncall: OnCall, token: Secret) -> Self {
         self.paging = Some(PagingIngress { oncall, token });
         self
@@ -421,13 +432,17 @@ impl WebhookApp {
         messages
             .into_iter()
             .filter(|message| {
-                // A tap on a page from someone on call passes; nothing else from them does.
+                // A tap on a page from someone on call passes; nothing else from them does. A
+                // tap on an approval request passes from anyone while approvals are on: the
+                // engine counts it only from the approver it was sent to, and answers anyone
+                // else with a short refusal (logged).
                 let allowed = self.allowlist.allows(&message.sender)
                     || (tapped_id(&message.kind).is_some()
                         && self
                             .paging
                             .as_ref()
-                            .is_some_and(|paging| paging.oncall.is_on_call(&message.sender)));
+                            .is_some_and(|paging| paging.oncall.is_on_call(&message.sender)))
+                    || (self.approvals && approval_tap(&message.kind).is_some());
                 if !allowed {
                     tracing::warn!(
                         message_id = %message.id,
