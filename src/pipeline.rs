@@ -227,7 +227,11 @@ impl Pipeline {
     /// approval's expiry to approvals (and its decision to the agent that asked). Failures are
     /// logged.
     pub async fn fire_timer(&self, timer: &Timer) {
-        let now = unix_now();
+        self.fire_timer_at(timer, unix_now()).await;
+    }
+
+    /// [`Pipeline::fire_timer`] at `now` (unix seconds).
+    pub async fn fire_timer_at(&self, timer: &Timer, now: i64) {
         match &timer.kind {
             TimerKind::ApprovalExpiry { .. } => match &self.approvals {
                 Some(approvals) => match approvals.fire(timer, now).await {
