@@ -778,7 +778,7 @@ fn each_agent_backend_refuses_to_deploy_without_its_agent() {
 fn template_sets_only_variables_the_configuration_reads() {
     let config_source =
         std::fs::read_to_string(repo().join("src/config.rs")).expect("read src/config.rs");
-    for stack in [Stack::deployed(&[]), paging_stack(&[])] {
+    for stack in [Stack::deployed(&[]), paging_stack(&[]), approvals_stack(&[])] {
         for function in ["WebhookFunction", "WorkerFunction"] {
             for name in stack.raw_environment(function).keys() {
                 assert!(
@@ -1580,6 +1580,14 @@ fn both_functions_get_the_approvals_configuration() {
                 "{}: {function}",
                 stack.label
             );
+            assert!(
+                config.approvers.is_some() && config.approval_template.is_some(),
+                "{}: {function} has approvals on",
+                stack.label
+            );
+            assert!(!config.allow_self_approval);
+            assert_eq!(config.approval_expiry.as_secs(), 900);
+            assert_eq!(config.approval_retention.as_secs(), 90 * 86_400);
         }
     }
 }
