@@ -20,6 +20,8 @@
 //! - [`sessions`]: conversations (the session store as a port with its DynamoDB adapter and
 //!   in-memory twin, history, built-in commands, replies kept for later, the 24-hour window).
 //! - [`alerts`]: on-call paging (`POST /alerts` in, pages out, taps, escalation).
+//! - [`approvals`]: approvals (an agent's or a state machine's request, approvers' taps, the
+//!   decision made once, expiry, audit lines, Step Functions task callbacks).
 //! - [`records`]: a capability's table as a port (versioned JSON records, conditional writes:
 //!   `DynamoRecords`, `MemoryRecords`); [`timers`]: timers that survive the process
 //!   (`SqsTimers`, `LocalTimers`).

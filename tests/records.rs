@@ -1,7 +1,8 @@
-//! The paging engine's adapters on moto: the alerts table (`DynamoRecords`: create, read,
-//! conditional updates and conflicts, expiry, a race on one version, corrupt items, failures
-//! told apart) and the escalation timers (`SqsTimers`: a delayed message on a standard queue,
-//! invisible until due; a wait past SQS's 900 s is sent with the longest delay).
+//! The shared records and timers adapters on moto: a capability's table (`DynamoRecords`:
+//! create, read, conditional updates and conflicts, expiry, a race on one version, corrupt items,
+//! failures told apart; approvals' concurrent votes on it decide once) and the timers
+//! (`SqsTimers`: a delayed message on a standard queue, invisible until due; a wait past SQS's
+//! 900 s is sent with the longest delay).
 
 mod support;
 
@@ -438,5 +439,133 @@ async fn sqs_failures_carry_the_code() {
     assert!(
         matches!(&error, TimerError::Queue { code, .. } if code == "unreachable"),
         "{error:?}"
+    );
+}
+
+/// Timers that are only counted (the expiry is not under test here).
+#[derive(Default)]
+struct CountedTimers(std::sync::atomic::AtomicUsize);
+
+impl Timers for CountedTimers {
+    fn schedule<'a>(
+        &'a self,
+        _timer: &'a Timer,
+    ) -> whatsapp_agent_lambda::BoxFuture<'a, Result<(), TimerError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approvals_votes_racing_on_dynamodb_decide_exactly_once() {
+    use std::sync::Arc;
+    use whatsapp_agent_lambda::agent::{Agents, NamedAgent, ScriptedAgent};
+    use whatsapp_agent_lambda::approvals::approvers::Approvers;
+    use whatsapp_agent_lambda::approvals::engine::{Approvals, ApprovalsConfig};
+    use whatsapp_agent_lambda::approvals::{
+        ApprovalAsk, RecordingCallbacks, TaskAnswer, TaskApproval,
+    };
+    use whatsapp_agent_lambda::domain::{
+        InboundMessage, MessageKind, OutgoingMessage, PhoneNumberId, Sender, TemplateRef,
+    };
+    use whatsapp_agent_lambda::graph::RecordingMessenger;
+    use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions, Notifier};
+
+    let aws = Aws::start().await;
+    let messenger = Arc::new(RecordingMessenger::new());
+    let callbacks = Arc::new(RecordingCallbacks::new());
+    let conversations = Arc::new(Conversations::new(
+        Arc::new(MemorySessions::new(Duration::from_secs(3600))),
+        Agents::new(
+            vec![NamedAgent {
+                name: "ops".to_owned(),
+                description: None,
+                agent: Arc::new(ScriptedAgent::replying_text("ok")),
+            }],
+            None,
+        )
+        .unwrap(),
+        Vec::new(),
+        0,
+        None,
+    ));
+    // Three instances (the worker scaled out), each with its own client, one table.
+    let mut engines = Vec::new();
+    for _ in 0..3 {
+        engines.push(Arc::new(Approvals::new(
+            ApprovalsConfig {
+                approvers: Approvers::parse("+14155551234, +447700900123, +4915112345678").unwrap(),
+                from: PhoneNumberId::from("106540352242922"),
+                template: TemplateRef::parse("approval_request:en").unwrap(),
+                default_expiry: Duration::from_secs(900),
+                max_expiry: Duration::from_secs(3600),
+                allow_self: false,
+                retention: Duration::from_secs(86_400),
+                names: Default::default(),
+            },
+            Arc::new(aws.store().await),
+            Arc::new(CountedTimers::default()),
+            Notifier::new(messenger.clone(), conversations.clone(), None),
+            Some(callbacks.clone()),
+        )));
+    }
+    let task = TaskApproval {
+        ask: ApprovalAsk {
+            summary: "Restart api in prod".to_owned(),
+            command: "kubectl rollout restart deployment/api -n prod".to_owned(),
+            approvers: None,
+            required: Some(2),
+            expires_in_secs: None,
+        },
+        requester: None,
+        task_token: "token".to_owned(),
+    };
+    engines[0].ask_for_task(&task, now()).await.unwrap();
+    let requests = messenger.sent();
+    assert_eq!(requests.len(), 3, "every approver asked");
+    let mut taps = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let OutgoingMessage::Template { quick_replies, .. } = &request.message else {
+            panic!("{:?}", request.message);
+        };
+        for copy in 0..2 {
+            let mut tap = InboundMessage::sample(
+                &format!("wamid.tap.{index}.{copy}"),
+                MessageKind::TemplateButton {
+                    payload: quick_replies[0].clone(),
+                    text: "Approve".to_owned(),
+                },
+            );
+            tap.sender = Sender {
+                phone: Some(request.to.as_str().to_owned()),
+                ..Sender::default()
+            };
+            tap.reply_to = Some(request.id.clone());
+            tap.timestamp = now();
+            taps.push((engines[(index + copy) % 3].clone(), tap));
+        }
+    }
+    let handles: Vec<_> = taps
+        .into_iter()
+        .map(|(engine, tap)| tokio::spawn(async move { engine.tap(&tap, now()).await }))
+        .collect();
+    for handle in handles {
+        assert!(handle.await.unwrap().is_some(), "each tap is ours");
+    }
+    let answers = callbacks.answers();
+    let successes: Vec<&TaskAnswer> = answers
+        .iter()
+        .filter(|a| matches!(a, TaskAnswer::Success { .. }))
+        .collect();
+    assert_eq!(answers.len(), 1, "decided exactly once: {answers:?}");
+    let TaskAnswer::Success { output, .. } = successes[0] else {
+        unreachable!()
+    };
+    let output: serde_json::Value = serde_json::from_str(output).unwrap();
+    assert_eq!(output["decision"], "approved");
+    assert_eq!(
+        output["decided_by"].as_array().unwrap().len(),
+        2,
+        "the two votes that decided, not a third: {output}"
     );
 }

@@ -778,7 +778,11 @@ fn each_agent_backend_refuses_to_deploy_without_its_agent() {
 fn template_sets_only_variables_the_configuration_reads() {
     let config_source =
         std::fs::read_to_string(repo().join("src/config.rs")).expect("read src/config.rs");
-    for stack in [Stack::deployed(&[]), paging_stack(&[]), approvals_stack(&[])] {
+    for stack in [
+        Stack::deployed(&[]),
+        paging_stack(&[]),
+        approvals_stack(&[]),
+    ] {
         for function in ["WebhookFunction", "WorkerFunction"] {
             for name in stack.raw_environment(function).keys() {
                 assert!(

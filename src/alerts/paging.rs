@@ -2,7 +2,7 @@
 //! a tap acknowledges (first tap wins), asks for details or escalates, a timer escalates when
 //! nobody acknowledged, a `resolved` notification closes the thread.
 //!
-//! Records in the alerts table ([`RecordStore`], conditional writes, every change a
+//! Records in the alerts table ([`crate::records::RecordStore`], conditional writes, every change a
 //! read-modify-write retried on conflict):
 //! - `incident#<alert key>`: one incident ([`Incident`]): the alert, who is paged (the
 //!   [`Policy`] chosen when it opened), the tier paged now (`step`), its state, who
