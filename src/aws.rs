@@ -5,6 +5,7 @@
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use std::time::Duration;
 
@@ -95,6 +96,26 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
         .credentials_provider(credentials)
         .load()
         .await
+}
+
+/// What a failed SDK call says, whichever service: the service's error code and whether it is
+/// one of `retryable`; without an answer from the service, `unreachable` (a timeout or a
+/// connection failure) or `unreadable response` (both retryable), else `request not built`.
+pub fn failure_code<E, R>(error: &SdkError<E, R>, retryable: &[&str]) -> (String, bool)
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::ServiceError(_) => {
+            let code = error.code().unwrap_or("unknown");
+            (code.to_owned(), retryable.contains(&code))
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            ("unreachable".to_owned(), true)
+        }
+        SdkError::ResponseError(_) => ("unreadable response".to_owned(), true),
+        _ => ("request not built".to_owned(), false),
+    }
 }
 
 /// The SDK's standard retry mode with our limits: [`SDK_MAX_ATTEMPTS`] attempts, jittered

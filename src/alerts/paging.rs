@@ -29,7 +29,7 @@ use crate::domain::{
 };
 use crate::graph::Messenger;
 use crate::records::{RecordError, Records, StoreError};
-use crate::reply::params::{start_time, template_param};
+use crate::reply::params::{duration_words, start_time, template_param};
 use crate::sessions::commands::new_nonce;
 use crate::sessions::{Conversations, Notifier};
 use crate::timers::{IncidentRef, Timer, TimerError, TimerKind, Timers};
@@ -89,12 +89,7 @@ pub fn tap_id(nonce: &str, action: Action) -> String {
 /// The tap's id when `kind` is a tap on one of our pages' buttons (an interactive reply or a
 /// template quick reply).
 pub fn tapped_id(kind: &MessageKind) -> Option<&str> {
-    let id = match kind {
-        MessageKind::ButtonReply { id, .. } => id,
-        MessageKind::TemplateButton { payload, .. } => payload,
-        _ => return None,
-    };
-    id.starts_with(ALERT_TAP_PREFIX).then_some(id.as_str())
+    kind.tap_id().filter(|id| id.starts_with(ALERT_TAP_PREFIX))
 }
 
 /// Reads `wal:alert:<nonce>:<action>`.
@@ -1164,17 +1159,6 @@ fn person_expiry(now: i64, interval: Duration) -> i64 {
 
 fn secs(seconds: u64) -> i64 {
     i64::try_from(seconds).unwrap_or(i64::MAX)
-}
-
-/// "23 min", "2 h 5 min", "3 d 4 h".
-fn duration_words(minutes: i64) -> String {
-    if minutes < 60 {
-        format!("{minutes} min")
-    } else if minutes < 1440 {
-        format!("{} h {} min", minutes / 60, minutes % 60)
-    } else {
-        format!("{} d {} h", minutes / 1440, minutes % 1440 / 60)
-    }
 }
 
 /// The titles, each once, with how many alerts share one: "HighErrorRate (2 alerts); DiskFull".

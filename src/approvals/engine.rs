@@ -33,7 +33,7 @@ use crate::domain::{
 };
 use crate::graph::Messenger;
 use crate::records::{RecordError, RecordStore, Records};
-use crate::reply::params::template_param;
+use crate::reply::params::{duration_words, template_param};
 use crate::sessions::Notifier;
 use crate::sessions::commands::new_nonce;
 use crate::timers::{Timer, TimerError, TimerKind, Timers};
@@ -493,7 +493,7 @@ impl Approvals {
                 },
                 approval.required,
                 approval.id,
-                duration_words(approval.expires_at - now)
+                time_left(approval.expires_at - now)
             );
             if !unreachable.is_empty() {
                 text.push_str(&format!(
@@ -634,7 +634,7 @@ impl Approvals {
         approver: &AskedApprover,
         now: i64,
     ) -> OutgoingMessage {
-        let left = duration_words(approval.expires_at - now);
+        let left = time_left(approval.expires_at - now);
         OutgoingMessage::Buttons {
             header: Some("🔐 Approval requested".to_owned()),
             body: request_body(
@@ -671,7 +671,7 @@ impl Approvals {
                 template_param(&approval.summary, SUMMARY_MAX),
                 // Checked when asked: the parameter is the command, unchanged.
                 approval.command.clone(),
-                template_param(&duration_words(approval.expires_at - now), 32),
+                template_param(&time_left(approval.expires_at - now), 32),
             ],
             quick_replies: vec![
                 tap_id(&approval.id, &approver.nonce, VoteKind::Approve),
@@ -1129,12 +1129,8 @@ pub fn tap_id(id: &str, nonce: &str, vote: VoteKind) -> String {
 /// The tap's id when `kind` is a tap on one of our approval requests' buttons (an interactive
 /// reply or a template quick reply).
 pub fn tapped_id(kind: &MessageKind) -> Option<&str> {
-    let id = match kind {
-        MessageKind::ButtonReply { id, .. } => id,
-        MessageKind::TemplateButton { payload, .. } => payload,
-        _ => return None,
-    };
-    id.starts_with(APPROVAL_TAP_PREFIX).then_some(id.as_str())
+    kind.tap_id()
+        .filter(|id| id.starts_with(APPROVAL_TAP_PREFIX))
 }
 
 /// Reads `wal:approval:<id>:<nonce>:<vote>`.
@@ -1233,20 +1229,9 @@ fn secs(seconds: u64) -> i64 {
     i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
-/// "45 s", "15 min", "2 h 5 min", "1 d 3 h".
-fn duration_words(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    if seconds < 60 {
-        return format!("{seconds} s");
-    }
-    let minutes = (seconds + 30) / 60;
-    if minutes < 60 {
-        format!("{minutes} min")
-    } else if minutes < 1440 {
-        format!("{} h {} min", minutes / 60, minutes % 60)
-    } else {
-        format!("{} d {} h", minutes / 1440, minutes % 1440 / 60)
-    }
+/// The time left until `seconds` from now, in minutes: "15 min", "2 h 5 min", "1 d 3 h".
+fn time_left(seconds: i64) -> String {
+    duration_words((seconds.max(0) + 30) / 60)
 }
 
 #[cfg(test)]
@@ -1288,12 +1273,11 @@ mod tests {
     }
 
     #[test]
-    fn durations_read_in_seconds_minutes_hours_or_days() {
-        assert_eq!(duration_words(-5), "0 s");
-        assert_eq!(duration_words(45), "45 s");
-        assert_eq!(duration_words(900), "15 min");
-        assert_eq!(duration_words(7500), "2 h 5 min");
-        assert_eq!(duration_words(86_400 + 3 * 3600), "1 d 3 h");
+    fn time_left_reads_in_minutes_hours_or_days() {
+        assert_eq!(time_left(-5), "0 min");
+        assert_eq!(time_left(900), "15 min");
+        assert_eq!(time_left(7500), "2 h 5 min");
+        assert_eq!(time_left(86_400 + 3 * 3600), "1 d 3 h");
     }
 
     #[test]

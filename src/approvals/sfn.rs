@@ -26,8 +26,6 @@ const RETRYABLE_CODES: [&str; 5] = [
 /// Step Functions' limits on a failure's `error` and `cause`.
 const ERROR_MAX: usize = 256;
 const CAUSE_MAX: usize = 32_768;
-/// The code of a failed call that got no answer.
-const UNREACHABLE: &str = "unreachable";
 /// Longest error code kept.
 const MAX_CODE_CHARS: usize = 100;
 
@@ -98,15 +96,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let (code, retryable) = match &error {
-        SdkError::ServiceError(_) => {
-            let code = error.code().unwrap_or("unknown");
-            (code.to_owned(), RETRYABLE_CODES.contains(&code))
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => (UNREACHABLE.to_owned(), true),
-        SdkError::ResponseError(_) => ("unreadable response".to_owned(), true),
-        _ => ("request not built".to_owned(), false),
-    };
+    let (code, retryable) = crate::aws::failure_code(&error, &RETRYABLE_CODES);
     let gone = GONE_CODES.contains(&code.as_str());
     let code = redact::scrub_within(&code, MAX_CODE_CHARS);
     tracing::warn!(operation, code = %code, retryable, gone, "Step Functions task callback failed");

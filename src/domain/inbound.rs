@@ -126,6 +126,16 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The id of the button tapped: an interactive reply button's id, or a template quick
+    /// reply's payload; `None` for anything else (a list row is a choice, not a tap).
+    pub fn tap_id(&self) -> Option<&str> {
+        match self {
+            Self::ButtonReply { id, .. } => Some(id),
+            Self::TemplateButton { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
     /// The agent contract's `type` field.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -25,8 +25,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 use crate::aws::DYNAMODB_RETRYABLE_CODES as RETRYABLE_CODES;
-/// The code of a failed call that got no answer from DynamoDB.
-const UNREACHABLE: &str = "unreachable";
 /// Longest DynamoDB error code kept (theirs are at most ~50 characters).
 const MAX_CODE_CHARS: usize = 100;
 
@@ -162,15 +160,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let (code, retryable) = match &error {
-        SdkError::ServiceError(_) => {
-            let code = error.code().unwrap_or("unknown");
-            (code.to_owned(), RETRYABLE_CODES.contains(&code))
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => (UNREACHABLE.to_owned(), true),
-        SdkError::ResponseError(_) => ("unreadable response".to_owned(), true),
-        _ => ("request not built".to_owned(), false),
-    };
+    let (code, retryable) = crate::aws::failure_code(&error, RETRYABLE_CODES);
     let code = redact::scrub_within(&code, MAX_CODE_CHARS);
     tracing::warn!(operation, code = %code, retryable, "DynamoDB records table call failed");
     let source: crate::error::BoxError = match error {

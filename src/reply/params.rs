@@ -81,6 +81,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month as u32, day as u32)
 }
 
+/// A duration in minutes as notices show it: "23 min", "2 h 5 min", "3 d 4 h".
+pub fn duration_words(minutes: i64) -> String {
+    if minutes < 60 {
+        format!("{minutes} min")
+    } else if minutes < 1440 {
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    } else {
+        format!("{} d {} h", minutes / 1440, minutes % 1440 / 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
