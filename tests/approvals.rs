@@ -7,9 +7,11 @@
 //! is the in-memory twin here; tests/approvals_e2e.rs runs the real binary and
 //! tests/approvals_sfn.rs the state machine on moto.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use whatsapp_agent_lambda::BoxFuture;
+use support::timers::RecordingTimers;
 use whatsapp_agent_lambda::agent::{
     Agent, AgentReply, AgentRequest, Agents, NamedAgent, ScriptedAgent,
 };
@@ -27,7 +29,7 @@ use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::records::MemoryRecords;
 use whatsapp_agent_lambda::sessions::conversation::unix_now;
 use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions, Notifier};
-use whatsapp_agent_lambda::timers::{Timer, TimerError, TimerKind, Timers};
+use whatsapp_agent_lambda::timers::TimerKind;
 
 const BUSINESS: &str = "106540352242922";
 /// The on-call engineer who asks (through the agent); also one of APPROVERS in some tests.
@@ -37,24 +39,6 @@ const BOB: &str = "447700900123";
 const CAROL: &str = "4915112345678";
 const STRANGER: &str = "33612345678";
 const COMMAND: &str = "kubectl rollout restart deployment/api -n prod";
-
-#[derive(Default)]
-struct RecordingTimers {
-    scheduled: Mutex<Vec<Timer>>,
-}
-
-impl RecordingTimers {
-    fn take(&self) -> Vec<Timer> {
-        std::mem::take(&mut *self.scheduled.lock().unwrap())
-    }
-}
-
-impl Timers for RecordingTimers {
-    fn schedule<'a>(&'a self, timer: &'a Timer) -> BoxFuture<'a, Result<(), TimerError>> {
-        self.scheduled.lock().unwrap().push(timer.clone());
-        Box::pin(async { Ok(()) })
-    }
-}
 
 struct Rig {
     approvals: Arc<Approvals>,
@@ -258,6 +242,17 @@ impl Rig {
         tap
     }
 
+    /// `number` taps button `index` (0 approve, 1 deny) of `request`, replying to it.
+    async fn press(&self, number: &str, request: &SentRecord, index: usize) -> Outcome {
+        let tap = self.tap(number, request, index, &request.id);
+        self.pipeline.handle(&tap, Attempt::Retryable).await
+    }
+
+    /// The last text (or notice) sent to `number`.
+    fn last_text(&self, number: &str) -> String {
+        texts_to(self, number).pop().expect("a text")
+    }
+
     /// The requester asks the agent to restart; the agent asks for the approval.
     async fn ask(&self) {
         let outcome = self
@@ -374,9 +369,7 @@ async fn an_agent_asks_an_approver_approves_and_the_agent_answers_the_requester(
     assert_eq!(heard.session.agent, "ops", "the agent that asked");
     assert_eq!(heard.event.approval.as_ref().unwrap().command, COMMAND);
     assert!(
-        texts_to(&rig, REQUESTER)
-            .last()
-            .unwrap()
+        rig.last_text(REQUESTER)
             .starts_with("agent heard approved by [Bob]"),
         "the agent's answer goes to the requester"
     );
@@ -384,12 +377,7 @@ async fn an_agent_asks_an_approver_approves_and_the_agent_answers_the_requester(
     // The same tap again (Meta's retry is deduplicated; a new tap changes nothing).
     let again = rig.tap(BOB, &request, 0, &request.id);
     rig.pipeline.handle(&again, Attempt::Retryable).await;
-    assert!(
-        texts_to(&rig, BOB)
-            .last()
-            .unwrap()
-            .starts_with("Already approved by Bob")
-    );
+    assert!(rig.last_text(BOB).starts_with("Already approved by Bob"));
     // The expiry timer finds it decided: nothing more happens.
     rig.fire_all(unix_now() + 901).await;
     assert_eq!(rig.decisions_heard().len(), 1);
@@ -404,19 +392,13 @@ async fn two_of_three_approve_and_one_deny_denies() {
     );
     rig.ask().await;
     let alice = requests_to(&rig, ALICE).remove(0);
-    rig.pipeline
-        .handle(&rig.tap(ALICE, &alice, 0, &alice.id), Attempt::Retryable)
-        .await;
+    rig.press(ALICE, &alice, 0).await;
     assert!(
-        texts_to(&rig, ALICE)
-            .last()
-            .unwrap()
+        rig.last_text(ALICE)
             .starts_with("👍 Your approval is counted: 1 of 2 needed. Waiting for Bob, ")
     );
     assert!(
-        texts_to(&rig, REQUESTER)
-            .last()
-            .unwrap()
+        rig.last_text(REQUESTER)
             .starts_with("👍 Alice approved (1 of 2)")
     );
     assert!(
@@ -424,32 +406,22 @@ async fn two_of_three_approve_and_one_deny_denies() {
         "one of two decides nothing"
     );
     let bob = requests_to(&rig, BOB).remove(0);
-    rig.pipeline
-        .handle(&rig.tap(BOB, &bob, 0, &bob.id), Attempt::Retryable)
-        .await;
+    rig.press(BOB, &bob, 0).await;
     assert_eq!(rig.decisions_heard(), vec!["approved:Alice,Bob"]);
     // Carol's deny comes too late.
     let carol = requests_to(&rig, CAROL).remove(0);
-    rig.pipeline
-        .handle(&rig.tap(CAROL, &carol, 1, &carol.id), Attempt::Retryable)
-        .await;
+    rig.press(CAROL, &carol, 1).await;
     assert!(
-        texts_to(&rig, CAROL)
-            .last()
-            .unwrap()
+        rig.last_text(CAROL)
             .starts_with("Already approved by Alice, Bob")
     );
 
     // Another request: one deny denies it, whatever the approvals before.
     rig.ask().await;
     let alice = requests_to(&rig, ALICE).pop().unwrap();
-    rig.pipeline
-        .handle(&rig.tap(ALICE, &alice, 0, &alice.id), Attempt::Retryable)
-        .await;
+    rig.press(ALICE, &alice, 0).await;
     let bob = requests_to(&rig, BOB).pop().unwrap();
-    rig.pipeline
-        .handle(&rig.tap(BOB, &bob, 1, &bob.id), Attempt::Retryable)
-        .await;
+    rig.press(BOB, &bob, 1).await;
     assert_eq!(rig.decisions_heard()[1], "denied:Bob");
     assert!(
         texts_to(&rig, REQUESTER)
@@ -525,9 +497,7 @@ async fn the_requester_cannot_approve_their_own_request() {
         )
         .await;
     assert!(
-        texts_to(&rig, REQUESTER)
-            .last()
-            .unwrap()
+        rig.last_text(REQUESTER)
             .starts_with("You asked for this: you cannot approve your own request."),
         "{:?}",
         texts_to(&rig, REQUESTER)
@@ -552,9 +522,7 @@ async fn the_requester_cannot_approve_their_own_request() {
     );
     rig.ask().await;
     let own = requests_to(&rig, REQUESTER).remove(0);
-    rig.pipeline
-        .handle(&rig.tap(REQUESTER, &own, 0, &own.id), Attempt::Retryable)
-        .await;
+    rig.press(REQUESTER, &own, 0).await;
     assert_eq!(rig.decisions_heard(), vec!["approved:*******0100"]);
 }
 
@@ -572,23 +540,15 @@ async fn strangers_wrong_contexts_and_forged_ids_count_for_nothing() {
     rig.ask().await;
     let alice = requests_to(&rig, ALICE).remove(0);
     // A stranger with Alice's button.
-    rig.pipeline
-        .handle(&rig.tap(STRANGER, &alice, 0, &alice.id), Attempt::Retryable)
-        .await;
+    rig.press(STRANGER, &alice, 0).await;
     assert!(
-        texts_to(&rig, STRANGER)
-            .last()
-            .unwrap()
+        rig.last_text(STRANGER)
             .starts_with("You were not asked to approve this request")
     );
     // Bob with Alice's button.
-    rig.pipeline
-        .handle(&rig.tap(BOB, &alice, 0, &alice.id), Attempt::Retryable)
-        .await;
+    rig.press(BOB, &alice, 0).await;
     assert!(
-        texts_to(&rig, BOB)
-            .last()
-            .unwrap()
+        rig.last_text(BOB)
             .starts_with("You were not asked to approve this request")
     );
     // Alice quoting another message.
@@ -598,12 +558,7 @@ async fn strangers_wrong_contexts_and_forged_ids_count_for_nothing() {
             Attempt::Retryable,
         )
         .await;
-    assert!(
-        texts_to(&rig, ALICE)
-            .last()
-            .unwrap()
-            .starts_with("That tap does not count")
-    );
+    assert!(rig.last_text(ALICE).starts_with("That tap does not count"));
     // A forged id.
     let mut forged = rig.tap(ALICE, &alice, 0, &alice.id);
     forged.kind = MessageKind::ButtonReply {
@@ -612,9 +567,7 @@ async fn strangers_wrong_contexts_and_forged_ids_count_for_nothing() {
     };
     rig.pipeline.handle(&forged, Attempt::Retryable).await;
     assert!(
-        texts_to(&rig, ALICE)
-            .last()
-            .unwrap()
+        rig.last_text(ALICE)
             .starts_with("This approval request is no longer active")
     );
     assert!(rig.decisions_heard().is_empty(), "nothing decided");
@@ -657,13 +610,9 @@ async fn an_undecided_request_expires_on_time_and_a_late_tap_changes_nothing() {
         );
     }
     let alice = requests_to(&rig, ALICE).remove(0);
-    rig.pipeline
-        .handle(&rig.tap(ALICE, &alice, 0, &alice.id), Attempt::Retryable)
-        .await;
+    rig.press(ALICE, &alice, 0).await;
     assert!(
-        texts_to(&rig, ALICE)
-            .last()
-            .unwrap()
+        rig.last_text(ALICE)
             .starts_with("⌛ This request expired without a decision")
     );
     assert_eq!(rig.decisions_heard().len(), 1);
@@ -803,9 +752,7 @@ async fn a_state_machines_task_is_answered_with_the_decision() {
     rig.approvals.ask_for_task(&task, unix_now()).await.unwrap();
     let bob = requests_to(&rig, BOB).remove(0);
     assert_eq!(bob.from.as_str(), BUSINESS, "from PHONE_NUMBER_ID");
-    rig.pipeline
-        .handle(&rig.tap(BOB, &bob, 0, &bob.id), Attempt::Retryable)
-        .await;
+    rig.press(BOB, &bob, 0).await;
     let answers = rig.callbacks.answers();
     let [TaskAnswer::Success { task_token, output }] = answers.as_slice() else {
         panic!("{answers:?}");
@@ -833,9 +780,7 @@ async fn a_state_machines_task_is_answered_with_the_decision() {
         .await
         .unwrap();
     let bob = requests_to(&rig, BOB).pop().unwrap();
-    rig.pipeline
-        .handle(&rig.tap(BOB, &bob, 1, &bob.id), Attempt::Retryable)
-        .await;
+    rig.press(BOB, &bob, 1).await;
     let mut refused = task.clone();
     refused.task_token = "token-3".to_owned();
     refused.ask.command = "rm -rf /\nreboot".to_owned();

@@ -5,9 +5,11 @@
 //! here; tests/alerts_store.rs runs the DynamoDB adapter and the SQS timers on moto, and
 //! tests/local_mode.rs the whole flow through the real binary.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use whatsapp_agent_lambda::BoxFuture;
+use support::timers::RecordingTimers;
 use whatsapp_agent_lambda::agent::contract::rfc3339;
 use whatsapp_agent_lambda::agent::{AgentReply, AgentRequest, Agents, NamedAgent, ScriptedAgent};
 use whatsapp_agent_lambda::alerts::AlertBatch;
@@ -23,7 +25,7 @@ use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::records::MemoryRecords;
 use whatsapp_agent_lambda::sessions::conversation::unix_now;
 use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions};
-use whatsapp_agent_lambda::timers::{Timer, TimerError, TimerKind, Timers};
+use whatsapp_agent_lambda::timers::{Timer, TimerKind};
 
 const BUSINESS: &str = "106540352242922";
 const ALICE: &str = "14155551234";
@@ -40,25 +42,6 @@ fn t0() -> i64 {
 /// RFC 3339 of `t0() + seconds`, as Alertmanager writes `startsAt`.
 fn at(seconds: i64) -> String {
     rfc3339(t0() + seconds)
-}
-
-/// Timers recorded instead of scheduled: the tests fire them by hand, as often as they like.
-#[derive(Default)]
-struct RecordingTimers {
-    scheduled: Mutex<Vec<Timer>>,
-}
-
-impl RecordingTimers {
-    fn take(&self) -> Vec<Timer> {
-        std::mem::take(&mut *self.scheduled.lock().unwrap())
-    }
-}
-
-impl Timers for RecordingTimers {
-    fn schedule<'a>(&'a self, timer: &'a Timer) -> BoxFuture<'a, Result<(), TimerError>> {
-        self.scheduled.lock().unwrap().push(timer.clone());
-        Box::pin(async { Ok(()) })
-    }
 }
 
 struct Rig {

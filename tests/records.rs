@@ -442,20 +442,6 @@ async fn sqs_failures_carry_the_code() {
     );
 }
 
-/// Timers that are only counted (the expiry is not under test here).
-#[derive(Default)]
-struct CountedTimers(std::sync::atomic::AtomicUsize);
-
-impl Timers for CountedTimers {
-    fn schedule<'a>(
-        &'a self,
-        _timer: &'a Timer,
-    ) -> whatsapp_agent_lambda::BoxFuture<'a, Result<(), TimerError>> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approvals_votes_racing_on_dynamodb_decide_exactly_once() {
     use std::sync::Arc;
@@ -504,7 +490,7 @@ async fn approvals_votes_racing_on_dynamodb_decide_exactly_once() {
                 names: Default::default(),
             },
             Arc::new(aws.store().await),
-            Arc::new(CountedTimers::default()),
+            Arc::new(support::timers::RecordingTimers::default()),
             Notifier::new(messenger.clone(), conversations.clone(), None),
             Some(callbacks.clone()),
         )));

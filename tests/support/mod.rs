@@ -18,3 +18,4 @@ pub mod sfn_sync;
 pub mod slow;
 pub mod stream_agent;
 pub mod template;
+pub mod timers;
