@@ -637,28 +637,7 @@ fn async_state_machine_delivers_its_reply_to_the_worker() {
         ("DeliverReply", json!({"reply.$": "$"})),
         ("DeliverError", json!({"error.$": "$.Cause"})),
     ] {
-        let task = &states[state];
-        assert_eq!(
-            task["Resource"],
-            json!("arn:aws:states:::lambda:invoke"),
-            "{state}"
-        );
-        assert_eq!(
-            task["Parameters"]["FunctionName"],
-            json!("${WorkerFunctionArn}"),
-            "{state}"
-        );
-        let mut deliver = json!({"request.$": "$$.Execution.Input"});
-        deliver
-            .as_object_mut()
-            .unwrap()
-            .extend(outcome.as_object().unwrap().clone());
-        assert_eq!(
-            task["Parameters"]["Payload"],
-            json!({"deliver": deliver}),
-            "{state}"
-        );
-        assert_eq!(task["End"], json!(true), "{state}");
+        assert_delivers(&states[state], state, outcome);
     }
     assert_eq!(
         machine["DefinitionSubstitutions"]["WorkerFunctionArn"],
@@ -1765,27 +1744,7 @@ fn approval_example_asks_through_the_job_queue_and_reports_through_the_worker() 
         ("ReportError", json!({"error.$": "$.failure"})),
     ] {
         let task = &states[step];
-        assert_eq!(
-            task["Resource"],
-            json!("arn:aws:states:::lambda:invoke"),
-            "{step}"
-        );
-        assert_eq!(
-            task["Parameters"]["FunctionName"],
-            json!("${WorkerFunctionArn}"),
-            "{step}"
-        );
-        let mut deliver = json!({"request.$": "$$.Execution.Input"});
-        deliver
-            .as_object_mut()
-            .unwrap()
-            .extend(outcome.as_object().unwrap().clone());
-        assert_eq!(
-            task["Parameters"]["Payload"],
-            json!({"deliver": deliver}),
-            "{step}"
-        );
-        assert_eq!(task["End"], json!(true), "{step}");
+        assert_delivers(task, step, outcome);
         assert!(task["Retry"].is_array(), "{step}: a delivery is retried");
     }
     assert_eq!(
@@ -2493,4 +2452,30 @@ impl Drain {
 
 fn text_of(bytes: &Mutex<Vec<u8>>) -> String {
     String::from_utf8_lossy(&bytes.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// A state that ends its machine by invoking the worker with the deliver event: the execution's
+/// input as the request, and `outcome` (`reply.$` or `error.$`).
+fn assert_delivers(task: &Value, name: &str, outcome: Value) {
+    assert_eq!(
+        task["Resource"],
+        json!("arn:aws:states:::lambda:invoke"),
+        "{name}"
+    );
+    assert_eq!(
+        task["Parameters"]["FunctionName"],
+        json!("${WorkerFunctionArn}"),
+        "{name}"
+    );
+    let mut deliver = json!({"request.$": "$$.Execution.Input"});
+    deliver
+        .as_object_mut()
+        .unwrap()
+        .extend(outcome.as_object().unwrap().clone());
+    assert_eq!(
+        task["Parameters"]["Payload"],
+        json!({"deliver": deliver}),
+        "{name}"
+    );
+    assert_eq!(task["End"], json!(true), "{name}");
 }
