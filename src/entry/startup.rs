@@ -258,14 +258,14 @@ impl Env {
             return Ok(Some((timers, None)));
         }
         if in_lambda() {
-            let who = if config.oncall.is_some() {
-                "paging (ONCALL)"
+            let (who, timer) = if config.oncall.is_some() {
+                ("paging (ONCALL)", "escalation")
             } else {
-                "approvals (APPROVERS)"
+                ("approvals (APPROVERS)", "expiry")
             };
             return Err(ConfigError::Invalid {
                 var: "TIMER_QUEUE_URL",
-                reason: format!("{who} inside Lambda needs the timer queue: an in-process timer dies with the function's instance"),
+                reason: format!("{who} inside Lambda needs the timer queue: an in-process {timer} timer dies with the function's instance"),
             }
             .into());
         }
