@@ -113,6 +113,7 @@ fn the_demo_tells_the_conversation_paging_and_approval_with_no_aws_or_meta_accou
         .expect("the request goes to Sam");
     for shown in [
         "\"name\": \"approval_request\"",
+        "\"text\": \"John\"",
         "\"text\": \"Restart deployment/api in prod\"",
         "\"text\": \"kubectl rollout restart deployment/api -n prod\"",
         "wal:approval:",

@@ -98,8 +98,10 @@ const CONVERSATION: [Say; 15] = [
     Say::TapApproval("post-approval-approve.json"),
 ];
 
-/// Who is on call in the demo: the sample sender, then a second tier, five minutes each.
-const ONCALL: &str = r#"{"tiers": [[{"number": "+14155551234", "name": "You"}], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300}"#;
+/// Who is on call in the demo: the sample sender (John Doe in `events/`), then a second tier
+/// (Sam, also the demo's approver), five minutes each. The names are how notices and
+/// approval requests name them.
+const ONCALL: &str = r#"{"tiers": [[{"number": "+14155551234", "name": "John"}], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300}"#;
 /// The sample events' business number (their `metadata.phone_number_id`).
 const SAMPLE_BUSINESS_NUMBER: &str = "106540352242922";
 
