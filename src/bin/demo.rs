@@ -1,6 +1,8 @@
 //! `make demo`: runs every sample event in `events/` through the real webhook handler, with the
 //! sample agent on loopback and a loopback stand-in for the Graph API that prints each request
-//! the function would send to WhatsApp. No AWS account, no Meta account.
+//! the function would send to WhatsApp, then a conversation: commands, on-call paging, and an
+//! approval (the sample agent asks before it restarts a deployment; the demo's approver taps
+//! Approve). No AWS account, no Meta account.
 //!
 //! `make pipeline` (`demo --pipeline`): the production shape instead: the webhook in queue mode
 //! sends jobs to an SQS FIFO queue in a local AWS emulator (moto), and the worker polls it,
@@ -11,11 +13,12 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use whatsapp_agent_lambda::approvals::APPROVAL_TAP_PREFIX;
 use whatsapp_agent_lambda::config::Config;
 use whatsapp_agent_lambda::dev::LoopbackServer;
 use whatsapp_agent_lambda::dev::events::{
     LOCAL_ACCESS_TOKEN, LOCAL_ALERT_TOKEN, LOCAL_ALLOWED_SENDERS, LOCAL_APP_SECRET,
-    LOCAL_VERIFY_TOKEN, with_message,
+    LOCAL_VERIFY_TOKEN, body_bytes as event_body, with_message,
 };
 use whatsapp_agent_lambda::dev::moto::{MOTO_SERVER, Moto, create_pipeline_resources};
 use whatsapp_agent_lambda::dev::sample_agent;
@@ -45,25 +48,39 @@ const STORY: [&str; 10] = [
 /// After the sample events, a conversation written from `post-text.json`: commands, a
 /// switch of agent by tapping the `/agents` list, and the history in use. Then on call: an
 /// Alertmanager alert paged to the sample sender, acknowledged with a tap (the sample agent
-/// answers), a question about it, and its resolution in the page's thread.
+/// answers), a question about it, and its resolution in the page's thread. Then an approval:
+/// the sample sender asks to restart a deployment, the sample agent asks for an approval, the
+/// approver (Sam) taps Approve on the request, everyone is told, and the agent's answer to the
+/// decision reaches the sample sender.
 enum Say {
     Text(&'static str),
     /// A tap on row `n` of the last list the function sent.
     TapRow(usize),
-    /// The sample event `events/<name>` (an alert from Alertmanager).
+    /// The sample event `events/<name>` (an alert from Alertmanager, or a message).
     Event(&'static str),
     /// A tap on button `n` of the last page (0: Acknowledge, 1: Details, 2: Escalate).
     TapPage(usize),
+    /// The approver's tap on Approve, `events/<name>`, on the last approval request sent.
+    TapApproval(&'static str),
 }
 
-/// The alert events, played in the on-call part of the story rather than with the others.
-const ALERT_EVENTS: [&str; 3] = [
+/// The events played in the conversation rather than with the others: the alerts (on call)
+/// and the approval's ask and tap.
+const CONVERSATION_EVENTS: [&str; 5] = [
     "post-alerts-alertmanager.json",
     "post-alerts-generic.json",
     "post-alerts-resolved.json",
+    "post-approval-request.json",
+    "post-approval-approve.json",
 ];
 
-const CONVERSATION: [Say; 13] = [
+/// The demo's approver: Sam, the second tier of `ONCALL` (which names them), not an allowed
+/// sender (an approval tap passes the allowlist).
+const APPROVERS: &str = "+447700900123";
+/// The template of approval requests to an approver whose 24-hour window is closed.
+const APPROVAL_TEMPLATE: &str = "approval_request:en";
+
+const CONVERSATION: [Say; 15] = [
     Say::Text("/help"),
     Say::Text("what did I ask before?"),
     Say::Text("/agents"),
@@ -77,10 +94,14 @@ const CONVERSATION: [Say; 13] = [
     Say::TapPage(1),
     Say::Event("post-alerts-resolved.json"),
     Say::TapPage(0),
+    Say::Event("post-approval-request.json"),
+    Say::TapApproval("post-approval-approve.json"),
 ];
 
-/// Who is on call in the demo: the sample sender, then a second tier, five minutes each.
-const ONCALL: &str = r#"{"tiers": [[{"number": "+14155551234", "name": "You"}], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300}"#;
+/// Who is on call in the demo: the sample sender (John Doe in `events/`), then a second tier
+/// (Sam, also the demo's approver), five minutes each. The names are how notices and
+/// approval requests name them.
+const ONCALL: &str = r#"{"tiers": [[{"number": "+14155551234", "name": "John"}], [{"number": "+447700900123", "name": "Sam"}]], "escalate_after_secs": 300}"#;
 /// The sample events' business number (their `metadata.phone_number_id`).
 const SAMPLE_BUSINESS_NUMBER: &str = "106540352242922";
 
@@ -146,6 +167,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("NOTICE_TEMPLATE", "oncall_notice:en".to_owned()),
         ("PAGE_MIN_INTERVAL_SECS", "0".to_owned()),
         ("ALERT_TOKEN", LOCAL_ALERT_TOKEN.to_owned()),
+        // Approvals: Sam approves; the requests and their records in this process.
+        ("APPROVERS", APPROVERS.to_owned()),
+        ("APPROVAL_TEMPLATE", APPROVAL_TEMPLATE.to_owned()),
     ]);
     let pipeline_mode = std::env::args().any(|a| a == "--pipeline");
     let mut env = env;
@@ -196,6 +220,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  sample agents     k8s, cost at {}", agent.url());
     println!("  Graph API (fake)  {}", graph.url());
     println!("  allowed senders   {LOCAL_ALLOWED_SENDERS}");
+    println!(
+        "  approvers         Sam ({APPROVERS}); {APPROVAL_TEMPLATE} when their window is closed"
+    );
     if let Some((moto, _, resources)) = &pipeline {
         println!("  AWS emulator      {} (moto)", moto.endpoint());
         println!("  job queue         {}", resources.queue_url);
@@ -209,7 +236,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter(|p| {
-            !ALERT_EVENTS
+            !CONVERSATION_EVENTS
                 .iter()
                 .any(|name| p.file_name().is_some_and(|file| file == *name))
         })
@@ -247,14 +274,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen = std::collections::HashSet::new();
     let mut last_list: Option<(Vec<String>, String)> = None;
     let mut last_page: Option<(Vec<String>, String)> = None;
+    let mut last_approval: Option<ApprovalRequest> = None;
     for (turn, step) in story.into_iter().enumerate() {
         let (name, raw, file) = match step {
             Step::File(name, raw) => (name, raw, true),
             Step::Say(Say::Event(name)) => (
-                format!("{name} (an alert for the on-call engineer)"),
+                format!(
+                    "{name} ({})",
+                    if name.starts_with("post-alerts-") {
+                        "an alert for the on-call engineer"
+                    } else {
+                        "you ask to restart a deployment"
+                    }
+                ),
                 std::fs::read_to_string(events_dir.join(name))?,
                 false,
             ),
+            Step::Say(Say::TapApproval(name)) => {
+                let file: Value =
+                    serde_json::from_str(&std::fs::read_to_string(events_dir.join(name))?)?;
+                let (label, envelope) = approval_tap(name, &file, last_approval.as_ref())?;
+                (label, envelope.to_string(), false)
+            }
             Step::Say(say) => {
                 let (label, message) =
                     conversation_message(say, turn, last_list.as_ref(), last_page.as_ref());
@@ -322,8 +363,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect();
                 last_list = Some((rows, call.id.clone()));
             }
-            if let Some(taps) = page_taps(&call.body) {
+            if let Some(taps) = taps(&call.body, "wal:alert:") {
                 last_page = Some((taps, call.id.clone()));
+            }
+            if let Some(taps) = taps(&call.body, APPROVAL_TAP_PREFIX) {
+                last_approval =
+                    taps.into_iter()
+                        .find(|id| id.ends_with(":approve"))
+                        .map(|approve| ApprovalRequest {
+                            approve,
+                            template: call.body["type"] == "template",
+                            wamid: call.id.clone(),
+                        });
             }
             if call.body.get("status").and_then(Value::as_str) == Some("read") {
                 println!("   → POST {}  {}", call.path, call.body);
@@ -350,8 +401,65 @@ enum Step {
     Say(&'static Say),
 }
 
-/// The button ids (or quick-reply payloads) of a page the function sent, if `body` is one.
-fn page_taps(body: &Value) -> Option<Vec<String>> {
+/// An approval request the function sent an approver.
+struct ApprovalRequest {
+    /// The id (or quick-reply payload) of its Approve button.
+    approve: String,
+    /// Sent as the approval template (the approver's window was closed), not with buttons.
+    template: bool,
+    /// The wamid the Graph API stand-in gave it: the tap quotes it.
+    wamid: String,
+}
+
+/// The approver's tap on Approve, from `events/<name>` (`file`): its button payload and quoted
+/// message made those of the request the function sent (a tap counts only from that very
+/// message), as a quick reply to the template or a reply button to the interactive message,
+/// signed again. Without a request sent, the file's tap as it is (it answers "no longer
+/// active").
+fn approval_tap(
+    name: &str,
+    file: &Value,
+    request: Option<&ApprovalRequest>,
+) -> Result<(String, Value), String> {
+    let body = event_body(file)?.ok_or("the envelope has no body")?;
+    let payload: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("{name}: the body is not JSON: {e}"))?;
+    let value = &payload["entry"][0]["changes"][0]["value"];
+    let who = value["contacts"][0]["profile"]["name"]
+        .as_str()
+        .unwrap_or("the approver")
+        .to_owned();
+    let Some(request) = request else {
+        return Ok((
+            format!("{who} taps Approve ({name}: no approval request was sent, the tap as it is)"),
+            file.clone(),
+        ));
+    };
+    let mut message = value["messages"][0].clone();
+    if !message.is_object() {
+        return Err(format!("{name}: no message to replay"));
+    }
+    message["context"]["id"] = request.wamid.clone().into();
+    if request.template {
+        message["type"] = "button".into();
+        message["button"] = serde_json::json!({ "payload": request.approve, "text": "Approve" });
+    } else {
+        if let Some(fields) = message.as_object_mut() {
+            fields.remove("button");
+        }
+        message["type"] = "interactive".into();
+        message["interactive"] = serde_json::json!({
+            "type": "button_reply",
+            "button_reply": { "id": request.approve, "title": "Approve" },
+        });
+    }
+    let envelope = with_message(file, message).map_err(|e| format!("{name}: {e}"))?;
+    Ok((format!("{who} taps Approve on the request"), envelope))
+}
+
+/// The button ids (or quick-reply payloads) of a page or an approval request the function
+/// sent, if `body` is one: every one starts with `prefix`.
+fn taps(body: &Value, prefix: &str) -> Option<Vec<String>> {
     let buttons: Vec<String> = match body["type"].as_str()? {
         "interactive" => body["interactive"]["action"]["buttons"]
             .as_array()?
@@ -367,7 +475,7 @@ fn page_taps(body: &Value) -> Option<Vec<String>> {
     };
     buttons
         .iter()
-        .all(|id| id.starts_with("wal:alert:"))
+        .all(|id| id.starts_with(prefix))
         .then_some(buttons)
         .filter(|buttons| !buttons.is_empty())
 }
@@ -413,7 +521,7 @@ fn conversation_message(
             (format!("you tap {title} on the page"), message)
         }
         // Played from its file by the caller.
-        Say::Event(name) => (name.to_string(), message),
+        Say::Event(name) | Say::TapApproval(name) => (name.to_string(), message),
     }
 }
 

@@ -290,6 +290,41 @@ mod sample_files {
     }
 
     #[test]
+    fn approval_sample_events_ask_for_a_restart_and_approve_it_by_template_quick_reply() {
+        use crate::agent::AgentRequest;
+        use crate::approvals::engine::tapped_id;
+        use crate::domain::MessageKind;
+        let parsed = |name: &str| {
+            let envelope: serde_json::Value = serde_json::from_str(&read(name)).unwrap();
+            let body = super::body_bytes(&envelope).unwrap().unwrap();
+            let header = envelope["headers"]["x-hub-signature-256"].as_str();
+            assert!(
+                crate::webhook::verify_signature(header, super::LOCAL_APP_SECRET.as_bytes(), &body)
+                    .is_ok(),
+                "{name} is signed"
+            );
+            let mut parsed = crate::webhook::parse(&body).unwrap();
+            assert_eq!(parsed.messages.len(), 1, "{name}");
+            parsed.messages.remove(0)
+        };
+        let ask = parsed("post-approval-request.json");
+        assert_eq!(ask.sender.phone.as_deref(), Some("14155551234"));
+        assert_eq!(ask.kind.text(), "restart api in prod");
+        let reply = crate::dev::sample_agent::answer(&AgentRequest::from_message(&ask)).unwrap();
+        assert_eq!(
+            reply.approval.unwrap().command,
+            "kubectl rollout restart deployment/api -n prod"
+        );
+
+        let tap = parsed("post-approval-approve.json");
+        assert_eq!(tap.sender.phone.as_deref(), Some("447700900123"));
+        assert!(tap.reply_to.is_some(), "it quotes the request");
+        assert!(matches!(tap.kind, MessageKind::TemplateButton { .. }));
+        let id = tapped_id(&tap.kind).expect("an approval tap");
+        assert!(id.ends_with(":approve"), "{id}");
+    }
+
+    #[test]
     fn deliver_sample_event_carries_request_and_reply() {
         let event: DeliverEvent = serde_json::from_str(&read("sfn-deliver.json")).unwrap();
         assert_eq!(event.deliver.sender().phone.as_deref(), Some("14155551234"));

@@ -4,7 +4,9 @@
 //! Contract: `POST /` with an [`AgentRequest`] → 200 with an [`AgentReply`], or 204 for no reply.
 //! When a token is configured, requests must carry `Authorization: Bearer <token>`.
 
+use crate::agent::contract::ApprovalRef;
 use crate::agent::{Action, AgentReply, AgentRequest, ListRow, ListSection, ListSpec, ReplyStatus};
+use crate::approvals::ApprovalAsk;
 use crate::entry::local::{Handler, handler};
 use crate::webhook::answer::{body_bytes, response};
 use lambda_http::Request;
@@ -56,6 +58,13 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
     let reply = match event.kind.as_str() {
         "reaction" => return None,
         "alert_action" => alert_action(request),
+        "approval" => match &event.approval {
+            Some(decided) => approval_decided(decided),
+            None => AgentReply::text(
+                Some(ReplyStatus::Error),
+                "That decision carried no approval.",
+            ),
+        },
         "button_reply" | "template_button" => {
             match event.interactive.as_ref().map(|i| i.id.as_str()) {
                 Some("view_logs") => logs_report(),
@@ -101,6 +110,9 @@ pub fn answer(request: &AgentRequest) -> Option<AgentReply> {
             "I can't read that kind of message yet. Please send text.",
         ),
         _ if text.contains("ask before") || text.contains("asked before") => asked_before(request),
+        _ if words(&text).any(|word| word == "restart") => {
+            restart(&text, request.session.environment.as_deref())
+        }
         _ if request.session.agent == "cost" => AgentReply::text(
             Some(ReplyStatus::Info),
             format!(
@@ -161,6 +173,137 @@ fn alert_action(request: &AgentRequest) -> AgentReply {
                     .url
                     .as_deref()
                     .map_or_else(String::new, |url| format!(" Graph: {url}"))
+            ),
+        ),
+    }
+}
+
+/// How long an approval to restart stays open.
+const RESTART_APPROVAL_SECS: u64 = 900;
+
+/// The words of a message, without the punctuation around them.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split_whitespace()
+        .map(|word| word.trim_matches(|c: char| ",.;:!?()'\"`*_".contains(c)))
+        .filter(|word| !word.is_empty())
+}
+
+/// A Kubernetes object name fit for a command line: a DNS-1123 label (1 to 63 lower-case
+/// letters, digits and `-`, starting and ending with a letter or digit). Anything else never
+/// reaches a command.
+fn is_label(word: &str) -> bool {
+    (1..=63).contains(&word.len())
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !word.starts_with('-')
+        && !word.ends_with('-')
+}
+
+/// The deployment and namespace of "restart [the] [deployment[/]]<name> [in|-n <namespace>]";
+/// without a namespace, the conversation's environment, else `default`.
+fn restart_target(text: &str, environment: Option<&str>) -> Option<(String, String)> {
+    let words: Vec<&str> = words(text).collect();
+    let start = words.iter().position(|word| *word == "restart")? + 1;
+    let mut rest = words[start..]
+        .iter()
+        .copied()
+        .filter(|word| !matches!(*word, "the" | "deployment" | "deploy"));
+    let name = rest.next()?;
+    let name = name.strip_prefix("deployment/").unwrap_or(name);
+    if !is_label(name) {
+        return None;
+    }
+    let namespace = match rest.next() {
+        Some("in" | "-n" | "namespace" | "on") => rest.next()?.to_owned(),
+        _ => environment.unwrap_or("default").to_owned(),
+    };
+    is_label(&namespace).then(|| (name.to_owned(), namespace))
+}
+
+/// A restart asked for: nothing runs until someone approves it (`approval` in the reply).
+fn restart(text: &str, environment: Option<&str>) -> AgentReply {
+    let Some((deployment, namespace)) = restart_target(text, environment) else {
+        return AgentReply::text(
+            Some(ReplyStatus::Info),
+            "Which deployment, and where? Say it like **restart api in prod** (names are lower-case letters, digits and `-`).",
+        );
+    };
+    AgentReply {
+        status: Some(ReplyStatus::Info),
+        text: Some(format!(
+            "A rolling restart of **deployment/{deployment}** in `{namespace}` replaces its pods one at a time. Restarts in `{namespace}` need an approval: I've asked, and I'll run it as soon as it's approved."
+        )),
+        approval: Some(ApprovalAsk {
+            summary: format!("Restart deployment/{deployment} in {namespace}"),
+            command: restart_command(&deployment, &namespace),
+            approvers: None,
+            required: Some(1),
+            expires_in_secs: Some(RESTART_APPROVAL_SECS),
+        }),
+        ..AgentReply::default()
+    }
+}
+
+fn restart_command(deployment: &str, namespace: &str) -> String {
+    format!("kubectl rollout restart deployment/{deployment} -n {namespace}")
+}
+
+/// The deployment and namespace of a restart command this agent asked to run.
+fn restart_of(command: &str) -> Option<(&str, &str)> {
+    let rest = command.strip_prefix("kubectl rollout restart deployment/")?;
+    let (deployment, namespace) = rest.split_once(" -n ")?;
+    (is_label(deployment) && is_label(namespace)).then_some((deployment, namespace))
+}
+
+/// The decision on an approval this agent asked for: run it (here: what running it shows) or
+/// say why not.
+fn approval_decided(decided: &ApprovalRef) -> AgentReply {
+    let who = if decided.decided_by.is_empty() {
+        "someone".to_owned()
+    } else {
+        decided.decided_by.join(", ")
+    };
+    let what = match restart_of(&decided.command) {
+        Some((deployment, namespace)) => format!("deployment/{deployment} in {namespace}"),
+        None => format!("`{}`", decided.command),
+    };
+    match (decided.decision.as_str(), restart_of(&decided.command)) {
+        // No status: the answer starts with its own 🔄 (a status would add ✅ before it).
+        ("approved", Some((deployment, namespace))) => AgentReply::text(
+            None,
+            format!(
+                "🔄 Restarted deployment/{deployment} in {namespace} (approved by {who}, request {}).\n\n```\n$ {}\ndeployment.apps/{deployment} restarted\n$ kubectl rollout status deployment/{deployment} -n {namespace}\nWaiting for deployment \"{deployment}\" rollout to finish: 1 of 3 updated replicas are available...\nWaiting for deployment \"{deployment}\" rollout to finish: 2 of 3 updated replicas are available...\ndeployment \"{deployment}\" successfully rolled out\n```\n\nAll 3 pods are new and ready. I'll keep an eye on the error rate for the next 10 minutes.",
+                decided.id, decided.command
+            ),
+        ),
+        ("approved", None) => AgentReply::text(
+            Some(ReplyStatus::Warning),
+            format!(
+                "Approved by {who}, but I don't know how to run {what}: nothing ran (request {}).",
+                decided.id
+            ),
+        ),
+        ("denied", _) => AgentReply::text(
+            Some(ReplyStatus::Warning),
+            format!(
+                "Not restarted: denied by {who}. Nothing ran: {what} is unchanged (request {}).",
+                decided.id
+            ),
+        ),
+        ("expired", _) => AgentReply::text(
+            Some(ReplyStatus::Warning),
+            format!(
+                "Not restarted: nobody decided in time. Nothing ran: {what} is unchanged; ask again if it's still needed (request {}).",
+                decided.id
+            ),
+        ),
+        (other, _) => AgentReply::text(
+            Some(ReplyStatus::Error),
+            format!(
+                "I don't know the decision {:?}: nothing ran (request {}).",
+                crate::redact::excerpt(other, 20),
+                decided.id
             ),
         ),
     }
@@ -332,6 +475,165 @@ mod tests {
         })
         .unwrap();
         assert!(report.text.unwrap().chars().count() > crate::reply::limits::TEXT_BODY_MAX);
+    }
+
+    fn text(body: &str) -> MessageKind {
+        MessageKind::Text { body: body.into() }
+    }
+
+    #[test]
+    fn a_restart_is_asked_for_approval_with_the_exact_command() {
+        let reply = ask(text("Restart api in prod")).unwrap();
+        assert_eq!(reply.status, Some(ReplyStatus::Info));
+        assert!(
+            reply
+                .text
+                .as_deref()
+                .unwrap()
+                .contains("**deployment/api** in `prod`"),
+            "{reply:?}"
+        );
+        let approval = reply.approval.expect("an approval ask");
+        assert_eq!(
+            approval.command,
+            "kubectl rollout restart deployment/api -n prod"
+        );
+        assert_eq!(approval.summary, "Restart deployment/api in prod");
+        assert_eq!(approval.approvers, None, "all of APPROVERS");
+        assert_eq!(approval.required, Some(1));
+        assert_eq!(approval.expires_in_secs, Some(900));
+        // It survives the contract's JSON as the function reads it.
+        let json = serde_json::to_value(AgentReply {
+            approval: Some(approval.clone()),
+            ..AgentReply::default()
+        })
+        .unwrap();
+        assert_eq!(json["approval"]["command"], approval.command);
+        let read: AgentReply = serde_json::from_value(json).unwrap();
+        assert_eq!(read.approval, Some(approval));
+
+        // Other spellings; without a namespace, the conversation's environment.
+        for (said, environment, command) in [
+            (
+                "please restart deployment/worker -n staging.",
+                None,
+                "kubectl rollout restart deployment/worker -n staging",
+            ),
+            (
+                "restart the deployment checkout-api",
+                Some("prod-eu"),
+                "kubectl rollout restart deployment/checkout-api -n prod-eu",
+            ),
+            (
+                "restart api",
+                None,
+                "kubectl rollout restart deployment/api -n default",
+            ),
+        ] {
+            let mut request =
+                AgentRequest::from_message(&InboundMessage::sample("wamid.3", text(said)));
+            request.session.environment = environment.map(str::to_owned);
+            let asked = answer(&request).unwrap().approval.expect(said);
+            assert_eq!(asked.command, command, "{said}");
+        }
+    }
+
+    #[test]
+    fn a_restart_of_nothing_nameable_asks_which_and_runs_nothing() {
+        for said in [
+            "restart",
+            "restart api;rm -rf / in prod",
+            "restart api in $(whoami)",
+            "restart API_Server",
+            "restart -api",
+        ] {
+            let reply = ask(text(said)).unwrap();
+            assert!(reply.approval.is_none(), "{said}: {reply:?}");
+            assert!(
+                reply
+                    .text
+                    .as_deref()
+                    .unwrap()
+                    .contains("Which deployment, and where?"),
+                "{said}"
+            );
+        }
+        // "restarting" is a question about restarts, not a request for one.
+        let question = ask(text("why are the pods restarting?")).unwrap();
+        assert!(question.approval.is_none());
+    }
+
+    fn decided(decision: &str, decided_by: &[&str]) -> AgentReply {
+        let mut request =
+            AgentRequest::from_message(&InboundMessage::sample("approval:A7K2QX9M", text("x")));
+        request.event.kind = "approval".into();
+        request.event.text = format!("{decision}: Restart deployment/api in prod");
+        request.event.approval = Some(ApprovalRef {
+            id: "A7K2QX9M".into(),
+            decision: decision.into(),
+            decided_by: decided_by.iter().map(|s| (*s).to_owned()).collect(),
+            summary: "Restart deployment/api in prod".into(),
+            command: "kubectl rollout restart deployment/api -n prod".into(),
+        });
+        answer(&request).unwrap()
+    }
+
+    #[test]
+    fn the_decision_on_a_restart_is_answered_per_outcome() {
+        let approved = decided("approved", &["Sam"]);
+        assert_eq!(approved.status, None, "its own 🔄, no ✅ before it");
+        assert!(approved.approval.is_none(), "it asks nothing more");
+        let said = approved.text.unwrap();
+        assert!(
+            said.starts_with(
+                "🔄 Restarted deployment/api in prod (approved by Sam, request A7K2QX9M)"
+            ),
+            "{said}"
+        );
+        assert!(said.contains("$ kubectl rollout restart deployment/api -n prod"));
+        assert!(said.contains("kubectl rollout status deployment/api -n prod"));
+        assert!(said.contains("deployment \"api\" successfully rolled out"));
+
+        let denied = decided("denied", &["+44 77** ***123"]);
+        assert_eq!(denied.status, Some(ReplyStatus::Warning));
+        let said = denied.text.unwrap();
+        assert!(
+            said.starts_with("Not restarted: denied by +44 77** ***123."),
+            "{said}"
+        );
+        assert!(said.contains("deployment/api in prod is unchanged"));
+
+        let expired = decided("expired", &[]);
+        assert_eq!(expired.status, Some(ReplyStatus::Warning));
+        assert!(
+            expired
+                .text
+                .unwrap()
+                .starts_with("Not restarted: nobody decided in time.")
+        );
+
+        let unknown = decided("maybe", &[]);
+        assert_eq!(unknown.status, Some(ReplyStatus::Error));
+        assert!(unknown.text.unwrap().contains("nothing ran"));
+    }
+
+    #[test]
+    fn an_approved_command_it_does_not_know_is_not_run() {
+        let mut request =
+            AgentRequest::from_message(&InboundMessage::sample("approval:B", text("x")));
+        request.event.kind = "approval".into();
+        let reply = answer(&request).unwrap();
+        assert_eq!(reply.status, Some(ReplyStatus::Error), "no event.approval");
+        request.event.approval = Some(ApprovalRef {
+            id: "B7K2QX9M".into(),
+            decision: "approved".into(),
+            decided_by: vec!["Sam".into()],
+            summary: "Drop the cache".into(),
+            command: "redis-cli FLUSHALL".into(),
+        });
+        let said = answer(&request).unwrap().text.unwrap();
+        assert!(said.contains("nothing ran"), "{said}");
+        assert!(!said.contains("Restarted"), "{said}");
     }
 
     #[test]

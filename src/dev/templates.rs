@@ -1,7 +1,8 @@
 //! `make templates WABA_ID=…` (`src/bin/create-templates.rs`): creates the on-call paging
-//! templates through the Graph API's `POST /{WABA_ID}/message_templates`, so that nobody has to
-//! type them into WhatsApp Manager. Meta reviews each one (usually within minutes); pages go out
-//! once the alert template is approved.
+//! templates (and the approval template) through the Graph API's
+//! `POST /{WABA_ID}/message_templates`, so that nobody has to type them into WhatsApp Manager.
+//! Meta reviews each one (usually within minutes); pages go out once the alert template is
+//! approved.
 //! <https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/message_templates/>
 //!
 //! - the alert template (`ALERT_TEMPLATE`, e.g. `oncall_alert:en`): [`ALERT_BODY`], whose body
@@ -9,14 +10,19 @@
 //!   buttons [`ALERT_BUTTONS`] (Acknowledge, Details, Escalate, in that order: a page sets the
 //!   payload of each by its index);
 //! - the notice template (`NOTICE_TEMPLATE`, optional, e.g. `oncall_notice:en`): [`NOTICE_BODY`]
-//!   with one parameter, the notice.
+//!   with one parameter, the notice;
+//! - the approval template (`APPROVAL_TEMPLATE`, optional here, required by the functions with
+//!   `APPROVERS`, e.g. `approval_request:en`): [`APPROVAL_BODY`], whose body parameters are who
+//!   asks, the summary, the command and the time left in that order (as the approvals engine
+//!   fills them), and the quick-reply buttons [`APPROVAL_BUTTONS`] (Approve, Deny, in that
+//!   order: a request sets the payload of each by its index).
 //!
-//! Both are category `UTILITY`. Meta refuses a body that starts or ends with a parameter, whose
+//! All are category `UTILITY`. Meta refuses a body that starts or ends with a parameter, whose
 //! parameters are not numbered 1, 2, 3… in order, or that has too many parameters for its
 //! length; the tests check the first two. Settings come from the environment as in the
 //! functions' configuration: `WHATSAPP_ACCESS_TOKEN` (a token with the
 //! `whatsapp_business_management` permission), `ALERT_TEMPLATE`, `NOTICE_TEMPLATE`,
-//! `GRAPH_API_BASE_URL` and `GRAPH_API_VERSION`. The token goes only into the `Authorization`
+//! `APPROVAL_TEMPLATE`, `GRAPH_API_BASE_URL` and `GRAPH_API_VERSION`. The token goes only into the `Authorization`
 //! header; Meta's errors are scrubbed before they are printed.
 
 use crate::config::{DEFAULT_GRAPH_API_BASE_URL, DEFAULT_GRAPH_API_VERSION};
@@ -44,7 +50,19 @@ pub const NOTICE_BODY: &str =
     "On-call update: {{1}}\n\nThis is an automated message from your on-call paging.";
 /// The example value Meta's review sees for [`NOTICE_BODY`].
 pub const NOTICE_EXAMPLE: &str = "✅ Sam acknowledged: HighErrorRate";
-/// The category of both templates.
+/// The approval template's body: `{{1}}` who asks, `{{2}}` the summary, `{{3}}` the command
+/// (shown exactly, on a line of its own), `{{4}}` the time left.
+pub const APPROVAL_BODY: &str = "🔐 Approval requested by {{1}}\n\n{{2}}\n\nCommand: {{3}}\n\nExpires in {{4}}. Tap Approve to let it run, or Deny to stop it. Nothing runs without a decision.";
+/// The example values Meta's review sees for [`APPROVAL_BODY`].
+pub const APPROVAL_EXAMPLE: [&str; 4] = [
+    "Sam",
+    "Restart deployment/api in prod",
+    "kubectl rollout restart deployment/api -n prod",
+    "15 min",
+];
+/// The approval template's quick-reply buttons, in order.
+pub const APPROVAL_BUTTONS: [&str; 2] = ["Approve", "Deny"];
+/// The category of the templates.
 pub const CATEGORY: &str = "UTILITY";
 /// Longest Graph API answer read.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
@@ -53,11 +71,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest WhatsApp Business Account id taken (Meta's have 15 or 16 digits).
 const WABA_ID_MAX_DIGITS: usize = 32;
 
-/// Which of the two templates.
+/// Which of the templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateKind {
     Alert,
     Notice,
+    Approval,
 }
 
 impl TemplateKind {
@@ -66,6 +85,7 @@ impl TemplateKind {
         match self {
             Self::Alert => "ALERT_TEMPLATE",
             Self::Notice => "NOTICE_TEMPLATE",
+            Self::Approval => "APPROVAL_TEMPLATE",
         }
     }
 }
@@ -82,6 +102,13 @@ pub fn request_body(kind: TemplateKind, template: &TemplateRef) -> Value {
         ]),
         TemplateKind::Notice => json!([
             {"type": "BODY", "text": NOTICE_BODY, "example": {"body_text": [[NOTICE_EXAMPLE]]}},
+        ]),
+        TemplateKind::Approval => json!([
+            {"type": "BODY", "text": APPROVAL_BODY, "example": {"body_text": [APPROVAL_EXAMPLE]}},
+            {"type": "BUTTONS", "buttons": APPROVAL_BUTTONS
+                .iter()
+                .map(|text| json!({"type": "QUICK_REPLY", "text": text}))
+                .collect::<Vec<_>>()},
         ]),
     };
     json!({
@@ -155,7 +182,8 @@ pub struct Settings {
     pub api_root: String,
     /// `None` only for a dry run.
     pub access_token: Option<Secret>,
-    /// The alert template, then the notice template when `NOTICE_TEMPLATE` is set.
+    /// The alert template, then the notice template when `NOTICE_TEMPLATE` is set, then the
+    /// approval template when `APPROVAL_TEMPLATE` is set.
     pub templates: Vec<(TemplateKind, TemplateRef)>,
     pub dry_run: bool,
 }
@@ -227,6 +255,9 @@ impl Settings {
         let mut templates = vec![(TemplateKind::Alert, alert)];
         if let Some(notice) = template(TemplateKind::Notice)? {
             templates.push((TemplateKind::Notice, notice));
+        }
+        if let Some(approval) = template(TemplateKind::Approval)? {
+            templates.push((TemplateKind::Approval, approval));
         }
 
         let base = get("GRAPH_API_BASE_URL")
@@ -414,7 +445,11 @@ pub fn run(
             }
         }
     }
-    if settings.templates.len() == 1 {
+    if !settings
+        .templates
+        .iter()
+        .any(|(kind, _)| *kind == TemplateKind::Notice)
+    {
         let _ = writeln!(
             out,
             "NOTICE_TEMPLATE is not set: no notice template created (notices to people whose 24-hour window is closed will be logged as not sent)"
@@ -447,7 +482,11 @@ mod tests {
 
     #[test]
     fn bodies_follow_metas_rules_for_templates() {
-        for (body, examples) in [(ALERT_BODY, ALERT_EXAMPLE.len()), (NOTICE_BODY, 1)] {
+        for (body, examples) in [
+            (ALERT_BODY, ALERT_EXAMPLE.len()),
+            (NOTICE_BODY, 1),
+            (APPROVAL_BODY, APPROVAL_EXAMPLE.len()),
+        ] {
             let found = parameters(body);
             assert_eq!(found, (1..=examples).collect::<Vec<_>>(), "{body}");
             let trimmed = body.trim();
@@ -466,9 +505,15 @@ mod tests {
                 found.len()
             );
         }
-        for button in ALERT_BUTTONS {
+        for button in ALERT_BUTTONS.iter().chain(&APPROVAL_BUTTONS) {
             assert!(button.chars().count() <= 25, "{button}");
         }
+        // The command stands on a line of its own, after a label, with nothing glued to it:
+        // the approver reads exactly what will run.
+        assert!(
+            APPROVAL_BODY.contains("\nCommand: {{3}}\n"),
+            "{APPROVAL_BODY}"
+        );
     }
 
     #[test]
@@ -504,6 +549,29 @@ mod tests {
             body["components"][0]["example"]["body_text"],
             json!([[NOTICE_EXAMPLE]])
         );
+        let approval = TemplateRef::parse("approval_request:en").unwrap();
+        let body = request_body(TemplateKind::Approval, &approval);
+        assert_eq!(body["name"], "approval_request");
+        assert_eq!(body["category"], "UTILITY");
+        assert_eq!(body["components"][0]["type"], "BODY");
+        assert_eq!(body["components"][0]["text"], APPROVAL_BODY);
+        assert_eq!(
+            body["components"][0]["example"]["body_text"],
+            json!([[
+                "Sam",
+                "Restart deployment/api in prod",
+                "kubectl rollout restart deployment/api -n prod",
+                "15 min"
+            ]])
+        );
+        // Approve first, Deny second: the engine sets the payloads in this order.
+        assert_eq!(
+            body["components"][1],
+            json!({"type": "BUTTONS", "buttons": [
+                {"type": "QUICK_REPLY", "text": "Approve"},
+                {"type": "QUICK_REPLY", "text": "Deny"}
+            ]})
+        );
     }
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
@@ -524,6 +592,7 @@ mod tests {
             ("WHATSAPP_ACCESS_TOKEN", "EAAG-token"),
             ("ALERT_TEMPLATE", "oncall_alert:en"),
             ("NOTICE_TEMPLATE", " oncall_notice:en "),
+            ("APPROVAL_TEMPLATE", "approval_request:en_US"),
             ("GRAPH_API_BASE_URL", "http://127.0.0.1:9/"),
             ("GRAPH_API_VERSION", "v99.0"),
         ]);
@@ -532,8 +601,13 @@ mod tests {
             settings.url(),
             "http://127.0.0.1:9/v99.0/102290129340398/message_templates"
         );
-        assert_eq!(settings.templates.len(), 2);
+        assert_eq!(settings.templates.len(), 3);
         assert_eq!(settings.templates[1].1.to_string(), "oncall_notice:en");
+        assert_eq!(settings.templates[2].0, TemplateKind::Approval);
+        assert_eq!(
+            settings.templates[2].1.to_string(),
+            "approval_request:en_US"
+        );
         assert!(!settings.dry_run);
         assert!(!format!("{settings:?}").contains("EAAG-token"));
 
@@ -568,7 +642,7 @@ mod tests {
         ];
         /// The command line, the environment, and what the error says.
         type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case<'_>; 8] = [
+        let cases: [Case<'_>; 9] = [
             (&[], &complete, "WABA_ID is not set"),
             (
                 &["--waba-id", "12ab"],
@@ -604,6 +678,15 @@ mod tests {
                 ],
                 "NOTICE_TEMPLATE: must be name:language",
             ),
+            (
+                &["--waba-id", "1"],
+                &[
+                    ("WHATSAPP_ACCESS_TOKEN", "t"),
+                    ("ALERT_TEMPLATE", "a:en"),
+                    ("APPROVAL_TEMPLATE", "Approval Request:en"),
+                ],
+                "APPROVAL_TEMPLATE: the name must be",
+            ),
         ];
         for (command, vars, expected) in cases {
             let error = Settings::from_args(&args(command), lookup(vars)).unwrap_err();
@@ -633,6 +716,7 @@ mod tests {
             lookup(&[
                 ("ALERT_TEMPLATE", "oncall_alert:en"),
                 ("NOTICE_TEMPLATE", "oncall_notice:en"),
+                ("APPROVAL_TEMPLATE", "approval_request:en"),
                 // Nothing listens here: a request would fail the run.
                 ("GRAPH_API_BASE_URL", "http://127.0.0.1:9"),
             ]),
@@ -646,6 +730,9 @@ mod tests {
             "oncall_alert:en (ALERT_TEMPLATE): POST http://127.0.0.1:9/v25.0/102290129340398/message_templates"
         ));
         assert!(out.contains("oncall_notice:en (NOTICE_TEMPLATE): POST"));
+        assert!(out.contains("approval_request:en (APPROVAL_TEMPLATE): POST"));
+        assert!(out.contains(r#""text": "Deny""#), "{out}");
+        assert!(!out.contains("NOTICE_TEMPLATE is not set"), "{out}");
         assert!(out.contains(r#""text": "Acknowledge""#), "{out}");
         assert!(out.contains(r#""category": "UTILITY""#), "{out}");
     }
