@@ -82,9 +82,9 @@ pipeline: venv ## the production shape locally: webhook → SQS FIFO → worker,
 events: ## re-sign events/*.json after editing them
 	cargo run --quiet --features dev --bin sign-events
 
-# Reads WHATSAPP_ACCESS_TOKEN, ALERT_TEMPLATE, NOTICE_TEMPLATE (optional), GRAPH_API_BASE_URL and
+# Reads WHATSAPP_ACCESS_TOKEN, ALERT_TEMPLATE, NOTICE_TEMPLATE and APPROVAL_TEMPLATE (optional), GRAPH_API_BASE_URL and
 # GRAPH_API_VERSION from the environment, like the functions. DRY_RUN=1 prints the requests only.
-templates: ## create the paging templates through the Graph API: WABA_ID=… (DRY_RUN=1: print only)
+templates: ## create the paging and approval templates through the Graph API: WABA_ID=… (DRY_RUN=1: print only)
 	cargo run --quiet --features dev --bin create-templates -- --waba-id "$(WABA_ID)" $(if $(DRY_RUN),--dry-run)
 
 build: venv ## cross-build both functions for Lambda (arm64): target/lambda/{webhook,worker}/bootstrap.zip

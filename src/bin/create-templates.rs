@@ -1,5 +1,6 @@
-//! `make templates WABA_ID=…`: creates the on-call paging templates (`ALERT_TEMPLATE`, and
-//! `NOTICE_TEMPLATE` when set) through the Graph API; `--dry-run` prints the requests instead.
+//! `make templates WABA_ID=…`: creates the on-call paging and approval templates
+//! (`ALERT_TEMPLATE`, and `NOTICE_TEMPLATE` and `APPROVAL_TEMPLATE` when set) through the Graph
+//! API; `--dry-run` prints the requests instead.
 //! See `whatsapp_agent_lambda::dev::templates`.
 
 use std::process::ExitCode;

@@ -182,8 +182,9 @@ pub struct Settings {
     pub api_root: String,
     /// `None` only for a dry run.
     pub access_token: Option<Secret>,
-    /// The alert template, then the notice template when `NOTICE_TEMPLATE` is set, then the
-    /// approval template when `APPROVAL_TEMPLATE` is set.
+    /// The alert template (`ALERT_TEMPLATE`), the notice template (`NOTICE_TEMPLATE`), the
+    /// approval template (`APPROVAL_TEMPLATE`): those set, in that order (the alert or the
+    /// approval template at least).
     pub templates: Vec<(TemplateKind, TemplateRef)>,
     pub dry_run: bool,
 }
@@ -248,16 +249,24 @@ impl Settings {
                 })
                 .transpose()
         };
-        let alert = template(TemplateKind::Alert)?.ok_or(TemplatesError::Missing {
-            var: "ALERT_TEMPLATE",
-            hint: "name:language of the alert template to create, e.g. oncall_alert:en (the same value the functions get)",
-        })?;
-        let mut templates = vec![(TemplateKind::Alert, alert)];
-        if let Some(notice) = template(TemplateKind::Notice)? {
-            templates.push((TemplateKind::Notice, notice));
+        let mut templates = Vec::new();
+        for kind in [
+            TemplateKind::Alert,
+            TemplateKind::Notice,
+            TemplateKind::Approval,
+        ] {
+            if let Some(spec) = template(kind)? {
+                templates.push((kind, spec));
+            }
         }
-        if let Some(approval) = template(TemplateKind::Approval)? {
-            templates.push((TemplateKind::Approval, approval));
+        if !templates
+            .iter()
+            .any(|(kind, _)| matches!(kind, TemplateKind::Alert | TemplateKind::Approval))
+        {
+            return Err(TemplatesError::Missing {
+                var: "ALERT_TEMPLATE",
+                hint: "name:language of the alert template to create, e.g. oncall_alert:en (the same value the functions get); or APPROVAL_TEMPLATE alone for the approval template",
+            });
         }
 
         let base = get("GRAPH_API_BASE_URL")
@@ -632,6 +641,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_env.waba_id, "7");
+    }
+
+    #[test]
+    fn the_approval_template_alone_is_enough() {
+        let map = [
+            ("WHATSAPP_ACCESS_TOKEN", "t"),
+            ("APPROVAL_TEMPLATE", "approval_request:en"),
+        ];
+        let settings = Settings::from_args(&["--waba-id".into(), "1".into()], |name| {
+            map.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .unwrap();
+        assert_eq!(settings.templates.len(), 1);
+        assert_eq!(settings.templates[0].0, TemplateKind::Approval);
     }
 
     #[test]
