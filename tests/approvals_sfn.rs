@@ -3,9 +3,12 @@
 //! the async agent backend as the worker starts it. Its definition is read from the template
 //! and run as written, except that its Lambda steps (the worker's "deliver" invocations) become
 //! Pass states whose output is the event the worker would get: the approval step is the
-//! template's own (`sqs:sendMessage.waitForTaskToken` onto a moto FIFO job queue). Each test
-//! receives the job, reads it as the worker does (`Job`, `Work::Approval`) and answers the task
-//! through [`SfnCallbacks`], as the approvals engine does once the approvers decided.
+//! template's own (`sqs:sendMessage.waitForTaskToken` onto a moto FIFO job queue). Most tests
+//! receive the job, read it as the worker does (`Job`, `Work::Approval`) and answer the task
+//! through [`SfnCallbacks`], as the approvals engine does once the approvers decided. The last
+//! runs the real binaries instead: the `worker` polling the job queue asks the approver through
+//! a loopback Graph API, and the approver's signed tap goes through the `webhook` (queue mode)
+//! onto the job queue, back to the worker, which answers the task.
 
 mod support;
 
@@ -348,6 +351,19 @@ impl Rig {
         }
     }
 
+    /// `None` while the execution runs, else its status.
+    async fn finished_or_running(&self, execution_arn: &str) -> Option<String> {
+        let described = self
+            .sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .expect("describe the execution");
+        let status = described.status().as_str();
+        (status != "RUNNING").then(|| status.to_owned())
+    }
+
     /// The "deliver" event the execution ended with: what its last step would invoke the
     /// worker with.
     async fn delivered(&self, execution_arn: &str) -> DeliverEvent {
@@ -591,4 +607,327 @@ fn the_sample_event_carries_the_job_the_example_machine_sends() {
         }
     }
     assert_eq!(parameters["MessageBody"]["version"], json!(JOB_VERSION));
+}
+
+// The whole flow through the real binaries: the `worker` polling the job queue (and the timer
+// queue) on moto as Lambda's event source mappings would, the `webhook` in queue mode taking the
+// approver's signed tap onto the same job queue, the loopback Graph API the worker sends
+// through. The machine runs on moto as above; nothing is answered by the test itself.
+
+/// The approver (not an allowed sender: only the tap on the request passes).
+const BOB: &str = "447700900123";
+/// The requester: the sample user of `agent_request`.
+const ALICE: &str = "14155551234";
+
+/// A real binary started by a test; killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What both binaries need to reach moto and run approvals, with jobs on `queue_url` and timers
+/// on `timer_queue_url`.
+fn binary_env(endpoint: &str, queue_url: &str, timer_queue_url: &str) -> Vec<(String, String)> {
+    let missing = std::env::temp_dir().join("no-such-aws-config");
+    let missing = missing.to_string_lossy().into_owned();
+    [
+        ("DISPATCH", "queue"),
+        ("JOB_QUEUE_URL", queue_url),
+        ("TIMER_QUEUE_URL", timer_queue_url),
+        ("APPROVERS", "+447700900123"),
+        ("PHONE_NUMBER_ID", "106540352242922"),
+        ("APPROVAL_TEMPLATE", "approval_request:en"),
+        ("NOTICE_TEMPLATE", "approval_notice:en"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_CONFIG_FILE", missing.as_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect()
+}
+
+/// One approval request sent to Bob.
+struct BobsRequest {
+    /// The wamid the Graph API stand-in gave it.
+    wamid: String,
+    approve: String,
+    deny: String,
+    /// Sent as the approval template (his window closed), else as interactive buttons.
+    template: bool,
+    /// The template's body parameters (empty for buttons).
+    parameters: Vec<String>,
+}
+
+/// The approval requests the Graph API stand-in was sent for Bob, oldest first.
+fn requests_to_bob(sent: &support::fakes::Sent) -> Vec<BobsRequest> {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    sent.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body["to"] == BOB)
+        .filter_map(|(id, body)| {
+            if body["template"]["name"] == "approval_request" {
+                let components = &body["template"]["components"];
+                return Some(BobsRequest {
+                    wamid: id.clone(),
+                    approve: text(&components[1]["parameters"][0]["payload"]),
+                    deny: text(&components[2]["parameters"][0]["payload"]),
+                    template: true,
+                    parameters: components[0]["parameters"]
+                        .as_array()
+                        .expect("body parameters")
+                        .iter()
+                        .map(|p| text(&p["text"]))
+                        .collect(),
+                });
+            }
+            let buttons = &body["interactive"]["action"]["buttons"];
+            (body["interactive"]["header"]["text"] == "🔐 Approval requested").then(|| {
+                BobsRequest {
+                    wamid: id.clone(),
+                    approve: text(&buttons[0]["reply"]["id"]),
+                    deny: text(&buttons[1]["reply"]["id"]),
+                    template: false,
+                    parameters: Vec::new(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// What was said to `to` (a text, or an `approval_notice` template's parameter).
+fn said_to(sent: &support::fakes::Sent, to: &str) -> Vec<String> {
+    sent.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body["to"] == to)
+        .filter_map(|(_, body)| {
+            body["text"]["body"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| {
+                    (body["template"]["name"] == "approval_notice")
+                        .then(|| {
+                            body["template"]["components"][0]["parameters"][0]["text"].as_str()
+                        })
+                        .flatten()
+                        .map(str::to_owned)
+                })
+        })
+        .collect()
+}
+
+/// Bob taps `tap` (a quick reply of the template, else a button) on `request`, signed as Meta
+/// signs.
+fn bob_taps(
+    webhook: &support::local_webhook::LocalWebhook,
+    n: u32,
+    request: &BobsRequest,
+    tap: &str,
+) {
+    let mut message = json!({
+        "from": BOB, "id": format!("wamid.BOB.TAP.{n}"),
+        "timestamp": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string(),
+        "context": {"from": "15550001111", "id": request.wamid},
+    });
+    if request.template {
+        message["type"] = "button".into();
+        message["button"] = json!({"payload": tap, "text": "Approve"});
+    } else {
+        message["type"] = "interactive".into();
+        message["interactive"] =
+            json!({"type": "button_reply", "button_reply": {"id": tap, "title": "Deny"}});
+    }
+    let envelope =
+        whatsapp_agent_lambda::dev::events::with_message(&event_json("post-text.json"), message)
+            .expect("a signed envelope");
+    assert_eq!(webhook.post_envelope(&envelope).0, 200);
+}
+
+/// Waits (bounded) until `check` finds something, polling.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The output of the execution's `TaskSucceeded` event (the approval's decision), or the error
+/// and cause of its `TaskFailed` event.
+async fn task_answer(rig: &Rig, execution_arn: &str) -> (Option<String>, Option<(String, String)>) {
+    let history = rig
+        .sfn
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .expect("the execution's history");
+    let mut succeeded = None;
+    let mut failed = None;
+    for event in history.events() {
+        if let Some(details) = event.task_succeeded_event_details() {
+            succeeded = details.output().map(str::to_owned);
+        }
+        if let Some(details) = event.task_failed_event_details() {
+            failed = Some((
+                details.error().unwrap_or_default().to_owned(),
+                details.cause().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    (succeeded, failed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_binary_asks_the_approver_and_a_signed_tap_through_the_webhook_decides_the_task()
+{
+    use support::fakes::{numbering_graph, requests_agent};
+    use support::local_webhook::{LocalWebhook, local_env};
+    use whatsapp_agent_lambda::domain::mask;
+
+    let rig = Rig::start().await;
+    let timer_queue = whatsapp_agent_lambda::dev::moto::timer_queue(&rig.config, "timers")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let machine = rig
+        .machine(&machine_name(), MAX_EXPIRY, &rig.queue_url)
+        .await;
+    let (agent, agent_requests) = requests_agent("never asked");
+    let (graph, sent) = numbering_graph();
+    let env = binary_env(rig._moto.endpoint(), &rig.queue_url, &timer_queue);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_worker"));
+    local_env(&mut worker, &agent.url(), &graph.url());
+    worker
+        .envs(env_refs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    let _worker = Process(worker.spawn().expect("start the worker binary"));
+    let webhook = LocalWebhook::start(
+        &agent.url(),
+        &graph.url(),
+        &env_refs,
+        std::process::Stdio::inherit(),
+    );
+    let (alice, bob) = (mask(ALICE), mask(BOB));
+
+    // Approved: the execution goes on to Act.
+    let request = request_for("wamid.e2e-approved");
+    let execution = rig.ask(&machine, &request).await;
+    let asked = eventually("the worker asks Bob", || requests_to_bob(&sent).pop()).await;
+    assert!(asked.template, "Bob never wrote: his window is closed");
+    let id = asked
+        .approve
+        .strip_prefix("wal:approval:")
+        .and_then(|rest| rest.split(':').next())
+        .expect("an approval payload")
+        .to_owned();
+    assert_eq!(
+        asked.parameters,
+        [
+            alice.as_str(),
+            proposed_summary().as_str(),
+            COMMAND,
+            "15 min"
+        ],
+        "Bob's window is closed: the template, naming the requester masked"
+    );
+    let waiting = eventually("Alice is told who is asked", || {
+        said_to(&sent, ALICE)
+            .into_iter()
+            .find(|t| t.starts_with("⏳ Waiting for approval"))
+    })
+    .await;
+    assert!(waiting.contains(&bob) && waiting.contains(&id), "{waiting}");
+    assert_eq!(
+        rig.finished_or_running(&execution).await,
+        None,
+        "the machine waits for the decision"
+    );
+
+    bob_taps(&webhook, 1, &asked, &asked.approve);
+    let finished = rig.finished(&execution).await;
+    assert_eq!(finished.status().as_str(), "SUCCEEDED", "{finished:?}");
+    let output: DeliverEvent =
+        serde_json::from_str(finished.output().expect("an output")).expect("a deliver event");
+    let text = output.deliver.reply.expect("a reply").text.expect("a text");
+    assert!(
+        text.starts_with(&format!("Approved ({id}): {COMMAND}")),
+        "the Act step ran with the decision: {text}"
+    );
+    let (succeeded, failed) = task_answer(&rig, &execution).await;
+    assert_eq!(failed, None);
+    let decision: TaskOutcome =
+        serde_json::from_str(&succeeded.expect("SendTaskSuccess")).expect("the decision");
+    assert_eq!(decision.id, id);
+    assert_eq!(decision.decision, "approved");
+    assert_eq!(decision.decided_by, [bob.as_str()]);
+    assert_eq!(decision.command, COMMAND);
+    let notice = format!("✅ Approved by {bob}: {} ({id})", proposed_summary());
+    for person in [ALICE, BOB] {
+        eventually("the outcome notices", || {
+            said_to(&sent, person).into_iter().find(|t| *t == notice)
+        })
+        .await;
+    }
+
+    // Denied: the execution goes through the Catch to Refused.
+    let request = request_for("wamid.e2e-denied");
+    let execution = rig.ask(&machine, &request).await;
+    let asked = eventually("the worker asks Bob again", || {
+        requests_to_bob(&sent).into_iter().nth(1)
+    })
+    .await;
+    assert!(
+        !asked.template,
+        "Bob's tap opened his 24-hour window: buttons this time"
+    );
+    bob_taps(&webhook, 2, &asked, &asked.deny);
+    let delivered = rig.delivered(&execution).await.deliver;
+    let reply = delivered.reply.expect("a reply");
+    assert_eq!(reply.status, Some(ReplyStatus::Warning), "{reply:?}");
+    assert_eq!(
+        reply.text.as_deref(),
+        Some(format!("Not run (approval.denied): {COMMAND}").as_str())
+    );
+    let (succeeded, failed) = task_answer(&rig, &execution).await;
+    assert_eq!(succeeded, None);
+    // moto keeps SendTaskFailure's error but drops its cause (the decision as JSON): the
+    // decision shows in the notices instead.
+    let (error, _cause) = failed.expect("SendTaskFailure");
+    assert_eq!(error, "approval.denied");
+    let id = asked
+        .deny
+        .strip_prefix("wal:approval:")
+        .and_then(|rest| rest.split(':').next())
+        .expect("an approval button id")
+        .to_owned();
+    let notice = format!("❌ Denied by {bob}: {} ({id})", proposed_summary());
+    for person in [ALICE, BOB] {
+        eventually("the outcome notices", || {
+            said_to(&sent, person).into_iter().find(|t| *t == notice)
+        })
+        .await;
+    }
+
+    assert!(
+        agent_requests.lock().unwrap().is_empty(),
+        "the machine asked, not an agent: nothing reaches the agent"
+    );
 }

@@ -363,7 +363,7 @@ fn paging_inside_lambda_without_the_timer_queue_refuses_to_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
-    assert!(stderr.contains("in-process escalation timer"), "{stderr}");
+    assert!(stderr.contains("in-process timer dies"), "{stderr}");
 }
 
 #[test]
