@@ -363,7 +363,48 @@ fn paging_inside_lambda_without_the_timer_queue_refuses_to_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
-    assert!(stderr.contains("in-process timer dies"), "{stderr}");
+    assert!(
+        stderr.contains("in-process escalation timer dies"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn approvals_inside_lambda_without_the_timer_queue_refuse_to_start() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
+    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
+    let output = command
+        .env("APPROVERS", "+14155551234")
+        .env("PHONE_NUMBER_ID", "106540352242922")
+        .env("APPROVAL_TEMPLATE", "approval_request:en")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-worker")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("approvals (APPROVERS) inside Lambda needs the timer queue: an in-process expiry timer dies"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn approvers_may_not_be_everyone_the_function_stops_at_cold_start() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
+    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
+    let output = command
+        .env("APPROVERS", "*")
+        .env("PHONE_NUMBER_ID", "106540352242922")
+        .env("APPROVAL_TEMPLATE", "approval_request:en")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("APPROVERS") && stderr.contains("may not be `*`"),
+        "{stderr}"
+    );
 }
 
 #[test]
