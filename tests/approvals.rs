@@ -24,11 +24,10 @@ use whatsapp_agent_lambda::domain::{
     InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Sender, TemplateRef,
 };
 use whatsapp_agent_lambda::graph::{RecordingMessenger, SentRecord};
-use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::records::MemoryRecords;
+use whatsapp_agent_lambda::sessions::Notifier;
 use whatsapp_agent_lambda::sessions::conversation::unix_now;
-use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions, Notifier};
 use whatsapp_agent_lambda::timers::TimerKind;
 
 const BUSINESS: &str = "106540352242922";
@@ -98,18 +97,7 @@ fn rig_of(approvers: &str, allow_self: bool, approval: serde_json::Value) -> Rig
         Some("ops"),
     )
     .unwrap();
-    let conversations = Conversations::new(
-        Arc::new(MemorySessions::new(Duration::from_secs(86_400))),
-        agents,
-        Vec::new(),
-        10,
-        None,
-    );
-    let pipeline = Pipeline::conversing(
-        conversations,
-        messenger.clone(),
-        Arc::new(MemoryIdempotency::default()),
-    );
+    let pipeline = support::timers::pipeline_over(agents, messenger.clone());
     let mut names = std::collections::BTreeMap::new();
     names.insert(ALICE.to_owned(), "Alice".to_owned());
     names.insert(BOB.to_owned(), "Bob".to_owned());

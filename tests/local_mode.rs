@@ -348,20 +348,29 @@ fn an_alert_is_paged_escalated_and_acknowledged_by_a_tap_through_the_real_binary
     );
 }
 
+/// Starts `binary` (local mode, agent and Graph API unreachable) with `vars`; it must refuse to
+/// start: its stderr.
+fn refused_start(binary: &str, vars: &[(&str, &str)]) -> String {
+    let mut command = Command::new(binary);
+    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
+    command.envs(vars.iter().copied());
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "{binary} started with {vars:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn paging_inside_lambda_without_the_timer_queue_refuses_to_start() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
-    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
-    let output = command
-        .env("ONCALL", r#"{"tiers": [["+14155551234"]]}"#)
-        .env("PHONE_NUMBER_ID", "106540352242922")
-        .env("ALERT_TEMPLATE", "oncall_alert:en")
-        // What Lambda sets: the function runs inside Lambda (inline dispatch, no timer queue).
-        .env("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-webhook")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(
+        env!("CARGO_BIN_EXE_webhook"),
+        &[
+            ("ONCALL", r#"{"tiers": [["+14155551234"]]}"#),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("ALERT_TEMPLATE", "oncall_alert:en"),
+            // What Lambda sets: the function runs inside Lambda (inline dispatch, no timer queue).
+            ("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-webhook"),
+        ],
+    );
     assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
     assert!(
         stderr.contains("in-process escalation timer dies"),
@@ -371,17 +380,15 @@ fn paging_inside_lambda_without_the_timer_queue_refuses_to_start() {
 
 #[test]
 fn approvals_inside_lambda_without_the_timer_queue_refuse_to_start() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
-    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
-    let output = command
-        .env("APPROVERS", "+14155551234")
-        .env("PHONE_NUMBER_ID", "106540352242922")
-        .env("APPROVAL_TEMPLATE", "approval_request:en")
-        .env("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-worker")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(
+        env!("CARGO_BIN_EXE_worker"),
+        &[
+            ("APPROVERS", "+14155551234"),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("APPROVAL_TEMPLATE", "approval_request:en"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "whatsapp-worker"),
+        ],
+    );
     assert!(stderr.contains("TIMER_QUEUE_URL"), "{stderr}");
     assert!(
         stderr.contains("approvals (APPROVERS) inside Lambda needs the timer queue: an in-process expiry timer dies"),
@@ -391,16 +398,14 @@ fn approvals_inside_lambda_without_the_timer_queue_refuse_to_start() {
 
 #[test]
 fn approvers_may_not_be_everyone_the_function_stops_at_cold_start() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook"));
-    support::local_webhook::local_env(&mut command, "http://127.0.0.1:9/", "http://127.0.0.1:9/");
-    let output = command
-        .env("APPROVERS", "*")
-        .env("PHONE_NUMBER_ID", "106540352242922")
-        .env("APPROVAL_TEMPLATE", "approval_request:en")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(
+        env!("CARGO_BIN_EXE_webhook"),
+        &[
+            ("APPROVERS", "*"),
+            ("PHONE_NUMBER_ID", "106540352242922"),
+            ("APPROVAL_TEMPLATE", "approval_request:en"),
+        ],
+    );
     assert!(
         stderr.contains("APPROVERS") && stderr.contains("may not be `*`"),
         "{stderr}"

@@ -20,11 +20,9 @@ use whatsapp_agent_lambda::domain::{
     InboundMessage, MessageId, MessageKind, OutgoingMessage, PhoneNumberId, Sender, TemplateRef,
 };
 use whatsapp_agent_lambda::graph::{GraphError, RecordingMessenger, SentRecord};
-use whatsapp_agent_lambda::idempotency::MemoryIdempotency;
 use whatsapp_agent_lambda::pipeline::{Attempt, Outcome, Pipeline};
 use whatsapp_agent_lambda::records::MemoryRecords;
 use whatsapp_agent_lambda::sessions::conversation::unix_now;
-use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions};
 use whatsapp_agent_lambda::timers::{Timer, TimerKind};
 
 const BUSINESS: &str = "106540352242922";
@@ -86,18 +84,7 @@ fn rig_with(oncall_json: &str, min_interval: u64) -> Rig {
         Some("ops"),
     )
     .unwrap();
-    let conversations = Conversations::new(
-        Arc::new(MemorySessions::new(Duration::from_secs(86_400))),
-        agents,
-        Vec::new(),
-        10,
-        None,
-    );
-    let pipeline = Pipeline::conversing(
-        conversations,
-        messenger.clone(),
-        Arc::new(MemoryIdempotency::default()),
-    );
+    let pipeline = support::timers::pipeline_over(agents, messenger.clone());
     let paging = Arc::new(Paging::new(
         PagingConfig {
             oncall: oncall(oncall_json),

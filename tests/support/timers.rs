@@ -1,4 +1,5 @@
-//! Timers recorded instead of scheduled: a test fires them by hand, as often as it likes.
+//! Kit for the capability tests: timers recorded instead of scheduled (a test fires them by
+//! hand, as often as it likes), and a pipeline over in-memory conversations.
 
 use std::sync::Mutex;
 use whatsapp_agent_lambda::BoxFuture;
@@ -21,4 +22,26 @@ impl Timers for RecordingTimers {
         self.scheduled.lock().unwrap().push(timer.clone());
         Box::pin(async { Ok(()) })
     }
+}
+
+/// A pipeline over `agents` (conversations in memory, ten turns of history, no environments),
+/// sending through `messenger`: what the capability tests (paging, approvals) build on.
+pub fn pipeline_over(
+    agents: whatsapp_agent_lambda::agent::Agents,
+    messenger: std::sync::Arc<whatsapp_agent_lambda::graph::RecordingMessenger>,
+) -> whatsapp_agent_lambda::pipeline::Pipeline {
+    use std::sync::Arc;
+    use whatsapp_agent_lambda::sessions::{Conversations, MemorySessions};
+    let conversations = Conversations::new(
+        Arc::new(MemorySessions::new(std::time::Duration::from_secs(86_400))),
+        agents,
+        Vec::new(),
+        10,
+        None,
+    );
+    whatsapp_agent_lambda::pipeline::Pipeline::conversing(
+        conversations,
+        messenger,
+        Arc::new(whatsapp_agent_lambda::idempotency::MemoryIdempotency::default()),
+    )
 }
